@@ -1,0 +1,185 @@
+// crowdgate::Store: the domain-level storage interface. Backends are chosen by URI
+// ("sqlite:PATH", a bare PATH, ":memory:", later "postgresql://...") and own their SQL.
+//
+// Contract:
+//  - Every method is one transaction: it commits as a whole or changes nothing.
+//  - Methods return Status codes, never throw; library exceptions are caught inside.
+//  - A Store object is used by one thread at a time (callers serialise); several Store
+//    objects (several processes) may share one database, and each sees the others'
+//    commits. ChangesSince() is the feed caches use to learn of them.
+//  - Unknown qualification / worker / run / agent -> NotFound. Duplicate -> Conflict.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crowdgate/env.hpp"
+#include "crowdgate/status.hpp"
+#include "crowdgate/types.hpp"
+
+namespace crowdgate {
+
+// ---- run-side records (used by the task server) ----------------------------------
+
+struct RunRecord {
+  std::string id;            // "run_" + 16 hex
+  std::string task_name;
+  std::string config_json;   // the validated, fully resolved run config
+  std::string status = "open";  // open | closed
+  int64_t created_at = 0;
+  int64_t num_items = 0;
+  int64_t num_units = 0;
+  int64_t gold_served = 0;       // gold units counted against max_gold_units
+  int64_t screening_served = 0;  // screening units counted against max_screening_units
+};
+
+struct UnitRecord {
+  int64_t id = 0;
+  std::string run_id;
+  std::string kind = "unit";   // unit | gold | screening
+  int64_t item_index = -1;     // index into the run's items (kind unit), or the gold /
+                               // screening item index (kind gold / screening)
+  int64_t copy_index = 0;      // 0 .. units_per_item-1
+  std::string status = "launched";  // launched assigned completed accepted rejected soft_rejected expired
+  std::optional<WorkerId> worker_id;
+  std::optional<std::string> agent_id;
+};
+
+struct AgentRecord {
+  std::string id;              // "ag_" + 32 hex
+  std::string token_hash;      // hex SHA-256 of the token; the token itself is never stored
+  std::string run_id;
+  std::optional<int64_t> unit_id;  // absent for onboarding
+  WorkerId worker_id = 0;
+  WorkerRef worker;
+  std::string kind = "unit";   // unit | gold | screening | onboarding
+  std::string status = "in_task";
+  int64_t item_index = -1;     // same meaning as UnitRecord::item_index
+  std::string session;         // provider session (assignmentId / SESSION_ID), may be empty
+  std::string eval_set;        // gold: the gold_qualification_base; screening: the passed qualification
+  int64_t created_at = 0;
+  int64_t deadline = 0;        // lease end; open agents past it time out
+  std::optional<int64_t> submitted_at;
+  std::string data_json;       // the worker's submission, unchanged ("" until submitted)
+  std::string check_result;    // "" | pass | fail | error
+};
+
+// What FinishAgent should do, decided by the engine before it commits.
+struct AgentFinish {
+  std::string agent_id;
+  std::string expect_status;     // the agent must still be in this status, else Conflict
+  std::string new_status;        // completed | returned | timeout | passed | failed ...
+  std::optional<std::string> unit_status;  // new status of its unit (if any)
+  bool release_unit = false;     // unit goes back to launched, worker/agent cleared
+  bool refund_gold_slot = false;
+  bool refund_screening_slot = false;
+  std::optional<std::string> data_json;
+  std::optional<int64_t> submitted_at;
+  std::string check_result;
+  std::vector<GrantOp> grant_ops;  // counters / qualifications, in the same transaction
+};
+
+struct CompletedCount {
+  WorkerId worker_id;
+  int64_t count;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Opens (creating and migrating if needed) the database named by `uri`.
+  static Result<std::unique_ptr<Store>> Open(const std::string& uri, Env* env);
+
+  // ---- qualifications -------------------------------------------------------------
+  virtual Result<Qualification> CreateQualification(const std::string& name, const std::string& description) = 0;
+  // Creates it when missing; returns the existing one otherwise.
+  virtual Result<Qualification> EnsureQualification(const std::string& name, const std::string& description) = 0;
+  virtual Result<Qualification> GetQualification(const std::string& name) = 0;
+  virtual Result<std::vector<Qualification>> ListQualifications() = 0;
+  // Deletes the qualification and all its grants; writes one kQualificationDeleted
+  // audit entry plus one kRevoke entry per grant removed.
+  virtual Status DeleteQualification(const std::string& name, const std::string& actor) = 0;
+  // Number of live (unexpired at `now`) grants per qualification id.
+  virtual Result<std::vector<std::pair<QualId, int64_t>>> CountGrants(int64_t now) = 0;
+
+  // ---- workers ----------------------------------------------------------------------
+  virtual Result<Worker> EnsureWorker(const WorkerRef& ref) = 0;
+  virtual Result<Worker> GetWorker(const WorkerRef& ref) = 0;  // NotFound if never seen
+  virtual Result<Worker> GetWorkerById(WorkerId id) = 0;
+
+  // ---- grants -----------------------------------------------------------------------
+  // Applies every op in order in one transaction (workers created as needed), writing
+  // one audit entry per actual change; returns those entries. `progress`, if set, is
+  // called now and then with the number of ops applied so far.
+  virtual Result<std::vector<AuditEntry>> ApplyGrantOps(const std::vector<GrantOp>& ops,
+                                                        const std::function<void(size_t)>& progress = {}) = 0;
+  // Grants, including expired ones (callers filter with Grant::ExpiredAt).
+  virtual Result<std::vector<Grant>> GrantsForQualification(QualId qual) = 0;
+  virtual Result<std::vector<Grant>> GrantsForWorker(WorkerId worker) = 0;
+  // Every grant, with the audit seq it is current as of (for loading a cache).
+  virtual Status ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) = 0;
+  // Audit entries with seq > after_seq, oldest first, at most `limit`.
+  virtual Result<std::vector<AuditEntry>> ChangesSince(int64_t after_seq, int64_t limit) = 0;
+  // Audit history, newest last; empty filters match everything.
+  virtual Result<std::vector<AuditEntry>> History(std::optional<QualId> qual, std::optional<WorkerId> worker) = 0;
+  // A cheap number that changes when ANOTHER connection commits (SQLite data_version).
+  virtual Result<int64_t> ExternalChangeToken() = 0;
+
+  // ---- runs (task server) -------------------------------------------------------------
+  // Stores the run, its items (JSON objects) and units_per_item units per item.
+  virtual Status CreateRun(const RunRecord& run, const std::vector<std::string>& items_json, int units_per_item,
+                           const std::function<void(size_t)>& progress = {}) = 0;
+  virtual Result<RunRecord> GetRun(const std::string& run_id) = 0;
+  virtual Result<std::vector<RunRecord>> ListRuns() = 0;
+  virtual Status SetRunStatus(const std::string& run_id, const std::string& status) = 0;
+  virtual Result<std::string> GetItem(const std::string& run_id, int64_t item_index) = 0;
+
+  // Reserves the oldest launched unit of the run whose item this worker has never held
+  // in this run, and inserts `agent` (unit_id/item_index filled in) in one transaction.
+  // Returns nullopt when there is none.
+  virtual Result<std::optional<AgentRecord>> ReserveUnit(const std::string& run_id, AgentRecord agent) = 0;
+  // Creates a gold or screening unit plus its agent, counting it against the run's cap;
+  // returns false (and changes nothing) when `cap` is reached. For golds, also records
+  // (worker, gold_set, item_index) as seen.
+  virtual Result<bool> CreateEvalUnit(const std::string& run_id, AgentRecord agent, int64_t cap,
+                                      const std::string& gold_set) = 0;
+  // Inserts an onboarding agent (no unit).
+  virtual Status CreateOnboardingAgent(const AgentRecord& agent) = 0;
+  virtual Result<AgentRecord> GetAgent(const std::string& agent_id) = 0;
+  // Open agents (status in_task or onboarding) of this worker in this run, oldest first.
+  virtual Result<std::vector<AgentRecord>> OpenAgents(const std::string& run_id, WorkerId worker) = 0;
+  // Open agents whose deadline <= now, in any run.
+  virtual Result<std::vector<AgentRecord>> OverdueAgents(int64_t now) = 0;
+  // Applies `finish` atomically; Conflict if the agent is no longer in expect_status.
+  virtual Result<std::vector<AuditEntry>> FinishAgent(const AgentFinish& finish) = 0;
+  // Gold items of `gold_set` this worker has been served (in any run).
+  virtual Result<std::vector<int64_t>> GoldsSeen(WorkerId worker, const std::string& gold_set) = 0;
+  virtual Status ForgetGoldsSeen(WorkerId worker, const std::string& gold_set) = 0;
+  // Check results (true = pass) of this worker's last `n` scored gold agents of
+  // `gold_set` (eval_set), in any run, oldest first. Agents with check_result "error" or
+  // "" are not scored and not returned.
+  virtual Result<std::vector<bool>> RecentGoldResults(WorkerId worker, const std::string& gold_set, int64_t n) = 0;
+  // Units of kind `unit` this worker holds or has submitted across every run of the task
+  // (statuses assigned, completed, accepted, rejected, soft_rejected).
+  virtual Result<int64_t> CountWorkerUnitsForTask(const std::string& task_name, WorkerId worker) = 0;
+  // Every agent of the run (for export/status), oldest first.
+  virtual Result<std::vector<AgentRecord>> RunAgents(const std::string& run_id) = 0;
+  // Unit counts by status for the run: {status, count}.
+  virtual Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) = 0;
+  // Sets the status of submitted units (review). Only units in status completed (or
+  // already reviewed) may change; returns how many changed.
+  virtual Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
+                                      const std::string& new_status) = 0;
+
+ protected:
+  Store() = default;
+};
+
+}  // namespace crowdgate

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every Debian package crowdgate needs to build, test and benchmark.
+# Idempotent: packages already present are skipped. Needs root (or sudo) only when
+# something is missing.
+set -euo pipefail
+PACKAGES=(
+  build-essential cmake pkg-config
+  libboost-dev libboost-system-dev
+  nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
+  libsqlite3-dev libssl-dev
+  libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
+  curl
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q || echo "setup: apt-get update failed, trying with the cached lists"
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
