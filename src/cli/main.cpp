@@ -1,7 +1,43 @@
-// Entry point of the crowdgate command; the commands live in their own files.
+// The crowdgate command: parses global options, picks a subcommand, runs it, and maps
+// its Status to the exit code (0 ok, 2 bad usage or bad input, 1 other failures).
 #include <iostream>
 
+#include <CLI/CLI.hpp>
+
+#include "cli/cli_commands.hpp"
+#include "cli/cli_context.hpp"
+
 int main(int argc, char** argv) {
-  std::cerr << "crowdgate: under construction\n";
-  return 1;
+  using crowdgate::cli::CliContext;
+  CliContext ctx;
+  CLI::App app{
+      "crowdgate: a fast, self-hosted crowdsourcing task server with worker quality control\n"
+      "(qualifications, allow/block lists, onboarding, screening and gold units).\n"
+      "The database is --db PATH, sqlite:PATH or postgresql://..., else $CROWDGATE_DB, else ./crowdgate.db.",
+      "crowdgate"};
+  app.add_option("--db", ctx.db, "Database: PATH, sqlite:PATH or postgresql://... (default $CROWDGATE_DB or ./crowdgate.db)");
+  app.add_flag("--json", ctx.json, "Print JSON for scripts instead of tables");
+  app.require_subcommand(1);
+  app.footer("Run `crowdgate COMMAND --help` for the options of a command.");
+  crowdgate::cli::AddQualCommands(app, ctx);
+  crowdgate::cli::AddWorkerCommands(app, ctx);
+  crowdgate::cli::AddRunCommands(app, ctx);
+  crowdgate::cli::AddDemoCommand(app, ctx);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "crowdgate: " << e.what() << "\nRun `crowdgate --help` for usage.\n";
+    return 2;
+  }
+  if (!ctx.action) {
+    std::cerr << "crowdgate: no command given\n";
+    return 2;
+  }
+  return ctx.action();
 }

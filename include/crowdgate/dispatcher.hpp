@@ -1,0 +1,139 @@
+// crowdgate::Dispatcher: the task server's decisions. For every worker who asks for
+// work it decides, in this order: run open? requirements (the run's own plus the
+// derived block, Q-failed and G-disqualified) -> capacity (allowed_concurrent,
+// maximum_units_per_worker) -> onboarding -> screening -> gold -> a real unit; and it
+// turns submissions into counters, grants and disqualifications.
+//
+// Contract:
+//  - Outcomes ("unit", "onboarding", "not_qualified", "no_work") and their reason words
+//    are values (WorkResponse), exactly as PRODUCT.md §5 spells them. Errors (unknown
+//    run or agent, wrong token, double submit, expired agent, bad body) are Status codes:
+//    NotFound, Unauthenticated, Conflict, Gone, InvalidArgument.
+//  - A gold or screening unit looks exactly like a real one to the worker: same outcome
+//    word, same id format, same response fields; answers never leave the engine.
+//  - A submission answered OK is committed: agent, unit, counters and grants change in
+//    one store transaction, and a second submit of the same agent is a Conflict.
+//  - Thread-safe. External check commands run outside the engine lock.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "crowdgate/engine.hpp"
+#include "crowdgate/status.hpp"
+
+namespace crowdgate {
+
+struct RunConfig;
+
+struct WorkRequest {
+  std::string run_id;
+  WorkerRef worker;
+  std::string session;  // provider session (MTurk assignmentId, Prolific SESSION_ID); may be empty
+};
+
+struct WorkResponse {
+  std::string outcome;  // unit | onboarding | not_qualified | no_work
+  std::string reason;   // with not_qualified / no_work, else empty
+  std::string agent_id;
+  std::string token;
+  nlohmann::json data;  // what the worker sees: item inputs or onboarding data
+  bool reconnected = false;
+
+  nlohmann::json ToJson() const;
+};
+
+struct SubmitResponse {
+  std::string outcome;  // accepted (units of every kind) | passed | failed (onboarding)
+};
+
+// What a worker holding the token may read about their agent.
+struct AgentView {
+  std::string agent_id;
+  std::string run_id;
+  std::string status;
+  bool onboarding = false;
+  nlohmann::json data;        // the inputs shown
+  nlohmann::json submission;  // null until submitted
+  int64_t deadline = 0;
+};
+
+struct LaunchResult {
+  std::string run_id;
+  int64_t items = 0;
+  int64_t units = 0;
+};
+
+// What the server needs to render a run's pages.
+struct RunView {
+  std::shared_ptr<const RunConfig> config;
+  std::string task_html;        // static_html task template
+  std::string onboarding_html;  // "" = generic onboarding page
+};
+
+struct RunSummary {
+  std::string run_id;
+  std::string task_name;
+  std::string status;
+  int64_t created_at = 0;
+  std::vector<std::pair<std::string, int64_t>> units_by_status;
+  int64_t gold_served = 0;
+  int64_t screening_served = 0;
+};
+
+// One row of `crowdgate export`.
+struct ExportRow {
+  std::string run_id;
+  std::optional<int64_t> unit_id;
+  int64_t item = -1;
+  std::string worker;
+  std::string agent_id;
+  std::string kind;  // unit | gold | screening | onboarding
+  std::string status;
+  std::optional<int64_t> submitted_at;
+  std::optional<double> duration_s;
+  nlohmann::json data;  // the submission, unchanged (null if none)
+  std::string check_result;
+};
+
+class Dispatcher {
+ public:
+  // Shares the engine's store, grant index and lock; `engine` must outlive it.
+  static Result<std::unique_ptr<Dispatcher>> Create(Engine* engine);
+  virtual ~Dispatcher() = default;
+  Dispatcher(const Dispatcher&) = delete;
+  Dispatcher& operator=(const Dispatcher&) = delete;
+
+  // Creates the derived qualifications, compiles the requirements (fail closed), reads
+  // the data file and stores the run with units_per_item units per item.
+  virtual Result<LaunchResult> Launch(const RunConfig& config,
+                                      const std::function<void(size_t done, size_t total)>& progress) = 0;
+  virtual Result<WorkResponse> RequestWork(const WorkRequest& request) = 0;
+  virtual Result<SubmitResponse> Submit(const std::string& agent_id, const std::string& token,
+                                        const nlohmann::json& body_data) = 0;
+  virtual Status Return(const std::string& agent_id, const std::string& token) = 0;
+  virtual Result<AgentView> GetAgent(const std::string& agent_id, const std::string& token) = 0;
+  // Times out open agents whose lease has ended; their units go back to the pool (gold
+  // and screening units are expired and their cap slot refunded). Returns how many.
+  virtual Result<int64_t> ExpireOverdue() = 0;
+
+  virtual Result<std::vector<RunSummary>> ListRuns() = 0;
+  virtual Result<RunSummary> Summarize(const std::string& run_id) = 0;
+  virtual Result<std::vector<ExportRow>> Export(const std::string& run_id) = 0;
+  // action: approve | reject | soft-reject; empty unit_ids with all=true = every submitted unit.
+  virtual Result<int64_t> Review(const std::string& run_id, const std::string& action,
+                                 const std::vector<int64_t>& unit_ids, bool all) = 0;
+  virtual Status CloseRun(const std::string& run_id) = 0;
+  // The resolved config and templates of a run (for rendering pages).
+  virtual Result<std::shared_ptr<const RunView>> RunViewOf(const std::string& run_id) = 0;
+
+ protected:
+  Dispatcher() = default;
+};
+
+}  // namespace crowdgate

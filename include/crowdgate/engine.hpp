@@ -1,0 +1,115 @@
+// crowdgate::Engine: the decisions. Qualifications, grants and their audit, eligibility
+// of workers against requirements; the task-server verbs live in dispatcher.hpp.
+//
+// Contract:
+//  - Open() takes ownership of a Store and loads every grant into memory.
+//  - Every public method is thread-safe (one internal mutex; decisions are short).
+//  - Before answering any read, the engine replays changes committed by other processes
+//    (another `crowdgate` invocation, another server) from the store's change feed, so a
+//    grant or revoke takes effect at the next call, with no restart.
+//  - Requirements naming a qualification that does not exist fail to compile
+//    (fail closed) with an error naming it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "crowdgate/env.hpp"
+#include "crowdgate/requirement.hpp"
+#include "crowdgate/status.hpp"
+#include "crowdgate/store.hpp"
+#include "crowdgate/types.hpp"
+
+namespace crowdgate {
+
+struct EngineOptions {
+  Env* env = nullptr;            // default: Env::Default()
+  std::string actor = "cli";     // recorded in the audit log for changes made through this engine
+};
+
+struct QualificationSummary {
+  Qualification qualification;
+  int64_t live_grants = 0;  // unexpired grants
+};
+
+struct GrantRequest {
+  std::string qualification;
+  std::string worker;  // PROVIDER:NAME or NAME
+  int64_t value = 1;
+  std::optional<int64_t> expires_at;
+  std::string reason;
+};
+
+// One row of a bulk import: worker text and value, with the line it came from.
+struct ImportRow {
+  std::string worker;
+  int64_t value = 1;
+  int64_t line = 0;
+};
+
+struct ImportSummary {
+  int64_t rows = 0;
+  int64_t granted = 0;   // new grants
+  int64_t changed = 0;   // existing grants replaced
+};
+
+struct WorkerInfo {
+  Worker worker;
+  std::vector<Grant> grants;  // live and expired; see Grant::ExpiredAt
+};
+
+// Requirements resolved against the qualification table, ready for the hot path.
+struct CompiledRequirements;
+
+struct EligibilityVerdict {
+  bool passed = true;
+  int failed_index = -1;           // index into the requirement list, -1 when passed
+  std::string failed_qualification;
+};
+
+class Engine {
+ public:
+  static Result<std::unique_ptr<Engine>> Open(std::unique_ptr<Store> store, EngineOptions options);
+  virtual ~Engine() = default;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // ---- qualifications ----
+  virtual Result<Qualification> CreateQualification(const std::string& name, const std::string& description) = 0;
+  virtual Result<std::vector<QualificationSummary>> ListQualifications() = 0;
+  virtual Result<Qualification> GetQualification(const std::string& name) = 0;
+  // Live (unexpired) grants of the qualification, sorted by worker.
+  virtual Result<std::vector<crowdgate::Grant>> ListGrants(const std::string& qualification) = 0;
+  virtual Status DeleteQualification(const std::string& name) = 0;
+
+  // ---- grants ----
+  // Grants or replaces a value; creates the worker record if never seen.
+  virtual Result<AuditEntry> Grant(const GrantRequest& request) = 0;
+  // Returns false when the worker held no grant (nothing changes, nothing is logged).
+  virtual Result<bool> Revoke(const std::string& qualification, const std::string& worker,
+                              const std::string& reason) = 0;
+  // All rows or none: a bad worker name fails the whole import naming its line.
+  virtual Result<ImportSummary> Import(const std::string& qualification, const std::vector<ImportRow>& rows,
+                                       const std::string& reason,
+                                       const std::function<void(size_t done, size_t total)>& progress) = 0;
+  virtual Result<std::vector<AuditEntry>> History(const std::optional<std::string>& qualification,
+                                                  const std::optional<std::string>& worker) = 0;
+
+  // ---- workers ----
+  virtual Result<WorkerInfo> ShowWorker(const std::string& worker) = 0;
+  // Removes Q and Q-failed for the worker so they can onboard again.
+  virtual Status ResetOnboarding(const std::string& qualification, const std::string& worker) = 0;
+
+  // ---- eligibility ----
+  // Fails closed: NotFound naming the first requirement whose qualification is missing.
+  virtual Result<std::shared_ptr<const CompiledRequirements>> Compile(const std::vector<Requirement>& reqs) = 0;
+  virtual Result<EligibilityVerdict> Check(const std::string& worker, const CompiledRequirements& reqs) = 0;
+
+ protected:
+  Engine() = default;
+};
+
+}  // namespace crowdgate

@@ -1,0 +1,60 @@
+// DispatcherImpl: the Dispatcher over the engine's shared core. Internal.
+//
+// Thread-safety: every public method takes the core lock; external check commands run
+// with the lock released, and the submission then commits only if the agent is still
+// in the status it had before the check (so a racing second submit gets Conflict).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "crowdgate/dispatcher.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/run_state.hpp"
+
+namespace crowdgate {
+
+class DispatcherImpl : public Dispatcher {
+ public:
+  explicit DispatcherImpl(EngineImpl* engine) : engine_(engine), core_(engine->core()) {}
+
+  Result<LaunchResult> Launch(const RunConfig& config,
+                              const std::function<void(size_t done, size_t total)>& progress) override;
+  Result<WorkResponse> RequestWork(const WorkRequest& request) override;
+  Result<SubmitResponse> Submit(const std::string& agent_id, const std::string& token,
+                                const nlohmann::json& body_data) override;
+  Status Return(const std::string& agent_id, const std::string& token) override;
+  Result<AgentView> GetAgent(const std::string& agent_id, const std::string& token) override;
+  Result<int64_t> ExpireOverdue() override;
+  Result<std::vector<RunSummary>> ListRuns() override;
+  Result<RunSummary> Summarize(const std::string& run_id) override;
+  Result<std::vector<ExportRow>> Export(const std::string& run_id) override;
+  Result<int64_t> Review(const std::string& run_id, const std::string& action, const std::vector<int64_t>& unit_ids,
+                         bool all) override;
+  Status CloseRun(const std::string& run_id) override;
+  Result<std::shared_ptr<const RunView>> RunViewOf(const std::string& run_id) override;
+
+ private:
+  Result<std::shared_ptr<RunState>> RunLocked(const std::string& run_id);
+  Result<WorkerId> WorkerIdLocked(const WorkerRef& ref);
+  Result<int64_t> ExpireOverdueLocked();
+  Status MaybeExpireLocked();
+  Result<WorkResponse> DecideLocked(const RunState& run, const WorkRequest& request, WorkerId worker);
+  Result<WorkResponse> ServeEvalUnit(const RunState& run, const WorkerRef& ref, WorkerId worker,
+                                     const std::string& session, bool gold);
+  Result<AgentRecord> AuthorizedAgentLocked(const std::string& agent_id, const std::string& token);
+  AgentRecord NewAgent(const RunState& run, const WorkerRef& ref, WorkerId worker, const std::string& kind,
+                       const std::string& session);
+  WorkResponse Respond(const RunState& run, const AgentRecord& agent, bool reconnected);
+  nlohmann::json InputsOf(const RunState& run, const AgentRecord& agent);
+  AgentFinish EndAgent(const AgentRecord& agent, const std::string& new_status);
+
+  EngineImpl* engine_;
+  EngineCore& core_;
+  std::unordered_map<std::string, std::shared_ptr<RunState>> runs_;
+  std::unordered_map<std::string, WorkerId> worker_ids_;
+  int64_t last_expiry_us_ = 0;
+};
+
+}  // namespace crowdgate

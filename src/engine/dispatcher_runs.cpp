@@ -1,0 +1,173 @@
+// Launching runs and the requester's views of them: status, export, review, close.
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/data_reader.hpp"
+#include "engine/dispatcher_impl.hpp"
+
+namespace crowdgate {
+
+using Lock = std::lock_guard<std::mutex>;
+
+namespace {
+
+Result<std::string> ReadWholeFile(const std::string& path, const std::string& key) {
+  if (path.empty()) return std::string();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::InvalidArgument(key + ": cannot read " + path + ": " + std::strerror(errno));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+Result<LaunchResult> DispatcherImpl::Launch(const RunConfig& config,
+                                            const std::function<void(size_t done, size_t total)>& progress) {
+  // Read everything from disk before touching the database.
+  std::string task_html;
+  if (config.blueprint.type == BlueprintType::kStaticHtml) {
+    CG_ASSIGN_OR_RETURN(task_html, ReadWholeFile(config.blueprint.task_source, "blueprint.task_source"));
+  }
+  CG_ASSIGN_OR_RETURN(std::string onboarding_html,
+                      ReadWholeFile(config.blueprint.onboarding_template, "blueprint.onboarding_template"));
+  std::vector<std::string> items;
+  Status read = ReadDataFile(config.blueprint.data, [&items](int64_t, nlohmann::json obj) {
+    items.push_back(obj.dump());
+    return Status::Ok();
+  });
+  if (!read.ok()) return read.WithContext("blueprint.data");
+  if (items.empty()) return Status::InvalidArgument("blueprint.data: " + config.blueprint.data + " holds no items");
+
+  Lock l(core_.mu());
+  CG_RETURN_IF_ERROR(core_.Refresh());
+  // Fail closed: every qualification the user's requirements name must exist.
+  for (size_t i = 0; i < config.qualifications.size(); ++i) {
+    const std::string& name = config.qualifications[i].qualification_name;
+    auto q = core_.Qual(name);
+    if (!q.ok() && q.status().IsNotFound()) {
+      return Status::InvalidArgument("qualifications[" + std::to_string(i) + "] (" + name + "): qualification \"" +
+                                     name + "\" does not exist; create it first with `crowdgate qual create " + name +
+                                     "` (crowdgate refuses to launch rather than let everyone in)");
+    }
+    if (!q.ok()) return q.status();
+  }
+  for (const auto& name : DerivedQualificationNames(config)) {
+    auto q = core_.store().EnsureQualification(name, "derived by crowdgate for task " + config.task.task_name);
+    if (!q.ok()) return q.status();
+  }
+
+  RunRecord run;
+  run.id = "run_" + core_.env().RandomHex128().substr(0, 16);
+  run.task_name = config.task.task_name;
+  run.config_json = StoredRunJson(config, task_html, onboarding_html).dump();
+  run.status = "open";
+  run.created_at = core_.env().NowMicros();
+  run.num_items = static_cast<int64_t>(items.size());
+  run.num_units = run.num_items * config.blueprint.units_per_item;
+  const size_t total = items.size();
+  CG_RETURN_IF_ERROR(core_.store().CreateRun(run, items, static_cast<int>(config.blueprint.units_per_item),
+                                             [&](size_t done) {
+                                               if (progress) progress(done, total);
+                                             }));
+  // Build the state now so a broken stored config shows up at launch, not at the first worker.
+  CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> state, RunLocked(run.id));
+  return LaunchResult{run.id, run.num_items, run.num_units};
+}
+
+Result<std::vector<RunSummary>> DispatcherImpl::ListRuns() {
+  std::vector<std::string> ids;
+  {
+    Lock l(core_.mu());
+    CG_ASSIGN_OR_RETURN(std::vector<RunRecord> runs, core_.store().ListRuns());
+    for (const auto& r : runs) ids.push_back(r.id);
+  }
+  std::vector<RunSummary> out;
+  for (const auto& id : ids) {
+    CG_ASSIGN_OR_RETURN(RunSummary s, Summarize(id));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+Result<RunSummary> DispatcherImpl::Summarize(const std::string& run_id) {
+  Lock l(core_.mu());
+  auto run = core_.store().GetRun(run_id);
+  if (!run.ok()) {
+    if (run.status().IsNotFound()) return Status::NotFound("run " + run_id + " does not exist");
+    return run.status();
+  }
+  RunSummary s;
+  s.run_id = run->id;
+  s.task_name = run->task_name;
+  s.status = run->status;
+  s.created_at = run->created_at;
+  s.gold_served = run->gold_served;
+  s.screening_served = run->screening_served;
+  CG_ASSIGN_OR_RETURN(s.units_by_status, core_.store().UnitStatusCounts(run_id));
+  return s;
+}
+
+Result<std::vector<ExportRow>> DispatcherImpl::Export(const std::string& run_id) {
+  Lock l(core_.mu());
+  CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> run, RunLocked(run_id));
+  CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> agents, core_.store().RunAgents(run_id));
+  std::vector<ExportRow> rows;
+  rows.reserve(agents.size());
+  for (const auto& a : agents) {
+    ExportRow r;
+    r.run_id = a.run_id;
+    r.unit_id = a.unit_id;
+    r.item = a.item_index;
+    r.worker = a.worker.ToString();
+    r.agent_id = a.id;
+    r.kind = a.kind == "unit" && a.eval_set == "screening" ? "screening" : a.kind;
+    r.status = a.status;
+    r.submitted_at = a.submitted_at;
+    if (a.submitted_at) r.duration_s = static_cast<double>(*a.submitted_at - a.created_at) / kMicrosPerSecond;
+    r.data = a.data_json.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(a.data_json, nullptr, false);
+    r.check_result = a.check_result;
+    rows.push_back(std::move(r));
+  }
+  return rows;
+}
+
+Result<int64_t> DispatcherImpl::Review(const std::string& run_id, const std::string& action,
+                                       const std::vector<int64_t>& unit_ids, bool all) {
+  std::string status;
+  if (action == "approve") {
+    status = "accepted";
+  } else if (action == "reject") {
+    status = "rejected";
+  } else if (action == "soft-reject") {
+    status = "soft_rejected";
+  } else {
+    return Status::InvalidArgument("review action \"" + action + "\": expected approve, reject or soft-reject");
+  }
+  if (all == !unit_ids.empty()) return Status::InvalidArgument("review: give unit ids or --all, not both or neither");
+  Lock l(core_.mu());
+  CG_ASSIGN_OR_RETURN(RunRecord run, core_.store().GetRun(run_id));
+  std::vector<int64_t> ids = unit_ids;
+  if (all) {
+    CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> agents, core_.store().RunAgents(run_id));
+    for (const auto& a : agents) {
+      if (a.unit_id && a.status == "completed") ids.push_back(*a.unit_id);
+    }
+  }
+  return core_.store().ReviewUnits(run_id, ids, status);
+}
+
+Status DispatcherImpl::CloseRun(const std::string& run_id) {
+  Lock l(core_.mu());
+  return core_.store().SetRunStatus(run_id, "closed");
+}
+
+Result<std::shared_ptr<const RunView>> DispatcherImpl::RunViewOf(const std::string& run_id) {
+  Lock l(core_.mu());
+  CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> run, RunLocked(run_id));
+  return run->view;
+}
+
+}  // namespace crowdgate

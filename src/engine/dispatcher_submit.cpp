@@ -1,0 +1,233 @@
+// Submissions, returns, lease expiry and agent reads.
+#include "core/gold_schedule.hpp"
+#include "engine/command_check.hpp"
+#include "engine/dispatcher_impl.hpp"
+#include "core/secure_compare.hpp"
+
+namespace crowdgate {
+
+using Lock = std::lock_guard<std::mutex>;
+using UniqueLock = std::unique_lock<std::mutex>;
+
+namespace {
+
+bool IsOpen(const std::string& status) { return status == "in_task" || status == "onboarding"; }
+bool IsSubmitted(const std::string& status) {
+  return status == "completed" || status == "passed" || status == "failed" || status == "approved" ||
+         status == "rejected" || status == "soft_rejected";
+}
+
+// What to check a submission against, copied out so the check can run unlocked.
+struct PendingCheck {
+  bool needed = false;
+  CheckSpec spec;
+  nlohmann::json inputs;
+  nlohmann::json answer;
+};
+
+CheckResult RunCheck(const PendingCheck& c, const nlohmann::json& submission) {
+  if (c.spec.IsCommand()) return RunCommandCheck(c.spec, c.inputs, c.answer, submission);
+  return EvaluateCheck(c.spec, c.answer, submission);
+}
+
+GrantOp Op(GrantOp::Kind kind, const WorkerRef& w, QualId q, int64_t value, const char* actor, std::string reason) {
+  GrantOp op;
+  op.kind = kind;
+  op.worker = w;
+  op.qual_id = q;
+  op.value = value;
+  op.actor = actor;
+  op.reason = std::move(reason);
+  return op;
+}
+
+}  // namespace
+
+AgentFinish DispatcherImpl::EndAgent(const AgentRecord& agent, const std::string& new_status) {
+  AgentFinish f;
+  f.agent_id = agent.id;
+  f.expect_status = agent.status;
+  f.new_status = new_status;
+  if (agent.kind == "unit") {
+    f.release_unit = true;  // back to the pool for someone else
+  } else if (agent.kind == "gold" || agent.kind == "screening") {
+    f.unit_status = "expired";  // evaluation units are made per worker; the cap slot comes back
+    f.refund_gold_slot = agent.kind == "gold";
+    f.refund_screening_slot = agent.kind == "screening";
+  }
+  return f;
+}
+
+Result<AgentRecord> DispatcherImpl::AuthorizedAgentLocked(const std::string& agent_id, const std::string& token) {
+  auto agent = core_.store().GetAgent(agent_id);
+  if (!agent.ok()) {
+    if (agent.status().IsNotFound()) return Status::NotFound("agent " + agent_id + " does not exist");
+    return agent.status();
+  }
+  if (token.empty() || !ConstantTimeEqual(token, agent->token_hash)) {
+    return Status::Unauthenticated("missing or wrong token for agent " + agent_id);
+  }
+  return agent;
+}
+
+Result<SubmitResponse> DispatcherImpl::Submit(const std::string& agent_id, const std::string& token,
+                                              const nlohmann::json& body_data) {
+  if (!body_data.is_object()) return Status::InvalidArgument("data: expected a JSON object with the worker's answers");
+  UniqueLock l(core_.mu());
+  CG_ASSIGN_OR_RETURN(AgentRecord agent, AuthorizedAgentLocked(agent_id, token));
+  if (IsSubmitted(agent.status)) return Status::Conflict("agent " + agent_id + " has already submitted");
+  if (!IsOpen(agent.status)) return Status::Gone("agent " + agent_id + " is " + agent.status + "; ask for new work");
+  if (agent.deadline <= core_.env().NowMicros()) {
+    auto expired = core_.store().FinishAgent(EndAgent(agent, "timeout"));
+    if (!expired.ok() && !expired.status().IsConflict()) return expired.status();
+    return Status::Gone("agent " + agent_id + " timed out; its unit went back to the pool");
+  }
+  CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> run, RunLocked(agent.run_id));
+  const auto& b = run->config->blueprint;
+  const auto idx = static_cast<size_t>(std::max<int64_t>(agent.item_index, 0));
+  PendingCheck check;
+  if (agent.kind == "onboarding") {
+    check = {true, b.onboarding_check.spec, b.onboarding_data, b.onboarding_answer};
+  } else if (agent.kind == "gold" && idx < b.gold_items.size()) {
+    check = {true, b.gold_check.spec, b.gold_items[idx].inputs, b.gold_items[idx].answer};
+  } else if (agent.kind == "screening" && idx < b.screening_items.size()) {
+    check = {true, b.screening_check.spec, b.screening_items[idx].inputs, b.screening_items[idx].answer};
+  } else if (agent.kind == "unit" && agent.eval_set == "screening") {
+    check = {true, b.screening_check.spec, InputsOf(*run, agent), nullptr};
+  }
+
+  CheckResult result{CheckOutcome::kPass, ""};
+  if (check.needed) {
+    l.unlock();  // external commands can take seconds
+    result = RunCheck(check, body_data);
+    l.lock();
+    CG_RETURN_IF_ERROR(core_.Refresh());
+  }
+  if (result.outcome == CheckOutcome::kError) {
+    std::fprintf(stderr, "crowdgate: check for agent %s (%s) failed to run: %s\n", agent_id.c_str(),
+                 agent.kind.c_str(), result.detail.c_str());
+    if (agent.kind == "onboarding") {
+      return Status::Unavailable("the onboarding check could not run; please submit again");
+    }
+  }
+  const bool pass = result.outcome == CheckOutcome::kPass;
+  const bool scored = result.outcome != CheckOutcome::kError;
+  const std::string why = "run " + agent.run_id + ", agent " + agent.id;
+
+  AgentFinish f;
+  f.agent_id = agent.id;
+  f.expect_status = agent.status;
+  f.data_json = body_data.dump();
+  f.submitted_at = core_.env().NowMicros();
+  f.check_result = check.needed ? std::string(CheckOutcomeName(result.outcome)) : "";
+  SubmitResponse response{"accepted"};
+  if (agent.kind == "onboarding") {
+    f.new_status = pass ? "passed" : "failed";
+    response.outcome = f.new_status;
+    f.grant_ops.push_back(Op(GrantOp::Kind::kSet, agent.worker, run->onboarding, pass ? 1 : 0, kOnboardingActor,
+                             pass ? "passed onboarding, " + why : "failed onboarding, " + why));
+    if (!pass) {
+      f.grant_ops.push_back(
+          Op(GrantOp::Kind::kSet, agent.worker, run->onboarding_failed, 1, kOnboardingActor, "failed onboarding, " + why));
+    }
+  } else {
+    f.new_status = "completed";
+    f.unit_status = "completed";
+    const bool screening = agent.kind == "screening" || (agent.kind == "unit" && agent.eval_set == "screening");
+    if (screening && scored) {
+      if (pass) {
+        f.grant_ops.push_back(Op(GrantOp::Kind::kSet, agent.worker, run->screening_passed, 1, kScreeningActor,
+                                 "passed screening, " + why));
+      } else {
+        f.grant_ops.push_back(
+            Op(GrantOp::Kind::kSet, agent.worker, run->block, 1, kScreeningActor, "failed screening, " + why));
+      }
+    }
+    if (agent.kind == "unit" && b.use_golds) {
+      f.grant_ops.push_back(Op(GrantOp::Kind::kAdd, agent.worker, run->gold_completed, 1, kGoldActor, why));
+    }
+    if (agent.kind == "gold" && scored) {
+      const int64_t now = core_.env().NowMicros();
+      GoldCounts counts;
+      counts.completed = core_.index().Value(agent.worker_id, run->gold_completed, now).value_or(0);
+      counts.correct = core_.index().Value(agent.worker_id, run->gold_correct, now).value_or(0) + (pass ? 1 : 0);
+      counts.wrong = core_.index().Value(agent.worker_id, run->gold_wrong, now).value_or(0) + (pass ? 0 : 1);
+      f.grant_ops.push_back(Op(GrantOp::Kind::kAdd, agent.worker, pass ? run->gold_correct : run->gold_wrong, 1,
+                               kGoldActor, why));
+      std::vector<bool> recent;
+      if (run->policy.kind == GoldPolicyKind::kMinAccuracy) {
+        CG_ASSIGN_OR_RETURN(recent, core_.store().RecentGoldResults(agent.worker_id, b.gold_qualification_base,
+                                                                     run->policy.gold_window));
+        recent.push_back(pass);
+      }
+      if (!WorkerQualifies(run->policy, counts, recent)) {
+        f.grant_ops.push_back(Op(GrantOp::Kind::kSet, agent.worker, run->gold_disqualified, 1, kGoldActor,
+                                 "gold standing below the run's policy, " + why));
+      }
+    }
+  }
+  auto entries = core_.store().FinishAgent(f);
+  if (!entries.ok()) {
+    if (entries.status().IsConflict()) return Status::Conflict("agent " + agent_id + " has already submitted");
+    return entries.status();
+  }
+  CG_RETURN_IF_ERROR(core_.AfterWrite());
+  return response;
+}
+
+Status DispatcherImpl::Return(const std::string& agent_id, const std::string& token) {
+  Lock l(core_.mu());
+  CG_ASSIGN_OR_RETURN(AgentRecord agent, AuthorizedAgentLocked(agent_id, token));
+  if (IsSubmitted(agent.status)) return Status::Conflict("agent " + agent_id + " has already submitted");
+  if (!IsOpen(agent.status)) return Status::Gone("agent " + agent_id + " is " + agent.status);
+  auto entries = core_.store().FinishAgent(EndAgent(agent, "returned"));
+  if (!entries.ok()) return entries.status();
+  return Status::Ok();
+}
+
+Result<AgentView> DispatcherImpl::GetAgent(const std::string& agent_id, const std::string& token) {
+  Lock l(core_.mu());
+  CG_RETURN_IF_ERROR(MaybeExpireLocked());
+  CG_ASSIGN_OR_RETURN(AgentRecord agent, AuthorizedAgentLocked(agent_id, token));
+  CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> run, RunLocked(agent.run_id));
+  AgentView v;
+  v.agent_id = agent.id;
+  v.run_id = agent.run_id;
+  v.status = agent.status;
+  v.onboarding = agent.kind == "onboarding";
+  v.data = InputsOf(*run, agent);
+  v.submission = agent.data_json.empty() ? nlohmann::json(nullptr)
+                                         : nlohmann::json::parse(agent.data_json, nullptr, false);
+  v.deadline = agent.deadline;
+  return v;
+}
+
+Status DispatcherImpl::MaybeExpireLocked() {
+  const int64_t now = core_.env().NowMicros();
+  if (now - last_expiry_us_ < kMicrosPerSecond) return Status::Ok();
+  auto n = ExpireOverdueLocked();
+  return n.status();
+}
+
+Result<int64_t> DispatcherImpl::ExpireOverdueLocked() {
+  const int64_t now = core_.env().NowMicros();
+  last_expiry_us_ = now;
+  CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> overdue, core_.store().OverdueAgents(now));
+  int64_t n = 0;
+  for (const auto& a : overdue) {
+    auto r = core_.store().FinishAgent(EndAgent(a, "timeout"));
+    if (r.ok()) {
+      ++n;
+    } else if (!r.status().IsConflict()) {
+      return r.status();
+    }
+  }
+  return n;
+}
+
+Result<int64_t> DispatcherImpl::ExpireOverdue() {
+  Lock l(core_.mu());
+  return ExpireOverdueLocked();
+}
+
+}  // namespace crowdgate

@@ -1,0 +1,62 @@
+#include "engine/engine_core.hpp"
+
+namespace crowdgate {
+
+EngineCore::EngineCore(std::unique_ptr<Store> store, Env* env, std::string actor)
+    : store_(std::move(store)), env_(env), actor_(std::move(actor)) {}
+
+void EngineCore::ApplyEntry(const AuditEntry& e) {
+  if (e.kind == AuditEntry::Kind::kQualificationDeleted) {
+    quals_.erase(e.qualification);
+  } else {
+    worker_ids_.emplace(e.worker.ToString(), e.worker_id);
+  }
+  index_.Apply(e, e.actor == kScreeningActor ? kFlagByScreening : 0);
+}
+
+Status EngineCore::Refresh() {
+  CG_ASSIGN_OR_RETURN(int64_t token, store_->ExternalChangeToken());
+  if (!loaded_) {
+    index_.Clear();
+    worker_ids_.clear();
+    int64_t as_of = 0;
+    CG_RETURN_IF_ERROR(store_->ScanAllGrants(
+        [this](const Grant& g) {
+          worker_ids_.emplace(g.worker.ToString(), g.worker_id);
+          index_.Load(g, g.actor == kScreeningActor ? kFlagByScreening : 0);
+        },
+        &as_of));
+    last_seq_ = as_of;
+    loaded_ = true;
+  } else if (token == last_token_) {
+    return Status::Ok();
+  }
+  last_token_ = token;
+  return AfterWrite();
+}
+
+Status EngineCore::AfterWrite() {
+  constexpr int64_t kBatch = 10000;
+  while (true) {
+    CG_ASSIGN_OR_RETURN(std::vector<AuditEntry> entries, store_->ChangesSince(last_seq_, kBatch));
+    for (const auto& e : entries) ApplyEntry(e);
+    if (!entries.empty()) last_seq_ = entries.back().seq;
+    if (static_cast<int64_t>(entries.size()) < kBatch) return Status::Ok();
+  }
+}
+
+Result<Qualification> EngineCore::Qual(const std::string& name) {
+  auto it = quals_.find(name);
+  if (it != quals_.end()) return it->second;
+  CG_ASSIGN_OR_RETURN(Qualification q, store_->GetQualification(name));
+  quals_.emplace(name, q);
+  return q;
+}
+
+std::optional<WorkerId> EngineCore::KnownWorkerId(const WorkerRef& ref) const {
+  auto it = worker_ids_.find(ref.ToString());
+  if (it == worker_ids_.end()) return std::nullopt;
+  return it->second;
+}
+
+}  // namespace crowdgate

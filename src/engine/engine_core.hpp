@@ -1,0 +1,62 @@
+// EngineCore: the state the engine's parts share — the store, the in-memory grant index,
+// the worker-id and qualification-name caches, and the mutex that serialises them.
+//
+// Thread-safety: callers hold mu() for every call (Engine and Dispatcher do so).
+// Invariant: after Refresh() returns OK, index() reflects every grant change committed
+// to the store (by any process) up to that moment.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "crowdgate/env.hpp"
+#include "crowdgate/store.hpp"
+#include "engine/grant_index.hpp"
+
+namespace crowdgate {
+
+// Actors the engine records for the grants it makes itself; grants by kScreeningActor
+// are tagged so a refusal can say "screening_failed" rather than "blocked".
+inline constexpr const char* kOnboardingActor = "crowdgate:onboarding";
+inline constexpr const char* kScreeningActor = "crowdgate:screening";
+inline constexpr const char* kGoldActor = "crowdgate:gold";
+inline constexpr int32_t kFlagByScreening = 1;
+
+class EngineCore {
+ public:
+  EngineCore(std::unique_ptr<Store> store, Env* env, std::string actor);
+
+  std::mutex& mu() { return mu_; }
+  Store& store() { return *store_; }
+  Env& env() { return *env_; }
+  const std::string& actor() const { return actor_; }
+  const GrantIndex& index() const { return index_; }
+
+  // Loads every grant (first call) or replays the change feed since the last call.
+  Status Refresh();
+  // Applies audit entries our own writes returned (and anything committed before them).
+  Status AfterWrite();
+
+  // Cached lookups (NotFound when absent from the store).
+  Result<Qualification> Qual(const std::string& name);
+  std::optional<WorkerId> KnownWorkerId(const WorkerRef& ref) const;
+  void ForgetQualification(const std::string& name) { quals_.erase(name); }
+
+ private:
+  void ApplyEntry(const AuditEntry& e);
+
+  std::mutex mu_;
+  std::unique_ptr<Store> store_;
+  Env* env_;
+  std::string actor_;
+  GrantIndex index_;
+  bool loaded_ = false;
+  int64_t last_seq_ = 0;
+  int64_t last_token_ = -1;
+  std::unordered_map<std::string, WorkerId> worker_ids_;  // "provider:name" -> id
+  std::unordered_map<std::string, Qualification> quals_;  // name -> row
+};
+
+}  // namespace crowdgate

@@ -1,0 +1,46 @@
+// Helpers for engine tests: an engine over SQLite (in memory or on a temp file) with a
+// fake clock.
+#pragma once
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "crowdgate/engine.hpp"
+#include "crowdgate/env.hpp"
+#include "crowdgate/store.hpp"
+
+namespace crowdgate::testing {
+
+inline std::unique_ptr<Engine> OpenTestEngine(Env* env, const std::string& uri = ":memory:",
+                                              const std::string& actor = "test") {
+  auto store = Store::Open(uri, env);
+  EXPECT_TRUE(store.ok()) << store.status().ToString();
+  EngineOptions options;
+  options.env = env;
+  options.actor = actor;
+  auto engine = Engine::Open(std::move(store).value(), options);
+  EXPECT_TRUE(engine.ok()) << engine.status().ToString();
+  return std::move(engine).value();
+}
+
+// A fresh temporary directory removed at destruction.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "crowdgate-test-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string File(const std::string& name) const { return (std::filesystem::path(path_) / name).string(); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace crowdgate::testing

@@ -1,0 +1,271 @@
+#include "server/task_server.hpp"
+
+#include <chrono>
+#include <iostream>
+
+#include "core/run_config.hpp"
+#include "core/secure_compare.hpp"
+#include "server/worker_pages.hpp"
+
+namespace crowdgate {
+
+std::string FillTemplate(const std::string& html, const nlohmann::json& data) {
+  std::string out;
+  out.reserve(html.size() + 256);
+  size_t pos = 0;
+  while (true) {
+    const size_t open = html.find("${", pos);
+    if (open == std::string::npos) break;
+    const size_t close = html.find('}', open + 2);
+    if (close == std::string::npos) break;
+    out.append(html, pos, open - pos);
+    const std::string key = html.substr(open + 2, close - open - 2);
+    if (data.is_object() && data.contains(key)) {
+      const auto& v = data[key];
+      out += HtmlEscape(v.is_string() ? v.get<std::string>() : v.dump());
+    }
+    pos = close + 1;
+  }
+  out.append(html, pos, std::string::npos);
+  return out;
+}
+
+namespace {
+
+HttpResponse Html(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.content_type = "text/html; charset=utf-8";
+  r.body = std::move(body);
+  r.headers.emplace_back("Cache-Control", "no-store");
+  return r;
+}
+
+Result<nlohmann::json> ParseBody(const HttpRequest& req) {
+  if (req.body.empty()) return Status::InvalidArgument("request body: expected a JSON object");
+  auto j = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
+  if (!j.is_object()) return Status::InvalidArgument("request body: expected a JSON object");
+  return j;
+}
+
+Status OnlyKeys(const nlohmann::json& j, std::initializer_list<const char*> allowed) {
+  for (const auto& [k, v] : j.items()) {
+    bool known = false;
+    for (const char* a : allowed) known = known || k == a;
+    if (!known) return Status::InvalidArgument("unknown field \"" + k + "\" in request body");
+  }
+  return Status::Ok();
+}
+
+Result<std::string> StringField(const nlohmann::json& j, const char* key, bool required) {
+  if (!j.contains(key)) {
+    if (required) return Status::InvalidArgument(std::string("missing field \"") + key + "\"");
+    return std::string();
+  }
+  if (!j[key].is_string()) return Status::InvalidArgument(std::string("field \"") + key + "\": expected a string");
+  return j[key].get<std::string>();
+}
+
+// The worker named by a page's query: local (?worker=), MTurk (workerId, assignmentId,
+// hitId) or Prolific (PROLIFIC_PID, STUDY_ID, SESSION_ID).
+Result<WorkRequest> PageWorker(const HttpRequest& req) {
+  WorkRequest w;
+  w.run_id = req.path_params.at("run_id");
+  auto q = [&](const char* k) {
+    auto it = req.query.find(k);
+    return it == req.query.end() ? std::string() : it->second;
+  };
+  std::string text;
+  if (!q("workerId").empty()) {
+    text = "mturk:" + q("workerId");
+    w.session = q("assignmentId");
+  } else if (!q("PROLIFIC_PID").empty()) {
+    text = "prolific:" + q("PROLIFIC_PID");
+    w.session = q("SESSION_ID");
+  } else if (!q("worker").empty()) {
+    text = q("worker");
+  } else {
+    return Status::InvalidArgument("say who you are: ?worker=NAME (local), MTurk's workerId, or Prolific's PROLIFIC_PID");
+  }
+  CG_ASSIGN_OR_RETURN(w.worker, ParseWorkerRef(text));
+  return w;
+}
+
+std::string RefusalText(const WorkResponse& w) {
+  if (w.outcome == "not_qualified") {
+    return "You are not currently qualified to work on this task (" + w.reason + ").";
+  }
+  return "There is no work for you right now (" + w.reason + "). Please try again later.";
+}
+
+template <typename F>
+HttpHandler Guarded(F f) {
+  return [f](const HttpRequest& req) -> HttpResponse {
+    Result<HttpResponse> r = f(req);
+    if (!r.ok()) return ErrorResponse(r.status());
+    return std::move(r).value();
+  };
+}
+
+}  // namespace
+
+TaskServer::TaskServer(Engine* engine, Dispatcher* dispatcher, TaskServerOptions options)
+    : engine_(engine), dispatcher_(dispatcher), options_(std::move(options)) {}
+
+TaskServer::~TaskServer() { Stop(); }
+
+Router TaskServer::BuildRouter() {
+  Router router;
+  Dispatcher* d = dispatcher_;
+  Engine* engine = engine_;
+  const std::string requester_token = options_.requester_token;
+
+  router.Add("GET", "/healthz", [](const HttpRequest&) { return JsonResponse(200, {{"status", "ok"}}); });
+
+  router.Add("GET", "/runs/{run_id}", Guarded([d](const HttpRequest& req) -> Result<HttpResponse> {
+               CG_ASSIGN_OR_RETURN(WorkRequest w, PageWorker(req));
+               CG_ASSIGN_OR_RETURN(std::shared_ptr<const RunView> view, d->RunViewOf(w.run_id));
+               if (view->config->blueprint.type == BlueprintType::kJson) {
+                 return Status::NotFound("run " + w.run_id +
+                                         " uses blueprint.type json: there is no page; use POST /api/v1/runs/" +
+                                         w.run_id + "/work");
+               }
+               if (w.session == "ASSIGNMENT_ID_NOT_AVAILABLE") {  // MTurk preview: show, assign nothing
+                 return Html(200, RenderMessagePage(view->config->task.task_title,
+                                                    "Accept the HIT to start working on this task."));
+               }
+               CG_ASSIGN_OR_RETURN(WorkResponse work, d->RequestWork(w));
+               if (work.outcome == "unit" || work.outcome == "onboarding") return Html(200, RenderWorkPage(*view, work));
+               return Html(200, RenderMessagePage(view->config->task.task_title, RefusalText(work)));
+             }));
+
+  router.Add("POST", "/api/v1/runs/{run_id}/work", Guarded([d](const HttpRequest& req) -> Result<HttpResponse> {
+               CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
+               CG_RETURN_IF_ERROR(OnlyKeys(body, {"provider", "worker", "session"}));
+               CG_ASSIGN_OR_RETURN(std::string provider, StringField(body, "provider", false));
+               CG_ASSIGN_OR_RETURN(std::string worker, StringField(body, "worker", true));
+               CG_ASSIGN_OR_RETURN(std::string session, StringField(body, "session", false));
+               WorkRequest w;
+               w.run_id = req.path_params.at("run_id");
+               w.session = session;
+               const bool qualified_name = worker.find(':') != std::string::npos;
+               CG_ASSIGN_OR_RETURN(w.worker, ParseWorkerRef(provider.empty() || qualified_name
+                                                                ? worker
+                                                                : provider + ":" + worker));
+               if (!provider.empty() && w.worker.provider != provider) {
+                 return Status::InvalidArgument("worker \"" + worker + "\" does not belong to provider " + provider);
+               }
+               CG_ASSIGN_OR_RETURN(WorkResponse work, d->RequestWork(w));
+               return JsonResponse(200, work.ToJson());
+             }));
+
+  auto token_of = [](const HttpRequest& req) { return BearerToken(req).value_or(""); };
+
+  router.Add("POST", "/api/v1/agents/{agent_id}/submit",
+             Guarded([d, token_of](const HttpRequest& req) -> Result<HttpResponse> {
+               const std::string token = token_of(req);
+               if (token.empty()) return Status::Unauthenticated("missing Authorization: Bearer TOKEN");
+               CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
+               CG_RETURN_IF_ERROR(OnlyKeys(body, {"data"}));
+               if (!body.contains("data") || !body["data"].is_object()) {
+                 return Status::InvalidArgument("field \"data\": expected a JSON object with the answers");
+               }
+               CG_ASSIGN_OR_RETURN(SubmitResponse r, d->Submit(req.path_params.at("agent_id"), token, body["data"]));
+               return JsonResponse(200, {{"outcome", r.outcome}});
+             }));
+
+  router.Add("POST", "/api/v1/agents/{agent_id}/return",
+             Guarded([d, token_of](const HttpRequest& req) -> Result<HttpResponse> {
+               const std::string token = token_of(req);
+               if (token.empty()) return Status::Unauthenticated("missing Authorization: Bearer TOKEN");
+               CG_RETURN_IF_ERROR(d->Return(req.path_params.at("agent_id"), token));
+               return JsonResponse(200, {{"outcome", "returned"}});
+             }));
+
+  router.Add("GET", "/api/v1/agents/{agent_id}", Guarded([d, token_of](const HttpRequest& req) -> Result<HttpResponse> {
+               const std::string token = token_of(req);
+               if (token.empty()) return Status::Unauthenticated("missing Authorization: Bearer TOKEN");
+               CG_ASSIGN_OR_RETURN(AgentView v, d->GetAgent(req.path_params.at("agent_id"), token));
+               return JsonResponse(200, {{"agent_id", v.agent_id},
+                                         {"run_id", v.run_id},
+                                         {"status", v.status},
+                                         {"onboarding", v.onboarding},
+                                         {"data", v.data},
+                                         {"submission", v.submission},
+                                         {"deadline", FormatTimestamp(v.deadline)}});
+             }));
+
+  // ---- requester API: needs the requester token ----
+  auto requester = [requester_token, token_of](const HttpRequest& req) -> Status {
+    const std::string token = token_of(req);
+    if (token.empty()) return Status::Unauthenticated("requester endpoints need Authorization: Bearer REQUESTER_TOKEN");
+    if (!ConstantTimeEqual(token, requester_token)) return Status::Unauthenticated("wrong requester token");
+    return Status::Ok();
+  };
+
+  router.Add("GET", "/api/v1/requester/runs", Guarded([d, requester](const HttpRequest& req) -> Result<HttpResponse> {
+               CG_RETURN_IF_ERROR(requester(req));
+               CG_ASSIGN_OR_RETURN(std::vector<RunSummary> runs, d->ListRuns());
+               nlohmann::json out = nlohmann::json::array();
+               for (const auto& s : runs) {
+                 nlohmann::json units = nlohmann::json::object();
+                 for (const auto& [k, n] : s.units_by_status) units[k] = n;
+                 out.push_back({{"run_id", s.run_id}, {"task_name", s.task_name}, {"status", s.status}, {"units", units}});
+               }
+               return JsonResponse(200, out);
+             }));
+
+  auto grant_route = [engine, requester](bool revoke) {
+    return Guarded([engine, requester, revoke](const HttpRequest& req) -> Result<HttpResponse> {
+      CG_RETURN_IF_ERROR(requester(req));
+      CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
+      CG_RETURN_IF_ERROR(OnlyKeys(body, {"worker", "value", "reason"}));
+      CG_ASSIGN_OR_RETURN(std::string worker, StringField(body, "worker", true));
+      CG_ASSIGN_OR_RETURN(std::string reason, StringField(body, "reason", false));
+      const std::string name = req.path_params.at("name");
+      if (revoke) {
+        CG_ASSIGN_OR_RETURN(bool revoked, engine->Revoke(name, worker, reason));
+        return JsonResponse(200, {{"revoked", revoked}});
+      }
+      int64_t value = 1;
+      if (body.contains("value")) {
+        if (!body["value"].is_number_integer()) return Status::InvalidArgument("field \"value\": expected an integer");
+        value = body["value"].get<int64_t>();
+      }
+      CG_ASSIGN_OR_RETURN(AuditEntry e, engine->Grant({name, worker, value, std::nullopt, reason}));
+      return JsonResponse(200, {{"worker", e.worker.ToString()}, {"qualification", name}, {"value", value}});
+    });
+  };
+  router.Add("POST", "/api/v1/requester/qualifications/{name}/grant", grant_route(false));
+  router.Add("POST", "/api/v1/requester/qualifications/{name}/revoke", grant_route(true));
+  return router;
+}
+
+Status TaskServer::Start() {
+  if (options_.requester_token.empty()) options_.requester_token = Env::Default()->RandomHex128();
+  http_ = std::make_unique<HttpServer>(options_.http, BuildRouter());
+  CG_RETURN_IF_ERROR(http_->Start());
+  stop_ = false;
+  expiry_thread_ = std::thread([this] {
+    while (!stop_) {
+      for (int waited = 0; waited < options_.expiry_interval_ms && !stop_; waited += 50) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (stop_) break;
+      auto n = dispatcher_->ExpireOverdue();
+      if (!n.ok()) std::cerr << "crowdgate: lease expiry failed: " << n.status().ToString() << "\n";
+    }
+  });
+  return Status::Ok();
+}
+
+void TaskServer::Stop() {
+  stop_ = true;
+  if (expiry_thread_.joinable()) expiry_thread_.join();
+  if (http_) http_->Stop();
+}
+
+int TaskServer::port() const { return http_ ? http_->port() : 0; }
+
+}  // namespace crowdgate

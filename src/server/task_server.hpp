@@ -1,0 +1,50 @@
+// TaskServer: crowdgate's HTTP face. The worker API and pages of PRODUCT.md §5, the
+// requester API (behind the requester token), and a lease-expiry timer, over one
+// Dispatcher. Every error leaves through ErrorResponse (the one Status -> HTTP table).
+//
+// Thread-safety: Start/Stop from one thread; handlers run on the HTTP io threads and
+// call the thread-safe Dispatcher and Engine.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "crowdgate/dispatcher.hpp"
+#include "crowdgate/engine.hpp"
+#include "server/http_server.hpp"
+
+namespace crowdgate {
+
+struct TaskServerOptions {
+  HttpServerOptions http;
+  std::string requester_token;  // required for /api/v1/requester/...; empty = generated at Start
+  int expiry_interval_ms = 1000;  // how often overdue agents are timed out
+};
+
+class TaskServer {
+ public:
+  TaskServer(Engine* engine, Dispatcher* dispatcher, TaskServerOptions options);
+  ~TaskServer();
+  Status Start();
+  void Stop();
+  int port() const;
+  const std::string& requester_token() const { return options_.requester_token; }
+
+ private:
+  Router BuildRouter();
+
+  Engine* engine_;
+  Dispatcher* dispatcher_;
+  TaskServerOptions options_;
+  std::unique_ptr<HttpServer> http_;
+  std::atomic<bool> stop_{false};
+  std::thread expiry_thread_;
+};
+
+// Fills ${field} placeholders of a template with HTML-escaped values of `data`; unknown
+// placeholders become empty. Non-string values are written as JSON.
+std::string FillTemplate(const std::string& html, const nlohmann::json& data);
+
+}  // namespace crowdgate

@@ -1,0 +1,1396 @@
+#include "store/sqlite/sqlite_store.hpp"
+
+#include <algorithm>
+#include <concepts>
+#include <exception>
+#include <utility>
+
+namespace crowdgate {
+
+namespace {
+
+// ---- schema ------------------------------------------------------------------------------------
+// Runs are referenced by an integer key (runs.rid) rather than their 20-character public id, which
+// keeps the units/items/agents rows and their indexes small for runs of a million units.
+//
+// Indexes, and the queries they serve:
+//  grants_by_qual            GrantsForQualification, CountGrants (covering: qual_id, expires_at, pk)
+//  audit_by_worker           History with a worker filter. (History by qualification alone scans the
+//                            log: it is a rare admin query, and one index less makes bulk grants faster.)
+//  units_by_run_status       ReserveUnit (run, 'launched', 'unit', lowest id), UnitStatusCounts
+//  units_by_worker           CountWorkerUnitsForTask (partial: only units someone holds)
+//  agents_by_run_worker      ReserveUnit's "never held this item" NOT EXISTS probe, OpenAgents, RunAgents
+//  agents_open_by_deadline   OverdueAgents (partial: open agents only)
+//  agents_scored_gold        RecentGoldResults (partial: scored gold agents only)
+constexpr const char* kMigration1 = R"sql(
+CREATE TABLE workers (
+  id         INTEGER PRIMARY KEY,
+  provider   TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  UNIQUE (provider, name)
+);
+-- AUTOINCREMENT: a deleted qualification's id is never reused, so a cache or a compiled
+-- requirement holding the old id can never silently match a new qualification.
+CREATE TABLE qualifications (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  name        TEXT NOT NULL UNIQUE,
+  description TEXT NOT NULL,
+  created_at  INTEGER NOT NULL
+);
+CREATE TABLE grants (
+  worker_id  INTEGER NOT NULL REFERENCES workers (id),
+  qual_id    INTEGER NOT NULL REFERENCES qualifications (id),
+  value      INTEGER NOT NULL,
+  granted_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  actor      TEXT NOT NULL,
+  PRIMARY KEY (worker_id, qual_id)
+) WITHOUT ROWID;
+CREATE INDEX grants_by_qual ON grants (qual_id, expires_at);
+-- The audit log keeps ids and the qualification's name without foreign keys: history outlives
+-- deleted qualifications. worker_id is NULL for qualification_deleted.
+CREATE TABLE audit (
+  seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+  at             INTEGER NOT NULL,
+  kind           TEXT NOT NULL CHECK (kind IN ('grant', 'change', 'revoke', 'qualification_deleted')),
+  worker_id      INTEGER,
+  qual_id        INTEGER NOT NULL,
+  qualification  TEXT NOT NULL,
+  old_value      INTEGER,
+  new_value      INTEGER,
+  new_expires_at INTEGER,
+  actor          TEXT NOT NULL,
+  reason         TEXT NOT NULL
+);
+CREATE INDEX audit_by_worker ON audit (worker_id, seq);
+CREATE TABLE runs (
+  rid              INTEGER PRIMARY KEY,
+  id               TEXT NOT NULL UNIQUE,
+  task_name        TEXT NOT NULL,
+  config_json      TEXT NOT NULL,
+  status           TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+  created_at       INTEGER NOT NULL,
+  num_items        INTEGER NOT NULL,
+  num_units        INTEGER NOT NULL,
+  gold_served      INTEGER NOT NULL DEFAULT 0 CHECK (gold_served >= 0),
+  screening_served INTEGER NOT NULL DEFAULT 0 CHECK (screening_served >= 0)
+);
+CREATE INDEX runs_by_task ON runs (task_name);
+CREATE TABLE items (
+  run        INTEGER NOT NULL REFERENCES runs (rid),
+  item_index INTEGER NOT NULL,
+  data_json  TEXT NOT NULL,
+  PRIMARY KEY (run, item_index)
+);
+CREATE TABLE units (
+  id         INTEGER PRIMARY KEY,
+  run        INTEGER NOT NULL REFERENCES runs (rid),
+  kind       TEXT NOT NULL CHECK (kind IN ('unit', 'gold', 'screening')),
+  item_index INTEGER NOT NULL,
+  copy_index INTEGER NOT NULL,
+  status     TEXT NOT NULL,
+  worker_id  INTEGER REFERENCES workers (id),
+  agent_id   TEXT
+);
+CREATE INDEX units_by_run_status ON units (run, status, kind, id);
+CREATE INDEX units_by_worker ON units (worker_id, run) WHERE worker_id IS NOT NULL;
+CREATE TABLE agents (
+  id           TEXT NOT NULL UNIQUE,
+  token_hash   TEXT NOT NULL,
+  run          INTEGER NOT NULL REFERENCES runs (rid),
+  unit_id      INTEGER REFERENCES units (id),
+  worker_id    INTEGER NOT NULL REFERENCES workers (id),
+  kind         TEXT NOT NULL CHECK (kind IN ('unit', 'gold', 'screening', 'onboarding')),
+  status       TEXT NOT NULL,
+  item_index   INTEGER NOT NULL,
+  session      TEXT NOT NULL,
+  eval_set     TEXT NOT NULL,
+  created_at   INTEGER NOT NULL,
+  deadline     INTEGER NOT NULL,
+  submitted_at INTEGER,
+  data_json    TEXT NOT NULL,
+  check_result TEXT NOT NULL
+);
+CREATE INDEX agents_by_run_worker ON agents (run, worker_id, kind, item_index);
+CREATE INDEX agents_open_by_deadline ON agents (deadline) WHERE status IN ('in_task', 'onboarding');
+CREATE INDEX agents_scored_gold ON agents (worker_id, eval_set)
+  WHERE kind = 'gold' AND check_result IN ('pass', 'fail');
+CREATE TABLE golds_seen (
+  worker_id  INTEGER NOT NULL REFERENCES workers (id),
+  gold_set   TEXT NOT NULL,
+  item_index INTEGER NOT NULL,
+  PRIMARY KEY (worker_id, gold_set, item_index)
+) WITHOUT ROWID;
+)sql";
+
+// Ordered; entry i upgrades version i to i + 1. Never edit a shipped migration: append one.
+constexpr const char* kMigrations[] = {kMigration1};
+
+constexpr size_t kProgressEvery = 10000;
+
+// Bulk paths insert several rows per statement: executing a statement opens a cursor on the table
+// and on each index, which costs as much as the insert itself, so one statement per row roughly
+// doubles the time of a million-row import.
+constexpr int kAuditBatch = 32;
+constexpr int kAuditColumns = 10;
+constexpr int kItemBatch = 64;
+
+// "INSERT ... VALUES (?1, ..., ?10), (?11, ..., ?20), ..." built once from constants, never from input.
+// Function-local statics, so the text lives as long as the statement cache keyed by it.
+std::string_view AuditBatchSql() {
+  static const std::string sql = [] {
+    std::string s =
+        "INSERT INTO audit (at, kind, worker_id, qual_id, qualification, old_value, new_value, new_expires_at, "
+        "actor, reason) VALUES ";
+    for (int r = 0; r < kAuditBatch; ++r) {
+      s += r == 0 ? "(" : ", (";
+      for (int c = 0; c < kAuditColumns; ++c) s += (c == 0 ? "?" : ", ?") + std::to_string(r * kAuditColumns + c + 1);
+      s += ")";
+    }
+    return s;
+  }();
+  return sql;
+}
+
+// "INSERT INTO items ... VALUES (?1, ?2, ?3), (?1, ?4, ?5), ...": ?1 is the run.
+std::string_view ItemBatchSql() {
+  static const std::string sql = [] {
+    std::string s = "INSERT INTO items (run, item_index, data_json) VALUES ";
+    for (int r = 0; r < kItemBatch; ++r) {
+      s += (r == 0 ? "(?1, ?" : ", (?1, ?") + std::to_string(2 * r + 2) + ", ?" + std::to_string(2 * r + 3) + ")";
+    }
+    return s;
+  }();
+  return sql;
+}
+
+// ---- status mapping ----------------------------------------------------------------------------
+Status FromSqlite(sqlite3* db, int rc, std::string_view what) {
+  std::string msg = std::string(what) + ": " + (db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Status::Unavailable("database is busy, try again (" + msg + ")");
+    case SQLITE_CONSTRAINT:
+      return Status::Conflict(msg);
+    default:
+      return Status::Internal("sqlite: " + msg);
+  }
+}
+
+const char* KindName(AuditEntry::Kind kind) {
+  switch (kind) {
+    case AuditEntry::Kind::kGrant:
+      return "grant";
+    case AuditEntry::Kind::kChange:
+      return "change";
+    case AuditEntry::Kind::kRevoke:
+      return "revoke";
+    case AuditEntry::Kind::kQualificationDeleted:
+      return "qualification_deleted";
+  }
+  return "?";
+}
+
+AuditEntry::Kind KindFromName(std::string_view name) {
+  if (name == "grant") return AuditEntry::Kind::kGrant;
+  if (name == "change") return AuditEntry::Kind::kChange;
+  if (name == "revoke") return AuditEntry::Kind::kRevoke;
+  return AuditEntry::Kind::kQualificationDeleted;
+}
+
+Status CheckWorkerRef(const WorkerRef& ref) {
+  Result<WorkerRef> parsed = ParseWorkerRef(ref.ToString());
+  if (!parsed.ok()) return parsed.status();
+  if (!(*parsed == ref)) return Status::InvalidArgument("invalid worker '" + ref.ToString() + "'");
+  return Status::Ok();
+}
+
+}  // namespace
+
+// ---- SqliteQuery -------------------------------------------------------------------------------
+// A cached statement in use: binds, steps, reads columns, and resets the statement when it goes
+// out of scope so the next user finds it clean. Bind errors are remembered and reported by Next().
+class SqliteQuery {
+ public:
+  SqliteQuery(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  SqliteQuery(SqliteQuery&& o) noexcept : db_(o.db_), stmt_(std::exchange(o.stmt_, nullptr)), bind_rc_(o.bind_rc_) {}
+  SqliteQuery& operator=(SqliteQuery&&) = delete;
+  SqliteQuery(const SqliteQuery&) = delete;
+  ~SqliteQuery() {
+    if (stmt_ != nullptr) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
+
+  template <std::integral T>
+  SqliteQuery& Bind(int i, T v) {
+    Note(sqlite3_bind_int64(stmt_, i, static_cast<sqlite3_int64>(v)));
+    return *this;
+  }
+  SqliteQuery& Bind(int i, std::string_view v) {
+    Note(sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+    return *this;
+  }
+  SqliteQuery& Bind(int i, const std::optional<int64_t>& v) {
+    Note(v ? sqlite3_bind_int64(stmt_, i, *v) : sqlite3_bind_null(stmt_, i));
+    return *this;
+  }
+  SqliteQuery& BindNull(int i) {
+    Note(sqlite3_bind_null(stmt_, i));
+    return *this;
+  }
+
+  // True when a row is available, false when done.
+  Result<bool> Next() {
+    if (bind_rc_ != SQLITE_OK) return FromSqlite(db_, bind_rc_, "binding a parameter");
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return FromSqlite(db_, rc, "executing a statement");
+  }
+  // Runs a statement that returns no rows (or whose rows are ignored).
+  Status Run() {
+    while (true) {
+      Result<bool> row = Next();
+      if (!row.ok()) return row.status();
+      if (!*row) return Status::Ok();
+    }
+  }
+  // Makes the statement runnable again with the same bindings (for loops that rebind a few).
+  void ResetKeepBindings() { sqlite3_reset(stmt_); }
+  // Changes made by the last Run() of an INSERT/UPDATE/DELETE.
+  int64_t Changes() const { return sqlite3_changes64(db_); }
+
+  int64_t Int(int c) const { return sqlite3_column_int64(stmt_, c); }
+  bool IsNull(int c) const { return sqlite3_column_type(stmt_, c) == SQLITE_NULL; }
+  std::optional<int64_t> OptInt(int c) const {
+    if (IsNull(c)) return std::nullopt;
+    return Int(c);
+  }
+  std::string Text(int c) const {
+    const unsigned char* p = sqlite3_column_text(stmt_, c);
+    if (p == nullptr) return std::string();
+    return std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(stmt_, c)));
+  }
+
+ private:
+  void Note(int rc) {
+    if (rc != SQLITE_OK && bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+// ---- column lists shared by several queries (string literals, so statements stay cacheable) ----
+#define CG_QUAL_SELECT "SELECT id, name, description, created_at FROM qualifications "
+#define CG_GRANT_SELECT                                                                                  \
+  "SELECT g.worker_id, w.provider, w.name, g.qual_id, q.name, g.value, g.granted_at, g.updated_at, " \
+  "g.expires_at, g.actor FROM grants g JOIN workers w ON w.id = g.worker_id "                         \
+  "JOIN qualifications q ON q.id = g.qual_id "
+#define CG_AUDIT_SELECT                                                                                    \
+  "SELECT a.seq, a.at, a.kind, a.worker_id, w.provider, w.name, a.qual_id, a.qualification, a.old_value, " \
+  "a.new_value, a.new_expires_at, a.actor, a.reason FROM audit a LEFT JOIN workers w ON w.id = a.worker_id "
+#define CG_RUN_SELECT                                                                                  \
+  "SELECT id, task_name, config_json, status, created_at, num_items, num_units, gold_served, " \
+  "screening_served FROM runs "
+#define CG_AGENT_SELECT                                                                                         \
+  "SELECT a.id, a.token_hash, r.id, a.unit_id, a.worker_id, w.provider, w.name, a.kind, a.status, "            \
+  "a.item_index, a.session, a.eval_set, a.created_at, a.deadline, a.submitted_at, a.data_json, a.check_result " \
+  "FROM agents a JOIN runs r ON r.rid = a.run JOIN workers w ON w.id = a.worker_id "
+
+namespace {
+
+Qualification ReadQualification(const SqliteQuery& q) {
+  return Qualification{q.Int(0), q.Text(1), q.Text(2), q.Int(3)};
+}
+
+Grant ReadGrant(const SqliteQuery& q) {
+  Grant g;
+  g.worker_id = q.Int(0);
+  g.worker = WorkerRef{q.Text(1), q.Text(2)};
+  g.qual_id = q.Int(3);
+  g.qualification = q.Text(4);
+  g.value = q.Int(5);
+  g.granted_at = q.Int(6);
+  g.updated_at = q.Int(7);
+  g.expires_at = q.OptInt(8);
+  g.actor = q.Text(9);
+  return g;
+}
+
+AuditEntry ReadAudit(const SqliteQuery& q) {
+  AuditEntry e;
+  e.seq = q.Int(0);
+  e.at = q.Int(1);
+  e.kind = KindFromName(q.Text(2));
+  e.worker_id = q.IsNull(3) ? 0 : q.Int(3);
+  if (!q.IsNull(4)) e.worker = WorkerRef{q.Text(4), q.Text(5)};
+  e.qual_id = q.Int(6);
+  e.qualification = q.Text(7);
+  e.old_value = q.OptInt(8);
+  e.new_value = q.OptInt(9);
+  e.new_expires_at = q.OptInt(10);
+  e.actor = q.Text(11);
+  e.reason = q.Text(12);
+  return e;
+}
+
+RunRecord ReadRun(const SqliteQuery& q) {
+  RunRecord r;
+  r.id = q.Text(0);
+  r.task_name = q.Text(1);
+  r.config_json = q.Text(2);
+  r.status = q.Text(3);
+  r.created_at = q.Int(4);
+  r.num_items = q.Int(5);
+  r.num_units = q.Int(6);
+  r.gold_served = q.Int(7);
+  r.screening_served = q.Int(8);
+  return r;
+}
+
+AgentRecord ReadAgent(const SqliteQuery& q) {
+  AgentRecord a;
+  a.id = q.Text(0);
+  a.token_hash = q.Text(1);
+  a.run_id = q.Text(2);
+  a.unit_id = q.OptInt(3);
+  a.worker_id = q.Int(4);
+  a.worker = WorkerRef{q.Text(5), q.Text(6)};
+  a.kind = q.Text(7);
+  a.status = q.Text(8);
+  a.item_index = q.Int(9);
+  a.session = q.Text(10);
+  a.eval_set = q.Text(11);
+  a.created_at = q.Int(12);
+  a.deadline = q.Int(13);
+  a.submitted_at = q.OptInt(14);
+  a.data_json = q.Text(15);
+  a.check_result = q.Text(16);
+  return a;
+}
+
+// Errors while opening name the path: the usual cause is a wrong path or a file that is not ours.
+Status OpenError(sqlite3* db, int rc, const std::string& path) {
+  int primary = rc & 0xff;
+  std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+    return Status::Unavailable("database '" + path + "' is busy: " + msg);
+  }
+  return Status::InvalidArgument("cannot open database '" + path + "': " + msg);
+}
+
+// Runs SQL text that takes no parameters (pragmas, migrations) on `db`.
+int ExecText(sqlite3* db, const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+
+}  // namespace
+
+// ---- open, migrations, plumbing ----------------------------------------------------------------
+const int SqliteStore::kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+SqliteStore::SqliteStore(sqlite3* db, Env* env, std::string path) : db_(db), env_(env), path_(std::move(path)) {}
+
+SqliteStore::~SqliteStore() {
+  for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
+  sqlite3_close_v2(db_);
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, Env* env) {
+  if (path.empty()) return Status::InvalidArgument("empty SQLite database path");
+  if (env == nullptr) env = Env::Default();
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    Status s = OpenError(db, rc, path);
+    sqlite3_close_v2(db);
+    return s;
+  }
+  // From here the store owns `db` and closes it on every return.
+  std::unique_ptr<SqliteStore> store(new SqliteStore(db, env, path));
+  if (sqlite3_db_readonly(db, "main") == 1) {
+    return Status::InvalidArgument("cannot open database '" + path + "': the file is read-only");
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_extended_result_codes(db, 1);
+  // journal_mode is the first statement that reads the file, so it is where "not a database"
+  // shows up. In-memory databases answer "memory"; that is fine.
+  for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
+                             "PRAGMA cache_size = -32768"}) {
+    rc = ExecText(db, pragma);
+    if (rc != SQLITE_OK) return OpenError(db, rc, path).WithContext(pragma);
+  }
+  CG_RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+Status SqliteStore::Migrate() {
+  int rc = ExecText(db_, "BEGIN IMMEDIATE");
+  if (rc != SQLITE_OK) return OpenError(db_, rc, path_);
+  auto fail = [this](Status s) {
+    if (!sqlite3_get_autocommit(db_)) ExecText(db_, "ROLLBACK");
+    return s;
+  };
+  rc = ExecText(db_,
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+  if (rc != SQLITE_OK) return fail(OpenError(db_, rc, path_));
+  int64_t current = 0;
+  {
+    Result<SqliteQuery> q = Query("SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    if (!q.ok()) return fail(q.status());
+    Result<bool> row = q->Next();
+    if (!row.ok()) return fail(row.status());
+    current = q->Int(0);
+  }
+  if (current > kSchemaVersion) {
+    return fail(Status::Unavailable("database '" + path_ + "' has schema version " + std::to_string(current) +
+                                    ", newer than this crowdgate binary supports (" + std::to_string(kSchemaVersion) +
+                                    "); use a newer crowdgate"));
+  }
+  for (int64_t v = current; v < kSchemaVersion; ++v) {
+    rc = ExecText(db_, kMigrations[v]);
+    if (rc != SQLITE_OK) return fail(FromSqlite(db_, rc, "migration " + std::to_string(v + 1)));
+    Result<SqliteQuery> q = Query("INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)");
+    if (!q.ok()) return fail(q.status());
+    Status s = q->Bind(1, v + 1).Bind(2, env_->NowMicros()).Run();
+    if (!s.ok()) return fail(s);
+  }
+  rc = ExecText(db_, "COMMIT");
+  if (rc != SQLITE_OK) return fail(OpenError(db_, rc, path_));
+  return Status::Ok();
+}
+
+Result<SqliteQuery> SqliteStore::Query(std::string_view sql) {
+  auto it = stmts_.find(sql);
+  if (it == stmts_.end()) {
+    sqlite3_stmt* stmt = nullptr;
+    int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT, &stmt,
+                                nullptr);
+    if (rc != SQLITE_OK) return FromSqlite(db_, rc, "preparing a statement");
+    it = stmts_.emplace(sql, stmt).first;
+  }
+  return SqliteQuery(db_, it->second);
+}
+
+Status SqliteStore::ExecCached(std::string_view sql) {
+  CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(sql));
+  return q.Run();
+}
+
+Status SqliteStore::Transact(TxKind kind, const std::function<Status()>& body) {
+  // Writers take the write lock up front (BEGIN IMMEDIATE): a deferred transaction that reads and
+  // then writes can fail with SQLITE_BUSY in the middle, without the busy timeout helping.
+  CG_RETURN_IF_ERROR(ExecCached(kind == TxKind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN"));
+  Status s;
+  try {
+    s = body();
+  } catch (const std::exception& e) {
+    s = Status::Internal(std::string("unexpected exception in the SQLite store: ") + e.what());
+  }
+  if (s.ok()) {
+    s = ExecCached("COMMIT");
+    if (s.ok()) return s;
+  }
+  if (!sqlite3_get_autocommit(db_)) {
+    // A failed ROLLBACK leaves nothing better to report than the original error.
+    (void)ExecCached("ROLLBACK");
+  }
+  return s;
+}
+
+Result<int64_t> SqliteStore::RunRowId(const std::string& run_id) {
+  CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT rid FROM runs WHERE id = ?1"));
+  q.Bind(1, run_id);
+  CG_ASSIGN_OR_RETURN(bool row, q.Next());
+  if (!row) return Status::NotFound("run '" + run_id + "' does not exist");
+  return q.Int(0);
+}
+
+Status SqliteStore::CheckWorkerExists(WorkerId worker, WorkerRef* ref) {
+  CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT provider, name FROM workers WHERE id = ?1"));
+  q.Bind(1, worker);
+  CG_ASSIGN_OR_RETURN(bool row, q.Next());
+  if (!row) return Status::NotFound("worker id " + std::to_string(worker) + " does not exist");
+  if (ref != nullptr) *ref = WorkerRef{q.Text(0), q.Text(1)};
+  return Status::Ok();
+}
+
+// ---- qualifications ----------------------------------------------------------------------------
+Result<Qualification> SqliteStore::CreateQualification(const std::string& name, const std::string& description) {
+  CG_RETURN_IF_ERROR(ValidateQualificationName(name));
+  Qualification out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_QUAL_SELECT "WHERE name = ?1"));
+      q.Bind(1, name);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (row) return Status::Conflict("qualification '" + name + "' already exists");
+    }
+    out = Qualification{0, name, description, env_->NowMicros()};
+    CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                        Query("INSERT INTO qualifications (name, description, created_at) VALUES (?1, ?2, ?3)"));
+    CG_RETURN_IF_ERROR(q.Bind(1, name).Bind(2, description).Bind(3, out.created_at).Run());
+    out.id = sqlite3_last_insert_rowid(db_);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Qualification> SqliteStore::EnsureQualification(const std::string& name, const std::string& description) {
+  CG_RETURN_IF_ERROR(ValidateQualificationName(name));
+  Qualification out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_QUAL_SELECT "WHERE name = ?1"));
+      q.Bind(1, name);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (row) {
+        out = ReadQualification(q);
+        return Status::Ok();
+      }
+    }
+    out = Qualification{0, name, description, env_->NowMicros()};
+    CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                        Query("INSERT INTO qualifications (name, description, created_at) VALUES (?1, ?2, ?3)"));
+    CG_RETURN_IF_ERROR(q.Bind(1, name).Bind(2, description).Bind(3, out.created_at).Run());
+    out.id = sqlite3_last_insert_rowid(db_);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Qualification> SqliteStore::GetQualification(const std::string& name) {
+  Qualification out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_QUAL_SELECT "WHERE name = ?1"));
+    q.Bind(1, name);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    if (!row) return Status::NotFound("qualification '" + name + "' does not exist");
+    out = ReadQualification(q);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<Qualification>> SqliteStore::ListQualifications() {
+  std::vector<Qualification> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_QUAL_SELECT "ORDER BY name"));
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.push_back(ReadQualification(q));
+    }
+  }));
+  return out;
+}
+
+Status SqliteStore::DeleteQualification(const std::string& name, const std::string& actor) {
+  return Transact(TxKind::kWrite, [&]() -> Status {
+    QualId qual = 0;
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT id FROM qualifications WHERE name = ?1"));
+      q.Bind(1, name);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::NotFound("qualification '" + name + "' does not exist");
+      qual = q.Int(0);
+    }
+    const int64_t now = env_->NowMicros();
+    std::vector<std::pair<WorkerId, int64_t>> removed;
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                          Query("SELECT worker_id, value FROM grants WHERE qual_id = ?1 ORDER BY worker_id"));
+      q.Bind(1, qual);
+      while (true) {
+        CG_ASSIGN_OR_RETURN(bool row, q.Next());
+        if (!row) break;
+        removed.emplace_back(q.Int(0), q.Int(1));
+      }
+    }
+    for (const auto& [worker, value] : removed) {
+      AuditEntry e;
+      e.at = now;
+      e.kind = AuditEntry::Kind::kRevoke;
+      e.worker_id = worker;
+      e.qual_id = qual;
+      e.qualification = name;
+      e.old_value = value;
+      e.actor = actor;
+      e.reason = "qualification deleted";
+      CG_RETURN_IF_ERROR(InsertAudit(&e));
+    }
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("DELETE FROM grants WHERE qual_id = ?1"));
+      CG_RETURN_IF_ERROR(q.Bind(1, qual).Run());
+    }
+    AuditEntry e;
+    e.at = now;
+    e.kind = AuditEntry::Kind::kQualificationDeleted;
+    e.qual_id = qual;
+    e.qualification = name;
+    e.actor = actor;
+    CG_RETURN_IF_ERROR(InsertAudit(&e));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("DELETE FROM qualifications WHERE id = ?1"));
+    return q.Bind(1, qual).Run();
+  });
+}
+
+Result<std::vector<std::pair<QualId, int64_t>>> SqliteStore::CountGrants(int64_t now) {
+  std::vector<std::pair<QualId, int64_t>> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT q.id, (SELECT COUNT(*) FROM grants g WHERE g.qual_id = q.id AND "
+                                             "(g.expires_at IS NULL OR g.expires_at > ?1)) "
+                                             "FROM qualifications q ORDER BY q.id"));
+    q.Bind(1, now);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.emplace_back(q.Int(0), q.Int(1));
+    }
+  }));
+  return out;
+}
+
+// ---- workers -----------------------------------------------------------------------------------
+Result<Worker> SqliteStore::EnsureWorkerInTx(const WorkerRef& ref, bool* created) {
+  if (created != nullptr) *created = false;
+  {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT id, created_at FROM workers WHERE provider = ?1 AND name = ?2"));
+    q.Bind(1, ref.provider).Bind(2, ref.name);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    if (row) return Worker{q.Int(0), ref, q.Int(1)};
+  }
+  CG_RETURN_IF_ERROR(CheckWorkerRef(ref));
+  Worker w{0, ref, env_->NowMicros()};
+  CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO workers (provider, name, created_at) VALUES (?1, ?2, ?3)"));
+  CG_RETURN_IF_ERROR(q.Bind(1, ref.provider).Bind(2, ref.name).Bind(3, w.created_at).Run());
+  w.id = sqlite3_last_insert_rowid(db_);
+  if (created != nullptr) *created = true;
+  return w;
+}
+
+Result<Worker> SqliteStore::EnsureWorker(const WorkerRef& ref) {
+  Worker out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(out, EnsureWorkerInTx(ref, nullptr));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Worker> SqliteStore::GetWorker(const WorkerRef& ref) {
+  Worker out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT id, created_at FROM workers WHERE provider = ?1 AND name = ?2"));
+    q.Bind(1, ref.provider).Bind(2, ref.name);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    if (!row) return Status::NotFound("worker '" + ref.ToString() + "' does not exist");
+    out = Worker{q.Int(0), ref, q.Int(1)};
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Worker> SqliteStore::GetWorkerById(WorkerId id) {
+  Worker out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT provider, name, created_at FROM workers WHERE id = ?1"));
+    q.Bind(1, id);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    if (!row) return Status::NotFound("worker id " + std::to_string(id) + " does not exist");
+    out = Worker{id, WorkerRef{q.Text(0), q.Text(1)}, q.Int(2)};
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---- grants ------------------------------------------------------------------------------------
+namespace {
+// Binds one audit row at parameters base+1 .. base+10.
+void BindAudit(SqliteQuery& q, int base, const AuditEntry& e) {
+  q.Bind(base + 1, e.at).Bind(base + 2, std::string_view(KindName(e.kind)));
+  if (e.worker_id == 0) {
+    q.BindNull(base + 3);
+  } else {
+    q.Bind(base + 3, e.worker_id);
+  }
+  q.Bind(base + 4, e.qual_id).Bind(base + 5, e.qualification).Bind(base + 6, e.old_value);
+  q.Bind(base + 7, e.new_value).Bind(base + 8, e.new_expires_at).Bind(base + 9, e.actor).Bind(base + 10, e.reason);
+}
+}  // namespace
+
+Status SqliteStore::InsertAudit(AuditEntry* e) {
+  CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO audit (at, kind, worker_id, qual_id, qualification, "
+                                           "old_value, new_value, new_expires_at, actor, reason) "
+                                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
+  BindAudit(q, 0, *e);
+  CG_RETURN_IF_ERROR(q.Run());
+  e->seq = sqlite3_last_insert_rowid(db_);
+  return Status::Ok();
+}
+
+Status SqliteStore::FlushAudit(std::vector<AuditEntry>* entries, size_t first) {
+  size_t i = first;
+  if (entries->size() - i >= static_cast<size_t>(kAuditBatch)) {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(AuditBatchSql()));
+    for (; entries->size() - i >= static_cast<size_t>(kAuditBatch); i += kAuditBatch) {
+      for (int r = 0; r < kAuditBatch; ++r) BindAudit(q, r * kAuditColumns, (*entries)[i + r]);
+      CG_RETURN_IF_ERROR(q.Run());
+      q.ResetKeepBindings();
+      // AUTOINCREMENT gives each new row one more than the largest rowid ever used, and we are the
+      // only writer inside this transaction: the rows of one statement get consecutive seqs.
+      const int64_t last = sqlite3_last_insert_rowid(db_);
+      for (int r = 0; r < kAuditBatch; ++r) (*entries)[i + r].seq = last - (kAuditBatch - 1) + r;
+    }
+  }
+  for (; i < entries->size(); ++i) CG_RETURN_IF_ERROR(InsertAudit(&(*entries)[i]));
+  return Status::Ok();
+}
+
+Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std::function<void(size_t)>& progress,
+                                      std::vector<AuditEntry>* out) {
+  const int64_t now = env_->NowMicros();
+  // Batches are typically grouped by qualification and often by worker: remember the last ones.
+  std::unordered_map<QualId, std::string> qual_names;
+  std::optional<Worker> last_worker;
+  bool last_worker_is_new = false;
+  out->reserve(out->size() + ops.size());
+  // Audit rows are written in batches; nothing reads the log inside this transaction.
+  size_t unflushed = out->size();
+
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (progress && i > 0 && i % kProgressEvery == 0) progress(i);
+    const GrantOp& op = ops[i];
+    auto qn = qual_names.find(op.qual_id);
+    if (qn == qual_names.end()) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT name FROM qualifications WHERE id = ?1"));
+      q.Bind(1, op.qual_id);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::NotFound("qualification id " + std::to_string(op.qual_id) + " does not exist");
+      qn = qual_names.emplace(op.qual_id, q.Text(0)).first;
+    }
+    if (!last_worker || !(last_worker->ref == op.worker)) {
+      // A worker created by this op has no grants yet; knowing it saves the grant lookup, which
+      // matters for bulk imports of new workers.
+      CG_ASSIGN_OR_RETURN(last_worker, EnsureWorkerInTx(op.worker, &last_worker_is_new));
+    }
+    const WorkerId worker = last_worker->id;
+
+    // The current grant; an expired one counts as absent (see the header).
+    bool stored = false;
+    std::optional<int64_t> cur_value;
+    int64_t cur_granted_at = now;
+    std::optional<int64_t> cur_expires;
+    int64_t stored_value = 0;
+    if (!last_worker_is_new || op.kind == GrantOp::Kind::kRevoke) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                          Query("SELECT value, granted_at, expires_at FROM grants WHERE worker_id = ?1 AND qual_id = ?2"));
+      q.Bind(1, worker).Bind(2, op.qual_id);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (row) {
+        stored = true;
+        stored_value = q.Int(0);
+        std::optional<int64_t> expires = q.OptInt(2);
+        if (!(expires && *expires <= now)) {
+          cur_value = stored_value;
+          cur_granted_at = q.Int(1);
+          cur_expires = expires;
+        }
+      }
+    }
+
+    AuditEntry e;
+    e.at = now;
+    e.worker_id = worker;
+    e.worker = op.worker;
+    e.qual_id = op.qual_id;
+    e.qualification = qn->second;
+    e.actor = op.actor;
+    e.reason = op.reason;
+    if (op.kind == GrantOp::Kind::kRevoke) {
+      if (!stored) continue;  // nothing to revoke: no change, no audit entry
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("DELETE FROM grants WHERE worker_id = ?1 AND qual_id = ?2"));
+      CG_RETURN_IF_ERROR(q.Bind(1, worker).Bind(2, op.qual_id).Run());
+      e.kind = AuditEntry::Kind::kRevoke;
+      e.old_value = stored_value;
+    } else {
+      int64_t value = op.value;
+      std::optional<int64_t> expires = op.expires_at;
+      if (op.kind == GrantOp::Kind::kAdd && cur_value) {
+        value = *cur_value + op.value;
+        expires = cur_expires;  // a counter keeps its expiry
+      }
+      e.kind = cur_value ? AuditEntry::Kind::kChange : AuditEntry::Kind::kGrant;
+      e.old_value = cur_value;
+      e.new_value = value;
+      e.new_expires_at = expires;
+      if (stored) {
+        CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE grants SET value = ?3, granted_at = ?4, updated_at = ?5, "
+                                                 "expires_at = ?6, actor = ?7 WHERE worker_id = ?1 AND qual_id = ?2"));
+        q.Bind(1, worker).Bind(2, op.qual_id).Bind(3, value).Bind(4, cur_granted_at).Bind(5, now);
+        CG_RETURN_IF_ERROR(q.Bind(6, expires).Bind(7, op.actor).Run());
+      } else {
+        CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO grants (worker_id, qual_id, value, granted_at, "
+                                                 "updated_at, expires_at, actor) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)"));
+        q.Bind(1, worker).Bind(2, op.qual_id).Bind(3, value).Bind(4, now).Bind(5, expires).Bind(6, op.actor);
+        CG_RETURN_IF_ERROR(q.Run());
+      }
+    }
+    // The next op on this worker must look its grants up again.
+    last_worker_is_new = false;
+    out->push_back(std::move(e));
+    if (out->size() - unflushed == static_cast<size_t>(kAuditBatch)) {
+      CG_RETURN_IF_ERROR(FlushAudit(out, unflushed));
+      unflushed = out->size();
+    }
+  }
+  CG_RETURN_IF_ERROR(FlushAudit(out, unflushed));
+  if (progress) progress(ops.size());
+  return Status::Ok();
+}
+
+Result<std::vector<AuditEntry>> SqliteStore::ApplyGrantOps(const std::vector<GrantOp>& ops,
+                                                           const std::function<void(size_t)>& progress) {
+  std::vector<AuditEntry> out;
+  Status s = Transact(TxKind::kWrite, [&]() -> Status { return ApplyGrantOpsInTx(ops, progress, &out); });
+  if (!s.ok()) return s;
+  return out;
+}
+
+Result<std::vector<Grant>> SqliteStore::GrantsForQualification(QualId qual) {
+  std::vector<Grant> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT 1 FROM qualifications WHERE id = ?1"));
+      q.Bind(1, qual);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::NotFound("qualification id " + std::to_string(qual) + " does not exist");
+    }
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_GRANT_SELECT "WHERE g.qual_id = ?1 ORDER BY g.worker_id"));
+    q.Bind(1, qual);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.push_back(ReadGrant(q));
+    }
+  }));
+  return out;
+}
+
+Result<std::vector<Grant>> SqliteStore::GrantsForWorker(WorkerId worker) {
+  std::vector<Grant> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_RETURN_IF_ERROR(CheckWorkerExists(worker, nullptr));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_GRANT_SELECT "WHERE g.worker_id = ?1 ORDER BY g.qual_id"));
+    q.Bind(1, worker);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.push_back(ReadGrant(q));
+    }
+  }));
+  return out;
+}
+
+Status SqliteStore::ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) {
+  int64_t seq = 0;
+  // One read transaction: the grants seen are exactly those as of `seq`, so a cache loaded from
+  // the scan and then fed ChangesSince(seq) misses nothing and replays nothing twice.
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT COALESCE(MAX(seq), 0) FROM audit"));
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      seq = row ? q.Int(0) : 0;
+    }
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_GRANT_SELECT "ORDER BY g.worker_id, g.qual_id"));
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      fn(ReadGrant(q));
+    }
+  }));
+  if (as_of_seq != nullptr) *as_of_seq = seq;
+  return Status::Ok();
+}
+
+Result<std::vector<AuditEntry>> SqliteStore::ChangesSince(int64_t after_seq, int64_t limit) {
+  std::vector<AuditEntry> out;
+  if (limit <= 0) return out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_AUDIT_SELECT "WHERE a.seq > ?1 ORDER BY a.seq LIMIT ?2"));
+    q.Bind(1, after_seq).Bind(2, limit);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.push_back(ReadAudit(q));
+    }
+  }));
+  return out;
+}
+
+Result<std::vector<AuditEntry>> SqliteStore::History(std::optional<QualId> qual, std::optional<WorkerId> worker) {
+  std::vector<AuditEntry> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    // Separate statements per filter combination so each can use its own index.
+    std::string_view sql = CG_AUDIT_SELECT "ORDER BY a.seq";
+    if (qual && worker) {
+      sql = CG_AUDIT_SELECT "WHERE a.worker_id = ?2 AND a.qual_id = ?1 ORDER BY a.seq";
+    } else if (qual) {
+      sql = CG_AUDIT_SELECT "WHERE a.qual_id = ?1 ORDER BY a.seq";
+    } else if (worker) {
+      sql = CG_AUDIT_SELECT "WHERE a.worker_id = ?2 ORDER BY a.seq";
+    }
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(sql));
+    if (qual) q.Bind(1, *qual);
+    if (worker) q.Bind(2, *worker);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.push_back(ReadAudit(q));
+    }
+  }));
+  return out;
+}
+
+Result<int64_t> SqliteStore::ExternalChangeToken() {
+  CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("PRAGMA data_version"));
+  CG_ASSIGN_OR_RETURN(bool row, q.Next());
+  if (!row) return Status::Internal("PRAGMA data_version returned no row");
+  return q.Int(0);
+}
+
+// ---- runs --------------------------------------------------------------------------------------
+Status SqliteStore::CreateRun(const RunRecord& run, const std::vector<std::string>& items_json, int units_per_item,
+                              const std::function<void(size_t)>& progress) {
+  if (run.id.empty()) return Status::InvalidArgument("run id is empty");
+  if (units_per_item < 1) {
+    return Status::InvalidArgument("units_per_item must be at least 1, got " + std::to_string(units_per_item));
+  }
+  if (run.status != "open" && run.status != "closed") {
+    return Status::InvalidArgument("run status must be open or closed, got '" + run.status + "'");
+  }
+  return Transact(TxKind::kWrite, [&]() -> Status {
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT 1 FROM runs WHERE id = ?1"));
+      q.Bind(1, run.id);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (row) return Status::Conflict("run '" + run.id + "' already exists");
+    }
+    const int64_t num_items = static_cast<int64_t>(items_json.size());
+    int64_t rid = 0;
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO runs (id, task_name, config_json, status, created_at, "
+                                               "num_items, num_units, gold_served, screening_served) "
+                                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+      q.Bind(1, run.id).Bind(2, run.task_name).Bind(3, run.config_json).Bind(4, run.status);
+      q.Bind(5, run.created_at != 0 ? run.created_at : env_->NowMicros()).Bind(6, num_items);
+      q.Bind(7, num_items * units_per_item).Bind(8, run.gold_served).Bind(9, run.screening_served);
+      CG_RETURN_IF_ERROR(q.Run());
+      rid = sqlite3_last_insert_rowid(db_);
+    }
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery batch_q, Query(ItemBatchSql()));
+      CG_ASSIGN_OR_RETURN(SqliteQuery item_q,
+                          Query("INSERT INTO items (run, item_index, data_json) VALUES (?1, ?2, ?3)"));
+      batch_q.Bind(1, rid);
+      item_q.Bind(1, rid);
+      int64_t i = 0;
+      int64_t next_progress = static_cast<int64_t>(kProgressEvery);
+      for (; num_items - i >= kItemBatch; i += kItemBatch) {
+        for (int r = 0; r < kItemBatch; ++r) {
+          batch_q.Bind(2 * r + 2, i + r).Bind(2 * r + 3, items_json[static_cast<size_t>(i + r)]);
+        }
+        CG_RETURN_IF_ERROR(batch_q.Run());
+        batch_q.ResetKeepBindings();
+        if (progress && i + kItemBatch >= next_progress) {
+          progress(static_cast<size_t>(i + kItemBatch));
+          next_progress += static_cast<int64_t>(kProgressEvery);
+        }
+      }
+      for (; i < num_items; ++i) {
+        CG_RETURN_IF_ERROR(item_q.Bind(2, i).Bind(3, items_json[static_cast<size_t>(i)]).Run());
+        item_q.ResetKeepBindings();
+      }
+    }
+    // Units are made from the items in one statement, item-major: (item 0, copy 0), (item 0, copy 1), ...
+    CG_ASSIGN_OR_RETURN(SqliteQuery unit_q,
+                        Query("WITH RECURSIVE copies (c) AS (SELECT 0 UNION ALL SELECT c + 1 FROM copies WHERE "
+                              "c + 1 < ?2) INSERT INTO units (run, kind, item_index, copy_index, status) "
+                              "SELECT ?1, 'unit', i.item_index, copies.c, 'launched' FROM items i, copies "
+                              "WHERE i.run = ?1 ORDER BY i.item_index, copies.c"));
+    CG_RETURN_IF_ERROR(unit_q.Bind(1, rid).Bind(2, units_per_item).Run());
+    if (progress) progress(items_json.size());
+    return Status::Ok();
+  });
+}
+
+Result<RunRecord> SqliteStore::GetRun(const std::string& run_id) {
+  RunRecord out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_RUN_SELECT "WHERE id = ?1"));
+    q.Bind(1, run_id);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    if (!row) return Status::NotFound("run '" + run_id + "' does not exist");
+    out = ReadRun(q);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<RunRecord>> SqliteStore::ListRuns() {
+  std::vector<RunRecord> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_RUN_SELECT "ORDER BY created_at, rid"));
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.push_back(ReadRun(q));
+    }
+  }));
+  return out;
+}
+
+Status SqliteStore::SetRunStatus(const std::string& run_id, const std::string& status) {
+  if (status != "open" && status != "closed") {
+    return Status::InvalidArgument("run status must be open or closed, got '" + status + "'");
+  }
+  return Transact(TxKind::kWrite, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE runs SET status = ?2 WHERE rid = ?1"));
+    return q.Bind(1, rid).Bind(2, status).Run();
+  });
+}
+
+Result<std::string> SqliteStore::GetItem(const std::string& run_id, int64_t item_index) {
+  std::string out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT data_json FROM items WHERE run = ?1 AND item_index = ?2"));
+    q.Bind(1, rid).Bind(2, item_index);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    if (!row) return Status::NotFound("run '" + run_id + "' has no item " + std::to_string(item_index));
+    out = q.Text(0);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---- units and agents --------------------------------------------------------------------------
+Status SqliteStore::InsertAgent(const AgentRecord& a, int64_t run_rowid) {
+  CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO agents (id, token_hash, run, unit_id, worker_id, kind, "
+                                           "status, item_index, session, eval_set, created_at, deadline, "
+                                           "submitted_at, data_json, check_result) "
+                                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"));
+  q.Bind(1, a.id).Bind(2, a.token_hash).Bind(3, run_rowid).Bind(4, a.unit_id).Bind(5, a.worker_id);
+  q.Bind(6, a.kind).Bind(7, a.status).Bind(8, a.item_index).Bind(9, a.session).Bind(10, a.eval_set);
+  q.Bind(11, a.created_at).Bind(12, a.deadline).Bind(13, a.submitted_at).Bind(14, a.data_json);
+  q.Bind(15, a.check_result);
+  Status s = q.Run();
+  if (s.IsConflict()) return Status::Conflict("agent '" + a.id + "' already exists");
+  return s;
+}
+
+Result<std::vector<AgentRecord>> SqliteStore::ReadAgents(SqliteQuery& q) {
+  std::vector<AgentRecord> out;
+  while (true) {
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    if (!row) return out;
+    out.push_back(ReadAgent(q));
+  }
+}
+
+Result<std::optional<AgentRecord>> SqliteStore::ReserveUnit(const std::string& run_id, AgentRecord agent) {
+  if (agent.kind != "unit") return Status::InvalidArgument("ReserveUnit needs an agent of kind unit");
+  std::optional<AgentRecord> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_RETURN_IF_ERROR(CheckWorkerExists(agent.worker_id, &agent.worker));
+    {
+      // Walks units_by_run_status in id order; each candidate costs one probe of
+      // agents_by_run_worker, so the scan only skips units whose items this worker already held.
+      CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                          Query("SELECT u.id, u.item_index FROM units u "
+                                "WHERE u.run = ?1 AND u.status = 'launched' AND u.kind = 'unit' AND NOT EXISTS ("
+                                "SELECT 1 FROM agents a WHERE a.run = ?1 AND a.worker_id = ?2 AND a.kind = 'unit' "
+                                "AND a.item_index = u.item_index) ORDER BY u.id LIMIT 1"));
+      q.Bind(1, rid).Bind(2, agent.worker_id);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      agent.unit_id = q.Int(0);
+      agent.item_index = q.Int(1);
+    }
+    agent.run_id = run_id;
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE units SET status = 'assigned', worker_id = ?2, agent_id = ?3 "
+                                               "WHERE id = ?1 AND status = 'launched'"));
+      CG_RETURN_IF_ERROR(q.Bind(1, *agent.unit_id).Bind(2, agent.worker_id).Bind(3, agent.id).Run());
+      if (q.Changes() != 1) return Status::Internal("unit vanished during ReserveUnit");
+    }
+    CG_RETURN_IF_ERROR(InsertAgent(agent, rid));
+    out = agent;
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<bool> SqliteStore::CreateEvalUnit(const std::string& run_id, AgentRecord agent, int64_t cap,
+                                         const std::string& gold_set) {
+  const bool gold = agent.kind == "gold";
+  if (!gold && agent.kind != "screening") {
+    return Status::InvalidArgument("CreateEvalUnit needs an agent of kind gold or screening, got '" + agent.kind + "'");
+  }
+  bool created = false;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_RETURN_IF_ERROR(CheckWorkerExists(agent.worker_id, &agent.worker));
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT gold_served, screening_served FROM runs WHERE rid = ?1"));
+      q.Bind(1, rid);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::NotFound("run '" + run_id + "' does not exist");
+      if ((gold ? q.Int(0) : q.Int(1)) >= cap) return Status::Ok();  // cap reached: change nothing
+    }
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(gold ? "UPDATE runs SET gold_served = gold_served + 1 WHERE rid = ?1"
+                                                    : "UPDATE runs SET screening_served = screening_served + 1 "
+                                                      "WHERE rid = ?1"));
+      CG_RETURN_IF_ERROR(q.Bind(1, rid).Run());
+    }
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO units (run, kind, item_index, copy_index, status, "
+                                               "worker_id, agent_id) VALUES (?1, ?2, ?3, 0, 'assigned', ?4, ?5)"));
+      q.Bind(1, rid).Bind(2, agent.kind).Bind(3, agent.item_index).Bind(4, agent.worker_id).Bind(5, agent.id);
+      CG_RETURN_IF_ERROR(q.Run());
+      agent.unit_id = sqlite3_last_insert_rowid(db_);
+    }
+    agent.run_id = run_id;
+    CG_RETURN_IF_ERROR(InsertAgent(agent, rid));
+    if (gold) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT OR IGNORE INTO golds_seen (worker_id, gold_set, item_index) "
+                                               "VALUES (?1, ?2, ?3)"));
+      CG_RETURN_IF_ERROR(q.Bind(1, agent.worker_id).Bind(2, gold_set).Bind(3, agent.item_index).Run());
+    }
+    created = true;
+    return Status::Ok();
+  }));
+  return created;
+}
+
+Status SqliteStore::CreateOnboardingAgent(const AgentRecord& agent) {
+  if (agent.unit_id) return Status::InvalidArgument("an onboarding agent has no unit");
+  return Transact(TxKind::kWrite, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(agent.run_id));
+    CG_RETURN_IF_ERROR(CheckWorkerExists(agent.worker_id, nullptr));
+    return InsertAgent(agent, rid);
+  });
+}
+
+Result<AgentRecord> SqliteStore::GetAgent(const std::string& agent_id) {
+  AgentRecord out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_AGENT_SELECT "WHERE a.id = ?1"));
+    q.Bind(1, agent_id);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    if (!row) return Status::NotFound("agent '" + agent_id + "' does not exist");
+    out = ReadAgent(q);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<AgentRecord>> SqliteStore::OpenAgents(const std::string& run_id, WorkerId worker) {
+  std::vector<AgentRecord> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_RETURN_IF_ERROR(CheckWorkerExists(worker, nullptr));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_AGENT_SELECT "WHERE a.run = ?1 AND a.worker_id = ?2 AND "
+                                                             "a.status IN ('in_task', 'onboarding') ORDER BY a.rowid"));
+    q.Bind(1, rid).Bind(2, worker);
+    CG_ASSIGN_OR_RETURN(out, ReadAgents(q));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<AgentRecord>> SqliteStore::OverdueAgents(int64_t now) {
+  std::vector<AgentRecord> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    // The status test is spelled exactly as agents_open_by_deadline's WHERE so the planner uses it.
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_AGENT_SELECT "WHERE a.status IN ('in_task', 'onboarding') AND "
+                                                             "a.deadline <= ?1 ORDER BY a.deadline, a.rowid"));
+    q.Bind(1, now);
+    CG_ASSIGN_OR_RETURN(out, ReadAgents(q));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<AuditEntry>> SqliteStore::FinishAgent(const AgentFinish& finish) {
+  std::vector<AuditEntry> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    int64_t rid = 0;
+    std::optional<int64_t> unit_id;
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT status, run, unit_id FROM agents WHERE id = ?1"));
+      q.Bind(1, finish.agent_id);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::NotFound("agent '" + finish.agent_id + "' does not exist");
+      std::string status = q.Text(0);
+      // The check-and-set that makes a double submit (or a submit racing a timeout) impossible.
+      if (status != finish.expect_status) {
+        return Status::Conflict("agent '" + finish.agent_id + "' is " + status + ", not " + finish.expect_status);
+      }
+      rid = q.Int(1);
+      unit_id = q.OptInt(2);
+    }
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE agents SET status = ?2, data_json = COALESCE(?3, data_json), "
+                                               "submitted_at = COALESCE(?4, submitted_at), check_result = ?5 "
+                                               "WHERE id = ?1"));
+      q.Bind(1, finish.agent_id).Bind(2, finish.new_status);
+      if (finish.data_json) {
+        q.Bind(3, *finish.data_json);
+      } else {
+        q.BindNull(3);
+      }
+      CG_RETURN_IF_ERROR(q.Bind(4, finish.submitted_at).Bind(5, finish.check_result).Run());
+    }
+    if (unit_id && finish.release_unit) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE units SET status = 'launched', worker_id = NULL, "
+                                               "agent_id = NULL WHERE id = ?1 AND agent_id = ?2"));
+      CG_RETURN_IF_ERROR(q.Bind(1, *unit_id).Bind(2, finish.agent_id).Run());
+    } else if (unit_id && finish.unit_status) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE units SET status = ?2 WHERE id = ?1"));
+      CG_RETURN_IF_ERROR(q.Bind(1, *unit_id).Bind(2, *finish.unit_status).Run());
+    }
+    if (finish.refund_gold_slot) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE runs SET gold_served = MAX(gold_served - 1, 0) WHERE rid = ?1"));
+      CG_RETURN_IF_ERROR(q.Bind(1, rid).Run());
+    }
+    if (finish.refund_screening_slot) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                          Query("UPDATE runs SET screening_served = MAX(screening_served - 1, 0) WHERE rid = ?1"));
+      CG_RETURN_IF_ERROR(q.Bind(1, rid).Run());
+    }
+    return ApplyGrantOpsInTx(finish.grant_ops, {}, &out);
+  }));
+  return out;
+}
+
+Result<std::vector<int64_t>> SqliteStore::GoldsSeen(WorkerId worker, const std::string& gold_set) {
+  std::vector<int64_t> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_RETURN_IF_ERROR(CheckWorkerExists(worker, nullptr));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT item_index FROM golds_seen WHERE worker_id = ?1 AND "
+                                             "gold_set = ?2 ORDER BY item_index"));
+    q.Bind(1, worker).Bind(2, gold_set);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.push_back(q.Int(0));
+    }
+  }));
+  return out;
+}
+
+Status SqliteStore::ForgetGoldsSeen(WorkerId worker, const std::string& gold_set) {
+  return Transact(TxKind::kWrite, [&]() -> Status {
+    CG_RETURN_IF_ERROR(CheckWorkerExists(worker, nullptr));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("DELETE FROM golds_seen WHERE worker_id = ?1 AND gold_set = ?2"));
+    return q.Bind(1, worker).Bind(2, gold_set).Run();
+  });
+}
+
+Result<std::vector<bool>> SqliteStore::RecentGoldResults(WorkerId worker, const std::string& gold_set, int64_t n) {
+  std::vector<bool> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_RETURN_IF_ERROR(CheckWorkerExists(worker, nullptr));
+    if (n <= 0) return Status::Ok();
+    // Spelled as agents_scored_gold's WHERE; rowid order is creation order.
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT check_result FROM agents WHERE worker_id = ?1 AND "
+                                             "eval_set = ?2 AND kind = 'gold' AND check_result IN ('pass', 'fail') "
+                                             "ORDER BY rowid DESC LIMIT ?3"));
+    q.Bind(1, worker).Bind(2, gold_set).Bind(3, n);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) break;
+      out.push_back(q.Text(0) == "pass");
+    }
+    std::reverse(out.begin(), out.end());
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<int64_t> SqliteStore::CountWorkerUnitsForTask(const std::string& task_name, WorkerId worker) {
+  int64_t out = 0;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_RETURN_IF_ERROR(CheckWorkerExists(worker, nullptr));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                        Query("SELECT COUNT(*) FROM units u JOIN runs r ON r.rid = u.run "
+                              "WHERE u.worker_id = ?2 AND r.task_name = ?1 AND u.kind = 'unit' AND "
+                              "u.status IN ('assigned', 'completed', 'accepted', 'rejected', 'soft_rejected')"));
+    q.Bind(1, task_name).Bind(2, worker);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    out = row ? q.Int(0) : 0;
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<AgentRecord>> SqliteStore::RunAgents(const std::string& run_id) {
+  std::vector<AgentRecord> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_AGENT_SELECT "WHERE a.run = ?1 ORDER BY a.rowid"));
+    q.Bind(1, rid);
+    CG_ASSIGN_OR_RETURN(out, ReadAgents(q));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, int64_t>>> SqliteStore::UnitStatusCounts(const std::string& run_id) {
+  std::vector<std::pair<std::string, int64_t>> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT status, COUNT(*) FROM units WHERE run = ?1 AND kind = 'unit' "
+                                             "GROUP BY status ORDER BY status"));
+    q.Bind(1, rid);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.emplace_back(q.Text(0), q.Int(1));
+    }
+  }));
+  return out;
+}
+
+Result<int64_t> SqliteStore::ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
+                                         const std::string& new_status) {
+  if (new_status != "accepted" && new_status != "rejected" && new_status != "soft_rejected") {
+    return Status::InvalidArgument("review status must be accepted, rejected or soft_rejected, got '" + new_status +
+                                   "'");
+  }
+  int64_t changed = 0;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE units SET status = ?3 WHERE id = ?1 AND run = ?2 AND "
+                                             "status IN ('completed', 'accepted', 'rejected', 'soft_rejected') "
+                                             "AND status <> ?3"));
+    for (int64_t id : unit_ids) {
+      CG_RETURN_IF_ERROR(q.Bind(1, id).Bind(2, rid).Bind(3, new_status).Run());
+      changed += q.Changes();
+      q.ResetKeepBindings();
+    }
+    return Status::Ok();
+  }));
+  return changed;
+}
+
+}  // namespace crowdgate

@@ -1,0 +1,146 @@
+// SqliteStore: the embedded SQLite backend of crowdgate::Store (see include/crowdgate/store.hpp
+// for the contract every backend keeps). Reached through Store::Open("sqlite:PATH" | PATH | ":memory:").
+//
+// Contract, beyond store.hpp:
+//  - Thread-safety: a SqliteStore is used by one thread at a time (the connection is opened
+//    SQLITE_OPEN_NOMUTEX). Several SqliteStore objects, in one process or many, may open the same
+//    file; SQLite serialises their writers and each sees the others' commits.
+//  - Connection settings: WAL, synchronous=FULL, busy_timeout=5000 ms, foreign_keys=ON.
+//    synchronous=FULL because our promise is "a submission answered 200 is on disk": in WAL mode
+//    NORMAL already survives a kill -9 of the process, but a commit may be lost on power failure or
+//    an OS crash because the WAL is not fsynced at commit; FULL fsyncs the WAL on every commit.
+//  - Every public method is one transaction (BEGIN IMMEDIATE for writes, a deferred read
+//    transaction for reads). Any error rolls back and is returned as a Status: SQLITE_BUSY/LOCKED
+//    -> Unavailable, constraint violations -> Conflict, anything else -> Internal with SQLite's
+//    message.
+//  - Schema: an ordered list of migrations applied at open and recorded in schema_version. A file
+//    whose schema version is newer than this binary knows -> Unavailable; a path that cannot be
+//    opened as a database -> InvalidArgument naming it.
+//  - SQL is built only from string literals; every input is a bound parameter. Prepared statements
+//    are cached per object for its lifetime.
+//
+// Choices the contract leaves open (a PostgreSQL backend must make the same ones; the contract
+// suite pins them):
+//  - GrantOp::kSet on an existing grant always writes a kChange entry, even when value and expiry
+//    are unchanged: actor and updated_at change, and "granted again" stays visible in History.
+//  - A grant that has expired counts as absent: kSet / kAdd on it is a fresh kGrant (old_value
+//    absent, granted_at reset, kAdd starts from 0 and takes the op's expiry). kRevoke deletes any
+//    stored grant, expired or not, and writes kRevoke.
+//  - The kRevoke entries written by DeleteQualification carry reason "qualification deleted".
+//  - CountGrants lists every qualification, with 0 for those without live grants.
+//  - UnitStatusCounts counts units of kind "unit" only (gold/screening units are not run progress).
+//  - ReviewUnits accepts new_status accepted | rejected | soft_rejected and counts rows whose status
+//    actually changed.
+//  - FinishAgent: release_unit wins over unit_status; a unit is released only if it is still held
+//    by this agent.
+//  - Units are numbered item-major (item 0 copy 0, item 0 copy 1, ...), so ReserveUnit hands out
+//    the copies of early items first, as Mephisto does.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "crowdgate/store.hpp"
+
+namespace crowdgate {
+
+class SqliteQuery;  // RAII handle on a cached statement; defined in sqlite_store.cpp
+
+class SqliteStore final : public Store {
+ public:
+  // The newest schema version this binary knows (the number of migrations).
+  static const int kSchemaVersion;
+
+  // `path` is a file path or ":memory:". `env` must outlive the store.
+  static Result<std::unique_ptr<SqliteStore>> Open(const std::string& path, Env* env);
+  ~SqliteStore() override;
+
+  Result<Qualification> CreateQualification(const std::string& name, const std::string& description) override;
+  Result<Qualification> EnsureQualification(const std::string& name, const std::string& description) override;
+  Result<Qualification> GetQualification(const std::string& name) override;
+  Result<std::vector<Qualification>> ListQualifications() override;
+  Status DeleteQualification(const std::string& name, const std::string& actor) override;
+  Result<std::vector<std::pair<QualId, int64_t>>> CountGrants(int64_t now) override;
+
+  Result<Worker> EnsureWorker(const WorkerRef& ref) override;
+  Result<Worker> GetWorker(const WorkerRef& ref) override;
+  Result<Worker> GetWorkerById(WorkerId id) override;
+
+  Result<std::vector<AuditEntry>> ApplyGrantOps(const std::vector<GrantOp>& ops,
+                                                const std::function<void(size_t)>& progress = {}) override;
+  Result<std::vector<Grant>> GrantsForQualification(QualId qual) override;
+  Result<std::vector<Grant>> GrantsForWorker(WorkerId worker) override;
+  Status ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) override;
+  Result<std::vector<AuditEntry>> ChangesSince(int64_t after_seq, int64_t limit) override;
+  Result<std::vector<AuditEntry>> History(std::optional<QualId> qual, std::optional<WorkerId> worker) override;
+  Result<int64_t> ExternalChangeToken() override;
+
+  Status CreateRun(const RunRecord& run, const std::vector<std::string>& items_json, int units_per_item,
+                   const std::function<void(size_t)>& progress = {}) override;
+  Result<RunRecord> GetRun(const std::string& run_id) override;
+  Result<std::vector<RunRecord>> ListRuns() override;
+  Status SetRunStatus(const std::string& run_id, const std::string& status) override;
+  Result<std::string> GetItem(const std::string& run_id, int64_t item_index) override;
+
+  Result<std::optional<AgentRecord>> ReserveUnit(const std::string& run_id, AgentRecord agent) override;
+  Result<bool> CreateEvalUnit(const std::string& run_id, AgentRecord agent, int64_t cap,
+                              const std::string& gold_set) override;
+  Status CreateOnboardingAgent(const AgentRecord& agent) override;
+  Result<AgentRecord> GetAgent(const std::string& agent_id) override;
+  Result<std::vector<AgentRecord>> OpenAgents(const std::string& run_id, WorkerId worker) override;
+  Result<std::vector<AgentRecord>> OverdueAgents(int64_t now) override;
+  Result<std::vector<AuditEntry>> FinishAgent(const AgentFinish& finish) override;
+  Result<std::vector<int64_t>> GoldsSeen(WorkerId worker, const std::string& gold_set) override;
+  Status ForgetGoldsSeen(WorkerId worker, const std::string& gold_set) override;
+  Result<std::vector<bool>> RecentGoldResults(WorkerId worker, const std::string& gold_set, int64_t n) override;
+  Result<int64_t> CountWorkerUnitsForTask(const std::string& task_name, WorkerId worker) override;
+  Result<std::vector<AgentRecord>> RunAgents(const std::string& run_id) override;
+  Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) override;
+  Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
+                              const std::string& new_status) override;
+
+  // Test-only: the raw connection (to check pragmas).
+  sqlite3* TEST_db() { return db_; }
+
+ private:
+  enum class TxKind { kRead, kWrite };
+
+  SqliteStore(sqlite3* db, Env* env, std::string path);
+
+  // Returns a handle on the cached statement for `sql`, preparing it on first use. `sql` must
+  // have static storage duration (a literal): it is the cache key.
+  Result<SqliteQuery> Query(std::string_view sql);
+  // Runs `body` in one transaction; commits if it returns OK, rolls back otherwise.
+  Status Transact(TxKind kind, const std::function<Status()>& body);
+  Status ExecCached(std::string_view sql);
+  Status Migrate();
+
+  // Helpers that run inside a transaction opened by the caller.
+  // *created (if given) tells whether the worker was inserted now.
+  Result<Worker> EnsureWorkerInTx(const WorkerRef& ref, bool* created);
+  Result<int64_t> RunRowId(const std::string& run_id);
+  Status CheckWorkerExists(WorkerId worker, WorkerRef* ref);
+  Status ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std::function<void(size_t)>& progress,
+                           std::vector<AuditEntry>* out);
+  Status InsertAudit(AuditEntry* entry);
+  // Writes (*entries)[first..] to the audit log, several rows per statement, and fills in their seq.
+  Status FlushAudit(std::vector<AuditEntry>* entries, size_t first);
+  Status InsertAgent(const AgentRecord& agent, int64_t run_rowid);
+  Result<std::vector<AgentRecord>> ReadAgents(SqliteQuery& q);
+
+  sqlite3* db_;
+  Env* env_;
+  std::string path_;
+  // Keyed by the SQL literal itself; finalized in the destructor.
+  std::unordered_map<std::string_view, sqlite3_stmt*> stmts_;
+};
+
+}  // namespace crowdgate

@@ -1,0 +1,98 @@
+// The `qual` and `worker` commands as a user runs them: real binary, real database file,
+// exit codes 0/1/2, human and --json output.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/e2e/run_command.hpp"
+
+namespace crowdgate::testing {
+namespace {
+
+class CliQualTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  std::string db_ = dir_.File("crowdgate.db");
+
+  CommandResult Run(const std::string& args) { return RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " " + args); }
+  CommandResult RunJson(const std::string& args) {
+    return RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " --json " + args);
+  }
+};
+
+TEST_F(CliQualTest, CreateGrantShowAsJson) {
+  ASSERT_EQ(Run("qual create english --description 'English level'").exit_code, 0);
+  auto g = Run("qual grant english alice --value 85 --reason test");
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_NE(g.out.find("local:alice"), std::string::npos);
+  auto show = RunJson("qual show english");
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  auto j = nlohmann::json::parse(show.out);
+  ASSERT_TRUE(j.is_array());
+  ASSERT_EQ(j.size(), 1u);
+  EXPECT_EQ(j[0]["worker"], "local:alice");
+  EXPECT_EQ(j[0]["value"], 85);
+  EXPECT_TRUE(j[0]["granted_at"].is_string());
+  EXPECT_TRUE(j[0]["expires_at"].is_null());
+}
+
+TEST_F(CliQualTest, ExitCodes) {
+  EXPECT_EQ(Run("qual frobnicate").exit_code, 2);                 // unknown command
+  EXPECT_EQ(Run("qual grant").exit_code, 2);                      // missing arguments
+  auto unknown = Run("qual grant nosuchqual alice");
+  EXPECT_EQ(unknown.exit_code, 2);
+  EXPECT_NE(unknown.err.find("nosuchqual"), std::string::npos) << unknown.err;
+  ASSERT_EQ(Run("qual create q").exit_code, 0);
+  EXPECT_EQ(Run("qual create q").exit_code, 2);                   // duplicate
+  EXPECT_EQ(Run("qual grant q 'bad name'").exit_code, 2);         // invalid worker
+  EXPECT_EQ(Run("qual grant q alice --value notanumber").exit_code, 2);
+  EXPECT_EQ(Run("qual grant q alice --expires yesterday").exit_code, 2);
+  EXPECT_EQ(RunCrowdgate(dir_, "--db /nonexistent/dir/x.db qual list").exit_code != 0, true);
+  EXPECT_EQ(Run("--help").exit_code, 0);
+}
+
+TEST_F(CliQualTest, DatabaseFromEnvironment) {
+  ASSERT_EQ(RunCrowdgate(dir_, "qual create fromenv", "CROWDGATE_DB=" + ShellQuote(db_)).exit_code, 0);
+  auto list = RunJson("qual list");
+  ASSERT_EQ(list.exit_code, 0);
+  EXPECT_EQ(nlohmann::json::parse(list.out)[0]["name"], "fromenv");
+}
+
+TEST_F(CliQualTest, ImportBadRowImportsNothingAndNamesTheLine) {
+  ASSERT_EQ(Run("qual create blocklist").exit_code, 0);
+  const std::string csv = dir_.File("block.csv");
+  std::ofstream(csv) << "worker,value\nalice,1\nbob,2\ncarol,oops\n";
+  auto bad = Run("qual import blocklist " + ShellQuote(csv));
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find(":4:"), std::string::npos) << bad.err;
+  EXPECT_EQ(nlohmann::json::parse(RunJson("qual show blocklist").out).size(), 0u);
+  std::ofstream(csv) << "alice\nmturk:A2B\nbob,2\n";
+  auto good = RunJson("qual import blocklist " + ShellQuote(csv));
+  ASSERT_EQ(good.exit_code, 0) << good.err;
+  EXPECT_EQ(nlohmann::json::parse(good.out)["rows"], 3);
+  auto exported = Run("qual export blocklist --format csv");
+  EXPECT_NE(exported.out.find("mturk:A2B,1"), std::string::npos) << exported.out;
+  EXPECT_NE(exported.out.find("local:bob,2"), std::string::npos);
+}
+
+TEST_F(CliQualTest, RevokeHistoryAndWorkerShow) {
+  ASSERT_EQ(Run("qual create vip").exit_code, 0);
+  ASSERT_EQ(Run("qual grant vip mturk:A9 --value 2 --expires 30d").exit_code, 0);
+  auto worker = RunJson("worker show mturk:A9");
+  ASSERT_EQ(worker.exit_code, 0) << worker.err;
+  auto w = nlohmann::json::parse(worker.out);
+  EXPECT_EQ(w["worker"], "mturk:A9");
+  EXPECT_EQ(w["grants"][0]["qualification"], "vip");
+  EXPECT_TRUE(w["grants"][0]["expires_at"].is_string());
+  ASSERT_EQ(Run("qual revoke vip mturk:A9 --reason done").exit_code, 0);
+  auto history = RunJson("qual history vip");
+  ASSERT_EQ(history.exit_code, 0);
+  auto h = nlohmann::json::parse(history.out);
+  ASSERT_EQ(h.size(), 2u);
+  EXPECT_EQ(h[0]["kind"], "grant");
+  EXPECT_EQ(h[1]["kind"], "revoke");
+  EXPECT_EQ(h[1]["reason"], "done");
+  EXPECT_EQ(Run("worker show nobody").exit_code, 2);
+}
+
+}  // namespace
+}  // namespace crowdgate::testing
