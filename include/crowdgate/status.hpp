@@ -4,7 +4,7 @@
 // written for the person who caused them (it names the key, line or field at fault).
 // Expected business outcomes ("not qualified", "no work", a failed check) are NOT
 // errors: they are values of their own types. Codes map to HTTP statuses and CLI exit
-// codes in exactly one place (src/core/status_mapping.cpp).
+// codes in exactly one place (the table in src/core/status.cpp).
 #pragma once
 
 #include <memory>

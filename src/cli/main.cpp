@@ -6,6 +6,7 @@
 
 #include "cli/cli_commands.hpp"
 #include "cli/cli_context.hpp"
+#include "core/run_config.hpp"
 
 int main(int argc, char** argv) {
   using crowdgate::cli::CliContext;
@@ -23,6 +24,13 @@ int main(int argc, char** argv) {
   crowdgate::cli::AddWorkerCommands(app, ctx);
   crowdgate::cli::AddRunCommands(app, ctx);
   crowdgate::cli::AddDemoCommand(app, ctx);
+  auto* reference = app.add_subcommand("config-reference", "Print every run-config key as a Markdown table");
+  reference->callback([&ctx] {
+    ctx.action = [] {
+      std::cout << crowdgate::ConfigReferenceMarkdown();
+      return 0;
+    };
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

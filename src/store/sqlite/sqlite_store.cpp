@@ -136,6 +136,8 @@ constexpr size_t kProgressEvery = 10000;
 constexpr int kAuditBatch = 32;
 constexpr int kAuditColumns = 10;
 constexpr int kItemBatch = 64;
+constexpr int kGrantBatch = 32;
+constexpr int kGrantColumns = 6;
 
 // "INSERT ... VALUES (?1, ..., ?10), (?11, ..., ?20), ..." built once from constants, never from input.
 // Function-local statics, so the text lives as long as the statement cache keyed by it.
@@ -148,6 +150,20 @@ std::string_view AuditBatchSql() {
       s += r == 0 ? "(" : ", (";
       for (int c = 0; c < kAuditColumns; ++c) s += (c == 0 ? "?" : ", ?") + std::to_string(r * kAuditColumns + c + 1);
       s += ")";
+    }
+    return s;
+  }();
+  return sql;
+}
+
+std::string_view GrantBatchSql() {
+  static const std::string sql = [] {
+    std::string s = "INSERT INTO grants (worker_id, qual_id, value, granted_at, updated_at, expires_at, actor) VALUES ";
+    for (int r = 0; r < kGrantBatch; ++r) {
+      const int b = r * kGrantColumns;
+      s += (r == 0 ? "(?" : ", (?") + std::to_string(b + 1) + ", ?" + std::to_string(b + 2) + ", ?" +
+           std::to_string(b + 3) + ", ?" + std::to_string(b + 4) + ", ?" + std::to_string(b + 4) + ", ?" +
+           std::to_string(b + 5) + ", ?" + std::to_string(b + 6) + ")";
     }
     return s;
   }();
@@ -762,6 +778,39 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
   out->reserve(out->size() + ops.size());
   // Audit rows are written in batches; nothing reads the log inside this transaction.
   size_t unflushed = out->size();
+  // So are the first grants of workers created by this batch (a bulk import), until an op needs to
+  // read grants: every grant read below flushes first, so no op ever misses a pending row.
+  struct PendingGrant {
+    WorkerId worker;
+    QualId qual;
+    int64_t value;
+    std::optional<int64_t> expires;
+    const std::string* actor;
+  };
+  std::vector<PendingGrant> pending;
+  auto flush_grants = [&]() -> Status {
+    size_t i = 0;
+    auto bind = [&](SqliteQuery& q, int base, const PendingGrant& g) {
+      q.Bind(base + 1, g.worker).Bind(base + 2, g.qual).Bind(base + 3, g.value).Bind(base + 4, now);
+      q.Bind(base + 5, g.expires).Bind(base + 6, *g.actor);
+    };
+    if (pending.size() >= static_cast<size_t>(kGrantBatch)) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(GrantBatchSql()));
+      for (; pending.size() - i >= static_cast<size_t>(kGrantBatch); i += kGrantBatch) {
+        for (int r = 0; r < kGrantBatch; ++r) bind(q, r * kGrantColumns, pending[i + r]);
+        CG_RETURN_IF_ERROR(q.Run());
+        q.ResetKeepBindings();
+      }
+    }
+    for (; i < pending.size(); ++i) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO grants (worker_id, qual_id, value, granted_at, "
+                                               "updated_at, expires_at, actor) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)"));
+      bind(q, 0, pending[i]);
+      CG_RETURN_IF_ERROR(q.Run());
+    }
+    pending.clear();
+    return Status::Ok();
+  };
 
   for (size_t i = 0; i < ops.size(); ++i) {
     if (progress && i > 0 && i % kProgressEvery == 0) progress(i);
@@ -788,6 +837,7 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
     std::optional<int64_t> cur_expires;
     int64_t stored_value = 0;
     if (!last_worker_is_new || op.kind == GrantOp::Kind::kRevoke) {
+      CG_RETURN_IF_ERROR(flush_grants());
       CG_ASSIGN_OR_RETURN(SqliteQuery q,
                           Query("SELECT value, granted_at, expires_at FROM grants WHERE worker_id = ?1 AND qual_id = ?2"));
       q.Bind(1, worker).Bind(2, op.qual_id);
@@ -835,10 +885,8 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
         q.Bind(1, worker).Bind(2, op.qual_id).Bind(3, value).Bind(4, cur_granted_at).Bind(5, now);
         CG_RETURN_IF_ERROR(q.Bind(6, expires).Bind(7, op.actor).Run());
       } else {
-        CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO grants (worker_id, qual_id, value, granted_at, "
-                                                 "updated_at, expires_at, actor) VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)"));
-        q.Bind(1, worker).Bind(2, op.qual_id).Bind(3, value).Bind(4, now).Bind(5, expires).Bind(6, op.actor);
-        CG_RETURN_IF_ERROR(q.Run());
+        pending.push_back(PendingGrant{worker, op.qual_id, value, expires, &op.actor});
+        if (pending.size() == static_cast<size_t>(kGrantBatch)) CG_RETURN_IF_ERROR(flush_grants());
       }
     }
     // The next op on this worker must look its grants up again.
@@ -849,6 +897,7 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
       unflushed = out->size();
     }
   }
+  CG_RETURN_IF_ERROR(flush_grants());
   CG_RETURN_IF_ERROR(FlushAudit(out, unflushed));
   if (progress) progress(ops.size());
   return Status::Ok();
