@@ -3,7 +3,7 @@
 JOBS ?= $(shell nproc)
 CTEST_FLAGS ?= --output-on-failure -j $(JOBS)
 # Targets built under ThreadSanitizer (tests labelled "concurrency").
-TSAN_TARGETS ?= http_test engine_test
+TSAN_TARGETS ?= http_test engine_test dispatcher_test
 
 .PHONY: setup build build-asan build-tsan test test-release test-asan test-tsan demo bench clean
 

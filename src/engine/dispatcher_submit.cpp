@@ -171,7 +171,7 @@ Result<SubmitResponse> DispatcherImpl::Submit(const std::string& agent_id, const
     if (entries.status().IsConflict()) return Status::Conflict("agent " + agent_id + " has already submitted");
     return entries.status();
   }
-  CG_RETURN_IF_ERROR(core_.AfterWrite());
+  CG_RETURN_IF_ERROR(core_.AfterWrite(*entries));
   return response;
 }
 

@@ -26,6 +26,7 @@ Status EngineCore::Refresh() {
           index_.Load(g, g.actor == kScreeningActor ? kFlagByScreening : 0);
         },
         &as_of));
+    index_.Compact();
     last_seq_ = as_of;
     loaded_ = true;
   } else if (token == last_token_) {
@@ -35,7 +36,11 @@ Status EngineCore::Refresh() {
   return AfterWrite();
 }
 
-Status EngineCore::AfterWrite() {
+Status EngineCore::AfterWrite(const std::vector<AuditEntry>& written) {
+  if (!written.empty() && written.front().seq == last_seq_ + 1) {
+    for (const auto& e : written) ApplyEntry(e);
+    last_seq_ = written.back().seq;
+  }
   constexpr int64_t kBatch = 10000;
   while (true) {
     CG_ASSIGN_OR_RETURN(std::vector<AuditEntry> entries, store_->ChangesSince(last_seq_, kBatch));

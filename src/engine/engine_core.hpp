@@ -36,8 +36,10 @@ class EngineCore {
 
   // Loads every grant (first call) or replays the change feed since the last call.
   Status Refresh();
-  // Applies audit entries our own writes returned (and anything committed before them).
-  Status AfterWrite();
+  // Brings the index up to date after our own write: replays the change feed from the
+  // last seen seq. When `written` (the entries our write returned) follows on directly
+  // from what the index has seen, they are applied as they are, without reading them back.
+  Status AfterWrite(const std::vector<AuditEntry>& written = {});
 
   // Cached lookups (NotFound when absent from the store).
   Result<Qualification> Qual(const std::string& name);

@@ -75,7 +75,7 @@ Result<AuditEntry> EngineImpl::Grant(const GrantRequest& request) {
   op.actor = core_->actor();
   op.reason = request.reason;
   CG_ASSIGN_OR_RETURN(std::vector<AuditEntry> entries, core_->store().ApplyGrantOps({op}));
-  CG_RETURN_IF_ERROR(core_->AfterWrite());
+  CG_RETURN_IF_ERROR(core_->AfterWrite(entries));
   if (entries.empty()) return Status::Internal("grant wrote no audit entry");
   return entries.front();
 }
@@ -128,7 +128,7 @@ Result<ImportSummary> EngineImpl::Import(const std::string& qualification, const
     if (e.kind == AuditEntry::Kind::kGrant) ++summary.granted;
     if (e.kind == AuditEntry::Kind::kChange) ++summary.changed;
   }
-  CG_RETURN_IF_ERROR(core_->AfterWrite());
+  CG_RETURN_IF_ERROR(core_->AfterWrite(*entries));
   return summary;
 }
 

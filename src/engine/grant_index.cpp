@@ -95,6 +95,12 @@ void GrantIndex::Load(const Grant& g, int32_t flags) {
   Set(g.worker_id, g.qual_id, g.value, g.expires_at.value_or(INT64_MAX), flags);
 }
 
+void GrantIndex::Compact() {
+  for (auto& [worker, v] : by_worker_) {
+    if (v.capacity() > v.size()) v.shrink_to_fit();
+  }
+}
+
 void GrantIndex::Clear() {
   by_worker_.clear();
   grant_count_ = 0;

@@ -49,6 +49,11 @@ class GrantIndex {
   void Apply(const AuditEntry& e, int32_t flags = 0);
   void Load(const Grant& g, int32_t flags = 0);
   void Clear();
+  // Gives back the spare capacity of every worker's vector (call after a bulk Load: vectors
+  // grown one grant at a time hold up to twice what they need).
+  void Compact();
+  // Expected number of workers, before a bulk Load.
+  void Reserve(size_t workers) { by_worker_.reserve(workers); }
 
   // The worker's unexpired value of `qual`, or nullopt.
   std::optional<int64_t> Value(WorkerId worker, QualId qual, int64_t now) const;

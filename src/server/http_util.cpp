@@ -1,5 +1,7 @@
 #include "server/http_util.hpp"
 
+#include "core/secure_compare.hpp"
+
 #include <cstdint>
 
 namespace crowdgate {
@@ -168,14 +170,7 @@ std::string HtmlEscape(std::string_view in) {
   return out;
 }
 
-bool ConstantTimeEquals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  volatile uint8_t diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = diff | static_cast<uint8_t>(static_cast<uint8_t>(a[i]) ^ static_cast<uint8_t>(b[i]));
-  }
-  return diff == 0;
-}
+bool ConstantTimeEquals(std::string_view a, std::string_view b) { return ConstantTimeEqual(a, b); }
 
 std::optional<std::string> BearerToken(const HttpRequest& req) {
   auto it = req.headers.find("authorization");

@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_store.hpp"
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <concepts>
 #include <exception>
@@ -436,8 +438,15 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
   sqlite3_extended_result_codes(db, 1);
   // journal_mode is the first statement that reads the file, so it is where "not a database"
   // shows up. In-memory databases answer "memory"; that is fine.
-  for (const char* pragma : {"PRAGMA journal_mode = WAL", "PRAGMA synchronous = FULL", "PRAGMA foreign_keys = ON",
-                             "PRAGMA cache_size = -32768"}) {
+  // WAL with synchronous=NORMAL: a commit is in the WAL file (the OS's page cache) before
+  // we answer, so a kill -9 of the server loses nothing; only a power loss or kernel crash
+  // can roll back the last commits. CROWDGATE_SQLITE_SYNC=full fsyncs every commit too,
+  // at a few milliseconds per write.
+  const char* sync_env = std::getenv("CROWDGATE_SQLITE_SYNC");
+  const bool full_sync = sync_env != nullptr && std::string(sync_env) == "full";
+  for (const char* pragma : {"PRAGMA journal_mode = WAL",
+                             full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+                             "PRAGMA foreign_keys = ON", "PRAGMA cache_size = -32768"}) {
     rc = ExecText(db, pragma);
     if (rc != SQLITE_OK) return OpenError(db, rc, path).WithContext(pragma);
   }
@@ -839,7 +848,8 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
     if (!last_worker_is_new || op.kind == GrantOp::Kind::kRevoke) {
       CG_RETURN_IF_ERROR(flush_grants());
       CG_ASSIGN_OR_RETURN(SqliteQuery q,
-                          Query("SELECT value, granted_at, expires_at FROM grants WHERE worker_id = ?1 AND qual_id = ?2"));
+                          Query("SELECT value, granted_at, expires_at FROM grants "
+                                "WHERE worker_id = ?1 AND qual_id = ?2"));
       q.Bind(1, worker).Bind(2, op.qual_id);
       CG_ASSIGN_OR_RETURN(bool row, q.Next());
       if (row) {
@@ -1134,7 +1144,8 @@ Status SqliteStore::InsertAgent(const AgentRecord& a, int64_t run_rowid) {
   CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO agents (id, token_hash, run, unit_id, worker_id, kind, "
                                            "status, item_index, session, eval_set, created_at, deadline, "
                                            "submitted_at, data_json, check_result) "
-                                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"));
+                                           "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
+                                           "?15)"));
   q.Bind(1, a.id).Bind(2, a.token_hash).Bind(3, run_rowid).Bind(4, a.unit_id).Bind(5, a.worker_id);
   q.Bind(6, a.kind).Bind(7, a.status).Bind(8, a.item_index).Bind(9, a.session).Bind(10, a.eval_set);
   q.Bind(11, a.created_at).Bind(12, a.deadline).Bind(13, a.submitted_at).Bind(14, a.data_json);

@@ -5,10 +5,11 @@
 //  - Thread-safety: a SqliteStore is used by one thread at a time (the connection is opened
 //    SQLITE_OPEN_NOMUTEX). Several SqliteStore objects, in one process or many, may open the same
 //    file; SQLite serialises their writers and each sees the others' commits.
-//  - Connection settings: WAL, synchronous=FULL, busy_timeout=5000 ms, foreign_keys=ON.
-//    synchronous=FULL because our promise is "a submission answered 200 is on disk": in WAL mode
-//    NORMAL already survives a kill -9 of the process, but a commit may be lost on power failure or
-//    an OS crash because the WAL is not fsynced at commit; FULL fsyncs the WAL on every commit.
+//  - Connection settings: WAL, synchronous=NORMAL, busy_timeout=5000 ms, foreign_keys=ON.
+//    In WAL mode a commit with NORMAL is written to the WAL before it returns, so a kill -9 of
+//    the process loses nothing we answered ("a submission answered 200 is on disk"); a power
+//    failure or OS crash may lose the last commits. CROWDGATE_SQLITE_SYNC=full selects
+//    synchronous=FULL (an fsync per commit, a few milliseconds each on this hardware).
 //  - Every public method is one transaction (BEGIN IMMEDIATE for writes, a deferred read
 //    transaction for reads). Any error rolls back and is returned as a Status: SQLITE_BUSY/LOCKED
 //    -> Unavailable, constraint violations -> Conflict, anything else -> Internal with SQLite's

@@ -1,0 +1,616 @@
+// crowdgate_bench: the named benchmark workloads of PRODUCT.md §7, run by `make bench`.
+//
+//   crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]
+//
+// Workloads (default: all):
+//   eligibility    GrantIndex::Check of one worker against 5 requirements, 100k workers x 20 quals, one core
+//   gold-decision  Dispatcher::RequestWork + Submit in process on SQLite, a run with golds (no HTTP)
+//   http-work      1,000 keep-alive connections doing work + submit against the TaskServer on SQLite,
+//                  paced at 10,000 requests/s offered: throughput, p50/p99/p999, errors
+//   http-saturate  the same crowd with no think time: the most requests/s the server gives
+//   grant-import   `qual import` of 1 million CSV rows (read + parse + Engine::Import), own process
+//   launch         Dispatcher::Launch of a run of 1 million units, own process
+//   memory         resident size of an Engine holding 1 million workers x 5 grants, own process
+//   scaling        eligibility and http-work at 1k / 10k / 100k / 1M workers
+//
+// Each workload prints one JSON line (`{"workload": ..., "median": ..., ...}`) and a row of the
+// table printed at the end. --smoke runs tiny sizes and checks correctness only (ctest bench_smoke):
+// the exit code is non-zero when a workload saw an error or a wrong count, never for slowness.
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <functional>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "bench_util.hpp"
+#include "cli/import_file.hpp"
+#include "core/run_config.hpp"
+#include "crowdgate/dispatcher.hpp"
+#include "crowdgate/engine.hpp"
+#include "crowdgate/store.hpp"
+#include "engine/grant_index.hpp"
+#include "http_load.hpp"
+#include "server/task_server.hpp"
+
+namespace crowdgate::bench {
+namespace {
+
+using Json = nlohmann::json;
+
+struct Args {
+  bool smoke = false;
+  int runs = 5;
+  bool json_only = false;
+  std::vector<std::string> workloads;
+  std::string self;  // path of this executable, for the workloads run in a child process
+};
+
+// One row of the final table.
+struct Row {
+  std::string workload;
+  std::string metric;
+  Stats stats;
+  std::string unit;
+  std::string target;
+  bool met = true;
+  std::string note;
+};
+
+std::vector<Row> g_rows;
+int g_failures = 0;
+
+void Check(bool ok, const std::string& what) {
+  if (ok) return;
+  ++g_failures;
+  std::cerr << "CHECK FAILED: " << what << "\n";
+}
+
+void Die(const Status& s, const std::string& where) {
+  std::cerr << where << ": " << s.ToString() << "\n";
+  std::exit(2);
+}
+
+template <typename T>
+T Must(Result<T> r, const std::string& where) {
+  if (!r.ok()) Die(r.status(), where);
+  return std::move(r).value();
+}
+
+void Report(const Args& a, const Row& row, Json extra) {
+  Json j = {{"workload", row.workload}, {"metric", row.metric},     {"unit", row.unit},
+            {"median", row.stats.median}, {"min", row.stats.min},   {"max", row.stats.max},
+            {"spread", row.stats.spread()}, {"runs", a.runs},        {"smoke", a.smoke},
+            {"target", row.target},         {"target_met", row.met}};
+  for (auto& [k, v] : extra.items()) j[k] = v;
+  std::cout << j.dump() << std::endl;
+  g_rows.push_back(row);
+}
+
+// ---- fixtures ----------------------------------------------------------------------------
+
+// Writes a run config (static_html, 1 unit per item, label answers) with `items` items into dir.
+// With golds, every gold's answer is {"label": "x"}, which is what every simulated worker answers.
+std::string WriteRunConfig(const std::string& dir, int64_t items, bool golds, int requirements) {
+  WriteFile(dir + "/task.html", "<p>${text}</p>");
+  {
+    std::ofstream out(dir + "/units.jsonl", std::ios::binary);
+    std::string line;
+    for (int64_t i = 0; i < items; ++i) {
+      line = "{\"id\": \"s" + std::to_string(i) + "\", \"text\": \"sentence number " + std::to_string(i) + "\"}\n";
+      out << line;
+    }
+  }
+  std::string yaml =
+      "task:\n  task_name: bench\n  task_title: bench\n  task_reward: 0.01\n  allowed_concurrent: 1\n"
+      "  assignment_duration_in_seconds: 3600\n"
+      "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\n  units_per_item: 1\n";
+  if (golds) {
+    std::ofstream out(dir + "/golds.jsonl", std::ios::binary);
+    for (int g = 0; g < 50; ++g) {
+      out << "{\"inputs\": {\"id\": \"g" << g << "\", \"text\": \"gold " << g << "\"}, \"answer\": {\"label\": \"x\"}}\n";
+    }
+    yaml +=
+        "  use_golds: true\n  gold_qualification_base: bench-gold\n  gold_file: golds.jsonl\n"
+        "  gold_check: {fields: [label], match: exact}\n  min_golds: 2\n  max_incorrect_golds: 1\n"
+        "  max_gold_units: 100000000\n";
+  }
+  yaml += "qualifications:";
+  if (requirements == 0) yaml += " []";
+  yaml += "\n";
+  for (int q = 1; q <= requirements; ++q) {
+    yaml += "  - {qualification_name: q" + std::to_string(q) + ", comparator: GreaterThanOrEqualTo, value: 0}\n";
+  }
+  yaml += "provider:\n  type: local\n";
+  WriteFile(dir + "/config.yaml", yaml);
+  return dir + "/config.yaml";
+}
+
+// Creates qualifications q1..q`quals` and `workers` workers w1..wN holding `per_worker` of them
+// (values 0..99), written straight into SQLite in one transaction (the audit log is not needed
+// to load an engine; this is setup, not a measured figure).
+void PopulateWorkers(const std::string& db, int64_t workers, int quals, int per_worker) {
+  {
+    auto store = Must(Store::Open(db, Env::Default()), "open " + db);
+    for (int q = 1; q <= quals; ++q) Must(store->EnsureQualification("q" + std::to_string(q), "bench"), "qual");
+  }
+  sqlite3* h = nullptr;
+  if (sqlite3_open(db.c_str(), &h) != SQLITE_OK) Die(Status::Internal(sqlite3_errmsg(h)), "sqlite open");
+  auto exec = [&](const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(h, sql, nullptr, nullptr, &err) != SQLITE_OK) Die(Status::Internal(err), sql);
+  };
+  exec("PRAGMA journal_mode = WAL");
+  exec("PRAGMA synchronous = OFF");
+  exec("BEGIN");
+  sqlite3_stmt* w = nullptr;
+  sqlite3_stmt* g = nullptr;
+  sqlite3_prepare_v2(h, "INSERT INTO workers (id, provider, name, created_at) VALUES (?1, 'local', ?2, 1)", -1, &w,
+                     nullptr);
+  sqlite3_prepare_v2(h,
+                     "INSERT INTO grants (worker_id, qual_id, value, granted_at, updated_at, expires_at, actor) "
+                     "SELECT ?1, id, ?3, 1, 1, NULL, 'bench' FROM qualifications WHERE name = ?2",
+                     -1, &g, nullptr);
+  std::vector<std::string> qual_names;
+  for (int q = 1; q <= quals; ++q) qual_names.push_back("q" + std::to_string(q));
+  for (int64_t i = 1; i <= workers; ++i) {
+    const std::string name = "w" + std::to_string(i);
+    sqlite3_bind_int64(w, 1, i);
+    sqlite3_bind_text(w, 2, name.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(w) != SQLITE_DONE) Die(Status::Internal(sqlite3_errmsg(h)), "insert worker");
+    sqlite3_reset(w);
+    for (int k = 0; k < per_worker; ++k) {
+      const std::string& qn = qual_names[static_cast<size_t>((i + k) % quals)];
+      sqlite3_bind_int64(g, 1, i);
+      sqlite3_bind_text(g, 2, qn.c_str(), -1, SQLITE_STATIC);
+      sqlite3_bind_int64(g, 3, (i * 7 + k) % 100);
+      if (sqlite3_step(g) != SQLITE_DONE) Die(Status::Internal(sqlite3_errmsg(h)), "insert grant");
+      sqlite3_reset(g);
+    }
+  }
+  sqlite3_finalize(w);
+  sqlite3_finalize(g);
+  exec("COMMIT");
+  sqlite3_close(h);
+}
+
+// Runs this executable as `--child NAME SIZE` and returns the JSON line it prints.
+Json RunChild(const Args& a, const std::string& name, int64_t size) {
+  const std::string cmd = "'" + a.self + "' --child " + name + " " + std::to_string(size);
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) Die(Status::Internal("popen failed"), cmd);
+  std::string out;
+  char buf[4096];
+  while (size_t n = std::fread(buf, 1, sizeof(buf), p)) out.append(buf, n);
+  const int rc = ::pclose(p);
+  const size_t nl = out.find_last_of('{');
+  Json j = nl == std::string::npos ? Json() : Json::parse(out.substr(nl), nullptr, false);
+  if (rc != 0 || !j.is_object()) Die(Status::Internal("child failed: " + out), cmd);
+  return j;
+}
+
+// ---- eligibility ---------------------------------------------------------------------------
+
+constexpr int kEligibilityQuals = 20;
+
+GrantIndex BuildIndex(int64_t workers) {
+  GrantIndex index;
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> coin(0, 1);
+  std::uniform_int_distribution<int64_t> value(0, 100);
+  for (WorkerId w = 1; w <= workers; ++w) {
+    for (QualId q = 1; q <= kEligibilityQuals; ++q) {
+      if (coin(rng) < 0.3) {
+        Grant g;
+        g.worker_id = w;
+        g.qual_id = q;
+        g.value = value(rng);
+        index.Load(g);
+      }
+    }
+  }
+  return index;
+}
+
+std::vector<CompiledRequirement> FiveRequirements() {
+  // A block list, an onboarding-failed guard, a score threshold, a tier and a value set; none
+  // short-circuits for most workers, so all five are evaluated.
+  std::vector<CompiledRequirement> reqs(5);
+  reqs[0] = {1, Comparator::kDoesNotExist, 0, {}, ~0u, 0};
+  reqs[1] = {2, Comparator::kDoesNotExist, 0, {}, ~0u, 1};
+  reqs[2] = {3, Comparator::kLessThanOrEqualTo, 100, {}, ~0u, 2};
+  reqs[3] = {4, Comparator::kNotEqualTo, 1000, {}, ~0u, 3};
+  reqs[4] = {5, Comparator::kNotIn, 0, {101, 102, 103}, ~0u, 4};
+  return reqs;
+}
+
+// Checks/s of one thread over `checks` random workers (order fixed by seed).
+double EligibilityOnce(const GrantIndex& index, int64_t workers, int64_t checks, int64_t* passed_out) {
+  const auto reqs = FiveRequirements();
+  const uint32_t local = ProviderBit("local");
+  std::mt19937_64 rng(11);
+  std::vector<WorkerId> order(1 << 16);
+  for (auto& w : order) w = static_cast<WorkerId>(rng() % static_cast<uint64_t>(workers)) + 1;
+  int64_t passed = 0;
+  const double t0 = NowSeconds();
+  for (int64_t i = 0; i < checks; ++i) passed += index.Check(order[static_cast<size_t>(i) & 0xffff], local, reqs, 1).passed;
+  const double dt = NowSeconds() - t0;
+  *passed_out = passed;
+  return static_cast<double>(checks) / dt;
+}
+
+Stats Eligibility(const Args& a, int64_t workers, const std::string& name) {
+  const double b0 = NowSeconds();
+  GrantIndex index = BuildIndex(workers);
+  const double build_s = NowSeconds() - b0;
+  const int64_t checks = a.smoke ? 20'000 : 5'000'000;
+  std::vector<double> rates;
+  int64_t passed = 0;
+  for (int r = 0; r < a.runs; ++r) rates.push_back(EligibilityOnce(index, workers, checks, &passed));
+  // Cross-check the hot path against the straightforward evaluation for a sample of workers.
+  const auto reqs = FiveRequirements();
+  for (WorkerId w = 1; w <= std::min<int64_t>(workers, 2000); ++w) {
+    bool expect = true;
+    for (const auto& req : reqs) expect = expect && EvaluateCompiled(req, index.Value(w, req.qual_id, 1));
+    Check(index.Check(w, ProviderBit("local"), reqs, 1).passed == expect, "eligibility verdict of worker " +
+                                                                              std::to_string(w));
+  }
+  Check(passed > 0 && passed < checks, "eligibility: some workers pass and some fail");
+  Row row{name, "checks/s (1 core)", Summarize(rates), "checks/s", ">= 5,000,000", true, ""};
+  row.met = row.stats.median >= 5e6;
+  row.note = std::to_string(workers) + " workers, " + std::to_string(index.grant_count()) + " grants";
+  Report(a, row, {{"workers", workers}, {"grants", index.grant_count()}, {"checks_per_run", checks},
+                  {"index_build_s", build_s}});
+  return row.stats;
+}
+
+// ---- runs on SQLite: in-process dispatcher and HTTP ------------------------------------------
+
+struct Served {
+  std::unique_ptr<ScratchDir> dir;
+  std::unique_ptr<Engine> engine;
+  std::unique_ptr<Dispatcher> dispatcher;
+  std::string run_id;
+};
+
+// A database with `workers` workers holding 5 grants each, and a launched run of `items` units
+// requiring all 5 qualifications (GreaterThanOrEqualTo 0), with golds if asked.
+Served ServeRun(const std::string& tag, int64_t workers, int64_t items, bool golds) {
+  Served s;
+  s.dir = std::make_unique<ScratchDir>(tag);
+  const std::string db = s.dir->File("bench.db");
+  PopulateWorkers(db, workers, 5, 5);
+  const std::string config_path = WriteRunConfig(s.dir->path(), items, golds, 5);
+  auto store = Must(Store::Open(db, Env::Default()), "open");
+  EngineOptions eo;
+  eo.actor = "bench";
+  s.engine = Must(Engine::Open(std::move(store), eo), "engine");
+  s.dispatcher = Must(Dispatcher::Create(s.engine.get()), "dispatcher");
+  RunConfig config = Must(LoadRunConfig(config_path, {}), "config");
+  s.run_id = Must(s.dispatcher->Launch(config, {}), "launch").run_id;
+  return s;
+}
+
+void GoldDecision(const Args& a) {
+  const int64_t pairs = a.smoke ? 200 : 20'000;
+  const int64_t workers = 1000;
+  Served s = ServeRun("gold", workers, pairs * (a.runs + 1) + 1000, /*golds=*/true);
+  std::vector<double> rates;
+  int64_t golds_or_units = 0;
+  int64_t cycle = 0;
+  for (int r = 0; r < a.runs; ++r) {
+    const double t0 = NowSeconds();
+    for (int64_t i = 0; i < pairs; ++i, ++cycle) {
+      WorkRequest req;
+      req.run_id = s.run_id;
+      req.worker = WorkerRef{"local", "w" + std::to_string(cycle % workers + 1)};
+      auto w = s.dispatcher->RequestWork(req);
+      if (!w.ok() || w->outcome != "unit") {
+        Check(false, "gold-decision: work: " + (w.ok() ? w->outcome + " " + w->reason : w.status().ToString()));
+        continue;
+      }
+      auto sub = s.dispatcher->Submit(w->agent_id, w->token, Json{{"label", "x"}});
+      Check(sub.ok(), "gold-decision: submit: " + (sub.ok() ? std::string() : sub.status().ToString()));
+      ++golds_or_units;
+    }
+    rates.push_back(static_cast<double>(pairs) / (NowSeconds() - t0));
+  }
+  auto summary = Must(s.dispatcher->Summarize(s.run_id), "summarize");
+  Check(summary.gold_served > 0, "gold-decision: golds were served");
+  Row row{"gold-decision", "work+submit pairs/s (in process)", Summarize(rates), "pairs/s", "-", true, ""};
+  row.note = std::to_string(1e6 / row.stats.median).substr(0, 6) + " us per pair; golds served " +
+             std::to_string(summary.gold_served);
+  Report(a, row, {{"pairs_per_run", pairs}, {"us_per_pair", 1e6 / row.stats.median},
+                  {"gold_served", summary.gold_served}, {"completed", golds_or_units}});
+}
+
+struct HttpFigures {
+  Stats throughput;
+  Stats p50;
+  Stats p99;
+  Stats p999;
+  int64_t errors = 0;
+};
+
+HttpFigures HttpWork(const Args& a, const std::string& name, int64_t population, double rate, bool report) {
+  const int connections = a.smoke ? 20 : 1000;
+  const double duration = a.smoke ? 0.5 : 4;
+  const double warmup = a.smoke ? 0.2 : 1;
+  population = std::max<int64_t>(population, connections);
+  const double expected = (rate > 0 ? rate : 20000) * (duration + warmup + 1) * a.runs;
+  const int64_t items = static_cast<int64_t>(expected / 2) + 10'000;
+  Served s = ServeRun("http", population, items, /*golds=*/false);
+  TaskServerOptions so;
+  so.http.port = 0;
+  so.http.max_connections_per_ip = connections + 100;
+  so.http.log = [](const std::string&) {};
+  TaskServer server(s.engine.get(), s.dispatcher.get(), so);
+  if (Status st = server.Start(); !st.ok()) Die(st, "server start");
+  std::vector<double> tput, p50, p99, p999;
+  HttpFigures f;
+  std::vector<std::string> samples;
+  for (int r = 0; r < a.runs; ++r) {
+    HttpLoadOptions o;
+    o.port = server.port();
+    o.run_id = s.run_id;
+    o.connections = connections;
+    o.worker_population = population;
+    o.offered_rate = a.smoke ? 400 : rate;
+    o.warmup_s = warmup;
+    o.duration_s = duration;
+    HttpLoadResult res = RunHttpLoad(o);
+    tput.push_back(res.throughput);
+    p50.push_back(Percentile(res.latencies_ms, 50));
+    p99.push_back(Percentile(res.latencies_ms, 99));
+    p999.push_back(Percentile(res.latencies_ms, 99.9));
+    f.errors += res.errors;
+    for (auto& e : res.error_samples) {
+      if (samples.size() < 5) samples.push_back(e);
+    }
+    Check(res.requests > 0, name + ": requests completed");
+  }
+  server.Stop();
+  Check(f.errors == 0, name + ": 0 errors (got " + std::to_string(f.errors) +
+                           (samples.empty() ? std::string() : "; first: " + samples.front()) + ")");
+  f.throughput = Summarize(tput);
+  f.p50 = Summarize(p50);
+  f.p99 = Summarize(p99);
+  f.p999 = Summarize(p999);
+  if (report) {
+    const std::string shape = std::to_string(connections) + " conns, " + std::to_string(population) + " workers, " +
+                              (rate > 0 ? "offered " + std::to_string(static_cast<int>(rate)) + "/s" : "closed loop");
+    Row row{name, "requests/s", f.throughput, "req/s", rate > 0 ? ">= 10,000" : "-", f.throughput.median >= 1e4,
+            shape};
+    Report(a, row, {{"connections", connections}, {"workers", population}, {"offered_rate", rate},
+                    {"errors", f.errors}, {"p50_ms", f.p50.median}, {"p99_ms", f.p99.median},
+                    {"p999_ms", f.p999.median}, {"p99_ms_min", f.p99.min}, {"p99_ms_max", f.p99.max},
+                    {"error_samples", samples}});
+    Row lat{name, "p50 / p99 / p999 ms", f.p99, "ms", rate > 0 ? "p99 < 10 ms" : "-", f.p99.median < 10, ""};
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(2) << "p50 " << f.p50.median << ", p99 " << f.p99.median << ", p999 "
+       << f.p999.median << "; errors " << f.errors;
+    lat.note = os.str();
+    g_rows.push_back(lat);
+  }
+  return f;
+}
+
+// ---- workloads in a child process (clean resident size) -----------------------------------
+
+Json ChildGrantImport(int64_t rows) {
+  ScratchDir dir("import");
+  {
+    std::ofstream out(dir.File("grants.csv"), std::ios::binary);
+    out << "worker,value\n";
+    for (int64_t i = 1; i <= rows; ++i) out << "imp" << i << "," << (i % 100) << "\n";
+  }
+  auto store = Must(Store::Open(dir.File("bench.db"), Env::Default()), "open");
+  auto engine = Must(Engine::Open(std::move(store), {}), "engine");
+  Must(engine->CreateQualification("imported", "bench"), "qual");
+  const double rss0 = RssMb();
+  const double t0 = NowSeconds();
+  auto parsed = Must(cli::ReadImportFile(dir.File("grants.csv"), 1), "read csv");
+  const double t_read = NowSeconds() - t0;
+  ImportSummary s = Must(engine->Import("imported", parsed, "bench", {}), "import");
+  const double seconds = NowSeconds() - t0;
+  parsed.clear();
+  parsed.shrink_to_fit();
+  const auto quals = Must(engine->ListQualifications(), "list");
+  int64_t live = 0;
+  for (const auto& q : quals) {
+    if (q.qualification.name == "imported") live = q.live_grants;
+  }
+  // A worker from the middle of the file is eligible for the imported qualification.
+  auto reqs = Must(engine->Compile({Requirement{"imported", Comparator::kExists, 0, {}, std::nullopt}}), "compile");
+  const bool eligible = Must(engine->Check("imp" + std::to_string(rows / 2 + 1), *reqs), "check").passed;
+  return {{"seconds", seconds}, {"read_s", t_read}, {"granted", s.granted}, {"live", live}, {"eligible", eligible},
+          {"rss_delta_mb", RssMb() - rss0}, {"peak_rss_mb", static_cast<double>(ProcStatusKb("VmHWM")) / 1024}};
+}
+
+Json ChildLaunch(int64_t units) {
+  ScratchDir dir("launch");
+  const std::string config_path = WriteRunConfig(dir.path(), units, false, 0);
+  auto store = Must(Store::Open(dir.File("bench.db"), Env::Default()), "open");
+  auto engine = Must(Engine::Open(std::move(store), {}), "engine");
+  auto dispatcher = Must(Dispatcher::Create(engine.get()), "dispatcher");
+  RunConfig config = Must(LoadRunConfig(config_path, {}), "config");
+  const double t0 = NowSeconds();
+  LaunchResult r = Must(dispatcher->Launch(config, {}), "launch");
+  const double seconds = NowSeconds() - t0;
+  auto summary = Must(dispatcher->Summarize(r.run_id), "summarize");
+  int64_t launched = 0;
+  for (const auto& [status, n] : summary.units_by_status) {
+    if (status == "launched") launched = n;
+  }
+  return {{"seconds", seconds}, {"units", r.units}, {"launched", launched},
+          {"peak_rss_mb", static_cast<double>(ProcStatusKb("VmHWM")) / 1024}};
+}
+
+Json ChildMemory(int64_t workers, const std::string& db) {
+  auto store = Must(Store::Open(db, Env::Default()), "open");
+  const double rss0 = RssMb();
+  const double t0 = NowSeconds();
+  auto engine = Must(Engine::Open(std::move(store), {}), "engine");
+  const double load_s = NowSeconds() - t0;
+  const double rss1 = RssMb();
+  // Every worker is known to the engine: the last one holds q1..q5 (5 grants of 5 quals).
+  auto reqs = Must(engine->Compile({Requirement{"q1", Comparator::kExists, 0, {}, std::nullopt},
+                                    Requirement{"q5", Comparator::kExists, 0, {}, std::nullopt}}),
+                   "compile");
+  const bool eligible = Must(engine->Check("w" + std::to_string(workers), *reqs), "check").passed;
+  return {{"rss_delta_mb", rss1 - rss0}, {"rss_mb", rss1}, {"load_s", load_s}, {"eligible", eligible}};
+}
+
+// ---- the workloads as the parent runs them -------------------------------------------------
+
+void GrantImport(const Args& a) {
+  const int64_t rows = a.smoke ? 2000 : 1'000'000;
+  std::vector<double> secs, peak;
+  Json last;
+  for (int r = 0; r < a.runs; ++r) {
+    last = RunChild(a, "grant-import", rows);
+    secs.push_back(last["seconds"]);
+    peak.push_back(last["peak_rss_mb"]);
+    Check(last["granted"] == rows && last["live"] == rows, "grant-import: all " + std::to_string(rows) +
+                                                               " grants present (got " + last.dump() + ")");
+    Check(last["eligible"] == true, "grant-import: an imported worker is eligible");
+  }
+  Row row{"grant-import", "seconds for 1M CSV rows", Summarize(secs), "s", "< 10 s", true, ""};
+  row.met = row.stats.median < 10;
+  row.note = "peak RSS " + std::to_string(static_cast<int>(Summarize(peak).median)) + " MB";
+  Report(a, row, {{"rows", rows}, {"peak_rss_mb", Summarize(peak).median}, {"read_s", last["read_s"]}});
+}
+
+void Launch(const Args& a, int64_t units, const std::string& name) {
+  std::vector<double> secs;
+  for (int r = 0; r < a.runs; ++r) {
+    Json j = RunChild(a, "launch", units);
+    secs.push_back(j["seconds"]);
+    Check(j["units"] == units && j["launched"] == units, "launch: all units launched (got " + j.dump() + ")");
+  }
+  Row row{name, "seconds for a run of " + std::to_string(units) + " units", Summarize(secs), "s", "< 10 s", true, ""};
+  row.met = row.stats.median < 10;
+  Report(a, row, {{"units", units}});
+}
+
+std::string g_memory_db;
+
+void Memory(const Args& a) {
+  const int64_t workers = a.smoke ? 2000 : 1'000'000;
+  ScratchDir dir("memory");
+  g_memory_db = dir.File("bench.db");
+  PopulateWorkers(g_memory_db, workers, 5, 5);
+  ::setenv("CROWDGATE_BENCH_MEMORY_DB", g_memory_db.c_str(), 1);
+  std::vector<double> mb;
+  Json last;
+  for (int r = 0; r < a.runs; ++r) {
+    last = RunChild(a, "memory", workers);
+    mb.push_back(last["rss_delta_mb"]);
+    Check(last["eligible"] == true, "memory: the last worker holds its grants");
+  }
+  Row row{"memory", "resident MB, 1M workers x 5 grants", Summarize(mb), "MB", "< 300 MB", true, ""};
+  row.met = row.stats.median < 300;
+  row.note = "engine load " + std::to_string(last["load_s"].get<double>()).substr(0, 5) + " s";
+  Report(a, row, {{"workers", workers}, {"grants", workers * 5}, {"load_s", last["load_s"]}});
+}
+
+void Scaling(const Args& a) {
+  const std::vector<int64_t> sizes =
+      a.smoke ? std::vector<int64_t>{1000, 10'000} : std::vector<int64_t>{1000, 10'000, 100'000, 1'000'000};
+  for (int64_t n : sizes) Eligibility(a, n, "scaling/eligibility/" + std::to_string(n));
+  for (int64_t n : sizes) {
+    HttpFigures f = HttpWork(a, "scaling/http-work/" + std::to_string(n), n, 10'000, false);
+    Row row{"scaling/http-work/" + std::to_string(n), "requests/s", f.throughput, "req/s", "-", true, ""};
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(2) << "p50 " << f.p50.median << " ms, p99 " << f.p99.median
+       << " ms, errors " << f.errors;
+    row.note = os.str();
+    Report(a, row, {{"workers", n}, {"p50_ms", f.p50.median}, {"p99_ms", f.p99.median}, {"errors", f.errors}});
+  }
+}
+
+void PrintTable() {
+  std::cout << "\n" << std::left << std::setw(30) << "workload" << std::setw(36) << "metric" << std::right
+            << std::setw(14) << "median" << std::setw(10) << "spread" << "  " << std::left << std::setw(13)
+            << "target" << "met  note\n";
+  for (const auto& r : g_rows) {
+    std::ostringstream med;
+    med << std::setprecision(r.stats.median >= 100 ? 0 : 3) << std::fixed << r.stats.median;
+    std::ostringstream spread;
+    spread << std::setprecision(1) << std::fixed << r.stats.spread() * 100 << "%";
+    std::cout << std::left << std::setw(30) << r.workload << std::setw(36) << r.metric << std::right << std::setw(14)
+              << med.str() << std::setw(10) << spread.str() << "  " << std::left << std::setw(13) << r.target
+              << (r.target == "-" ? "     " : r.met ? "yes  " : "NO   ") << r.note << "\n";
+  }
+}
+
+int Main(int argc, char** argv) {
+  Args a;
+  a.self = "/proc/self/exe";
+  {
+    char buf[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n > 0) a.self.assign(buf, static_cast<size_t>(n));
+  }
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--child" && i + 2 < argc) {
+      const std::string name = argv[i + 1];
+      const int64_t size = std::stoll(argv[i + 2]);
+      Json j;
+      if (name == "grant-import") j = ChildGrantImport(size);
+      if (name == "launch") j = ChildLaunch(size);
+      if (name == "memory") j = ChildMemory(size, std::getenv("CROWDGATE_BENCH_MEMORY_DB"));
+      std::cout << j.dump() << std::endl;
+      return 0;
+    }
+    if (arg == "--smoke") {
+      a.smoke = true;
+    } else if (arg == "--runs" && i + 1 < argc) {
+      a.runs = std::max(1, std::atoi(argv[++i]));
+    } else if (arg == "--json-only") {
+      a.json_only = true;
+    } else if (arg == "-h" || arg == "--help") {
+      std::cout << "usage: crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]\n"
+                   "workloads: eligibility gold-decision http-work http-saturate grant-import launch memory scaling\n";
+      return 0;
+    } else {
+      a.workloads.push_back(arg);
+    }
+  }
+  if (a.smoke && a.runs == 5) a.runs = 1;
+  const std::vector<std::string> all = {"eligibility", "gold-decision", "http-work", "http-saturate",
+                                        "grant-import", "launch",       "memory",    "scaling"};
+  if (a.workloads.empty()) a.workloads = all;
+  for (const auto& w : a.workloads) {
+    if (std::find(all.begin(), all.end(), w) == all.end()) {
+      std::cerr << "unknown workload " << w << "\n";
+      return 2;
+    }
+  }
+  for (const auto& w : a.workloads) {
+    if (w == "eligibility") Eligibility(a, a.smoke ? 2000 : 100'000, "eligibility");
+    if (w == "gold-decision") GoldDecision(a);
+    if (w == "http-work") HttpWork(a, "http-work", 1000, 10'000, true);
+    if (w == "http-saturate") HttpWork(a, "http-saturate", 1000, 0, true);
+    if (w == "grant-import") GrantImport(a);
+    if (w == "launch") Launch(a, a.smoke ? 2000 : 1'000'000, "launch");
+    if (w == "memory") Memory(a);
+    if (w == "scaling") Scaling(a);
+  }
+  if (!a.json_only) PrintTable();
+  if (g_failures > 0) std::cerr << g_failures << " correctness check(s) failed\n";
+  return g_failures > 0 ? 1 : 0;
+}
+
+}  // namespace
+}  // namespace crowdgate::bench
+
+int main(int argc, char** argv) { return crowdgate::bench::Main(argc, argv); }

@@ -1,0 +1,713 @@
+// The live task server's decisions, in process: what a worker who asks for work gets
+// (block and allow lists, every comparator class, providers, onboarding, screening, golds
+// on Mephisto's schedule with caps and refunds, capacity, leases) and what submissions do
+// to their standing (counters, grants, disqualification), with time and randomness
+// controlled by a FakeEnv. One TEST per behaviour a user relies on; the last one races
+// eight workers for the last units and gold slots (runs under ThreadSanitizer).
+#include "crowdgate/dispatcher.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "core/run_config.hpp"
+#include "engine/engine_test_util.hpp"
+
+namespace crowdgate {
+namespace {
+
+using nlohmann::json;
+using testing::OpenTestEngine;
+using testing::TempDir;
+
+// A run config assembled from YAML fragments; blueprint.type json so no template is needed.
+struct Cfg {
+  std::string task_name = "t";
+  int lease_s = 600;           // task.assignment_duration_in_seconds
+  std::string task = "";       // extra lines under task:, each indented by two spaces
+  std::string blueprint = "";  // extra lines under blueprint:
+  std::string qualifications = "[]";
+  std::string data = "units.jsonl";
+};
+
+class DispatcherTest : public ::testing::Test {
+ protected:
+  void SetUp() override { OpenAt(":memory:"); }
+
+  void OpenAt(const std::string& uri) {
+    d_.reset();
+    engine_.reset();
+    engine_ = OpenTestEngine(&env_, uri);
+    auto d = Dispatcher::Create(engine_.get());
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    d_ = std::move(d).value();
+  }
+
+  std::string Write(const std::string& name, const std::string& text) {
+    const std::string path = dir_.File(name);
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  // Items {"text": "item i"}.
+  void WriteUnits(int n, const std::string& name = "units.jsonl") {
+    std::string text;
+    for (int i = 0; i < n; ++i) text += json{{"text", "item " + std::to_string(i)}}.dump() + "\n";
+    Write(name, text);
+  }
+
+  // Golds {"inputs": {"text": "gold i"}, "answer": {"label": "pos"}}.
+  void WriteEval(const std::string& name, int n, const std::string& prefix) {
+    std::string text;
+    for (int i = 0; i < n; ++i) {
+      text += json{{"inputs", {{"text", prefix + " " + std::to_string(i)}}}, {"answer", {{"label", "pos"}}}}.dump() +
+              "\n";
+    }
+    Write(name, text);
+  }
+
+  Result<LaunchResult> TryLaunch(const Cfg& c) {
+    const std::string yaml = "task:\n  task_name: " + c.task_name + "\n  assignment_duration_in_seconds: " +
+                             std::to_string(c.lease_s) + "\n" +
+                             c.task + "blueprint:\n  type: json\n  data: " + c.data + "\n" + c.blueprint +
+                             "qualifications: " + c.qualifications + "\nprovider:\n  type: local\n";
+    const std::string path = Write("config-" + std::to_string(++configs_) + ".yaml", yaml);
+    auto config = LoadRunConfig(path, {});
+    if (!config.ok()) return config.status();
+    return d_->Launch(*config, {});
+  }
+
+  std::string Launch(const Cfg& c) {
+    auto r = TryLaunch(c);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->run_id : "";
+  }
+
+  WorkResponse Work(const std::string& run, const std::string& worker, const std::string& session = "") {
+    WorkRequest req;
+    auto ref = ParseWorkerRef(worker);
+    EXPECT_TRUE(ref.ok()) << worker;
+    req.run_id = run;
+    req.worker = *ref;
+    req.session = session;
+    auto r = d_->RequestWork(req);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? *r : WorkResponse{};
+  }
+
+  Result<SubmitResponse> Submit(const WorkResponse& w, const json& data) {
+    return d_->Submit(w.agent_id, w.token, data);
+  }
+
+  std::string SubmitOk(const WorkResponse& w, const json& data) {
+    auto r = Submit(w, data);
+    EXPECT_TRUE(r.ok()) << r.status().ToString();
+    return r.ok() ? r->outcome : "";
+  }
+
+  // The worker's live value of a qualification, or nullopt.
+  std::optional<int64_t> Grant(const std::string& worker, const std::string& qual) {
+    auto info = engine_->ShowWorker(worker);
+    if (!info.ok()) return std::nullopt;
+    for (const auto& g : info->grants) {
+      if (g.qualification == qual && !g.ExpiredAt(env_.NowMicros())) return g.value;
+    }
+    return std::nullopt;
+  }
+
+  void GrantQ(const std::string& qual, const std::string& worker, int64_t value = 1) {
+    auto r = engine_->Grant({qual, worker, value, std::nullopt, "test"});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+  }
+
+  void CreateQ(const std::string& name) { ASSERT_TRUE(engine_->CreateQualification(name, "").ok()); }
+
+  std::vector<ExportRow> Rows(const std::string& run) {
+    auto rows = d_->Export(run);
+    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
+    return rows.ok() ? *rows : std::vector<ExportRow>{};
+  }
+
+  static void ExpectRefused(const WorkResponse& w, const std::string& outcome, const std::string& reason) {
+    EXPECT_EQ(w.outcome, outcome);
+    EXPECT_EQ(w.reason, reason);
+    EXPECT_TRUE(w.agent_id.empty());
+    EXPECT_TRUE(w.token.empty());
+  }
+
+  static std::string Text(const WorkResponse& w) { return w.data.value("text", ""); }
+
+  FakeEnv env_;
+  TempDir dir_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Dispatcher> d_;
+  int configs_ = 0;
+};
+
+// Gold units from golds.jsonl counted under `base`.
+std::string Golds(const std::string& base = "g") {
+  return "  use_golds: true\n  gold_qualification_base: " + base + "\n  gold_file: golds.jsonl\n";
+}
+
+// ---- requirements -------------------------------------------------------------------
+
+TEST_F(DispatcherTest, BlockListRefusesAtNextRequestAndRevokeLetsBackIn) {
+  WriteUnits(3);
+  const std::string run = Launch({.blueprint = "  block_qualification: blk\n"});
+  WorkResponse first = Work(run, "alice");
+  ASSERT_EQ(first.outcome, "unit");
+  GrantQ("blk", "alice");
+  ExpectRefused(Work(run, "alice"), "not_qualified", "blocked");
+  EXPECT_EQ(Work(run, "bob").outcome, "unit");
+  ASSERT_TRUE(engine_->Revoke("blk", "alice", "test").ok());
+  WorkResponse again = Work(run, "alice");
+  EXPECT_EQ(again.outcome, "unit");
+  EXPECT_EQ(again.agent_id, first.agent_id);  // her held unit, not a new one
+}
+
+TEST_F(DispatcherTest, AllowListWithExists) {
+  WriteUnits(3);
+  CreateQ("vip");
+  GrantQ("vip", "alice", 0);  // any value counts for Exists
+  const std::string run = Launch({.qualifications = "[{qualification_name: vip, comparator: Exists}]"});
+  EXPECT_EQ(Work(run, "alice").outcome, "unit");
+  ExpectRefused(Work(run, "bob"), "not_qualified", "requirement_not_met");
+  GrantQ("vip", "bob");
+  EXPECT_EQ(Work(run, "bob").outcome, "unit");
+}
+
+TEST_F(DispatcherTest, GreaterThanOrEqualToAndWorkerWithoutGrant) {
+  WriteUnits(3);
+  CreateQ("english");
+  GrantQ("english", "alice", 80);
+  GrantQ("english", "bob", 79);
+  const std::string run =
+      Launch({.qualifications = "[{qualification_name: english, comparator: GreaterThanOrEqualTo, value: 80}]"});
+  EXPECT_EQ(Work(run, "alice").outcome, "unit");
+  ExpectRefused(Work(run, "bob"), "not_qualified", "requirement_not_met");
+  ExpectRefused(Work(run, "carol"), "not_qualified", "requirement_not_met");
+}
+
+TEST_F(DispatcherTest, InAndNotInFailWithoutAGrant) {
+  WriteUnits(6);
+  CreateQ("level");
+  GrantQ("level", "alice", 1);
+  GrantQ("level", "bob", 3);
+  const std::string in = Launch({.qualifications = "[{qualification_name: level, comparator: In, value: [1, 2]}]"});
+  EXPECT_EQ(Work(in, "alice").outcome, "unit");
+  ExpectRefused(Work(in, "bob"), "not_qualified", "requirement_not_met");
+  ExpectRefused(Work(in, "carol"), "not_qualified", "requirement_not_met");
+  const std::string not_in =
+      Launch({.qualifications = "[{qualification_name: level, comparator: NotIn, value: [3]}]"});
+  EXPECT_EQ(Work(not_in, "alice").outcome, "unit");
+  ExpectRefused(Work(not_in, "bob"), "not_qualified", "requirement_not_met");
+  ExpectRefused(Work(not_in, "carol"), "not_qualified", "requirement_not_met");  // no grant fails NotIn
+}
+
+TEST_F(DispatcherTest, DoesNotExistIsABlockList) {
+  WriteUnits(3);
+  CreateQ("banned");
+  GrantQ("banned", "alice", 0);
+  const std::string run = Launch({.qualifications = "[{qualification_name: banned, comparator: DoesNotExist}]"});
+  ExpectRefused(Work(run, "alice"), "not_qualified", "blocked");
+  EXPECT_EQ(Work(run, "carol").outcome, "unit");
+}
+
+TEST_F(DispatcherTest, UnknownQualificationFailsTheLaunchNamingIt) {
+  WriteUnits(3);
+  auto r = TryLaunch({.qualifications = "[{qualification_name: no-such-qual, comparator: Exists}]"});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("no-such-qual"), std::string::npos) << r.status().ToString();
+  auto runs = d_->ListRuns();
+  ASSERT_TRUE(runs.ok());
+  EXPECT_TRUE(runs->empty());  // nothing launched
+}
+
+TEST_F(DispatcherTest, RequirementForOneProviderDoesNotApplyToOthers) {
+  WriteUnits(3);
+  CreateQ("masters");
+  const std::string run = Launch(
+      {.qualifications = "[{qualification_name: masters, comparator: Exists, applicable_providers: [mturk]}]"});
+  EXPECT_EQ(Work(run, "alice").outcome, "unit");
+  ExpectRefused(Work(run, "mturk:A1B2"), "not_qualified", "requirement_not_met");
+  GrantQ("masters", "mturk:A1B2");
+  EXPECT_EQ(Work(run, "mturk:A1B2").outcome, "unit");
+}
+
+// ---- onboarding ---------------------------------------------------------------------
+
+constexpr const char* kOnboarding =
+    "  onboarding_qualification: onb\n  onboarding_data: {text: quiz}\n  onboarding_answer: {label: secret-pos}\n";
+
+TEST_F(DispatcherTest, OnboardingPassThenUnits) {
+  WriteUnits(3);
+  const std::string run = Launch({.blueprint = kOnboarding});
+  WorkResponse onb = Work(run, "alice");
+  ASSERT_EQ(onb.outcome, "onboarding");
+  EXPECT_EQ(onb.data, json({{"text", "quiz"}}));
+  EXPECT_EQ(Work(run, "alice").agent_id, onb.agent_id);  // reconnect to the same onboarding
+  EXPECT_EQ(SubmitOk(onb, {{"label", "secret-pos"}}), "passed");
+  EXPECT_EQ(Grant("alice", "onb"), 1);
+  WorkResponse unit = Work(run, "alice");
+  EXPECT_EQ(unit.outcome, "unit");
+  EXPECT_EQ(Text(unit), "item 0");
+}
+
+TEST_F(DispatcherTest, OnboardingFailRefusesAndGrantsFailed) {
+  WriteUnits(3);
+  const std::string run = Launch({.blueprint = kOnboarding});
+  WorkResponse onb = Work(run, "alice");
+  ASSERT_EQ(onb.outcome, "onboarding");
+  EXPECT_EQ(SubmitOk(onb, {{"label", "neg"}}), "failed");
+  ExpectRefused(Work(run, "alice"), "not_qualified", "onboarding_failed");
+  EXPECT_EQ(Grant("alice", "onb"), 0);
+  EXPECT_EQ(Grant("alice", "onb-failed"), 1);
+}
+
+TEST_F(DispatcherTest, SecondRunSharingTheQualificationDoesNotOnboardAgain) {
+  WriteUnits(3);
+  const std::string run1 = Launch({.task_name = "first", .blueprint = kOnboarding});
+  WorkResponse a = Work(run1, "alice");
+  WorkResponse b = Work(run1, "bob");
+  ASSERT_EQ(SubmitOk(a, {{"label", "secret-pos"}}), "passed");
+  ASSERT_EQ(SubmitOk(b, {{"label", "wrong"}}), "failed");
+  const std::string run2 = Launch({.task_name = "second", .blueprint = kOnboarding});
+  EXPECT_EQ(Work(run2, "alice").outcome, "unit");
+  ExpectRefused(Work(run2, "bob"), "not_qualified", "onboarding_failed");
+}
+
+TEST_F(DispatcherTest, ResetOnboardingLetsAFailedWorkerOnboardAgain) {
+  WriteUnits(3);
+  const std::string run = Launch({.blueprint = kOnboarding});
+  ASSERT_EQ(SubmitOk(Work(run, "alice"), {{"label", "wrong"}}), "failed");
+  ExpectRefused(Work(run, "alice"), "not_qualified", "onboarding_failed");
+  ASSERT_TRUE(engine_->ResetOnboarding("onb", "alice").ok());
+  EXPECT_EQ(Grant("alice", "onb"), std::nullopt);
+  EXPECT_EQ(Grant("alice", "onb-failed"), std::nullopt);
+  WorkResponse again = Work(run, "alice");
+  ASSERT_EQ(again.outcome, "onboarding");
+  EXPECT_EQ(SubmitOk(again, {{"label", "secret-pos"}}), "passed");
+  EXPECT_EQ(Work(run, "alice").outcome, "unit");
+}
+
+// ---- screening ----------------------------------------------------------------------
+
+std::string Screening(int cap) {
+  return "  use_screening_task: true\n  passed_qualification_name: scr-passed\n  block_qualification: scr-block\n"
+         "  screening_file: screening.jsonl\n  max_screening_units: " +
+         std::to_string(cap) + "\n";
+}
+
+TEST_F(DispatcherTest, ScreeningPassGrantsPassedAndFailBlocks) {
+  WriteUnits(3);
+  WriteEval("screening.jsonl", 2, "screen");
+  const std::string run = Launch({.blueprint = Screening(10)});
+  WorkResponse a = Work(run, "alice");
+  WorkResponse b = Work(run, "bob");
+  ASSERT_EQ(a.outcome, "unit");  // a screening unit looks like a unit
+  EXPECT_EQ(Text(a).rfind("screen ", 0), 0u);
+  EXPECT_EQ(SubmitOk(a, {{"label", "pos"}}), "accepted");
+  EXPECT_EQ(SubmitOk(b, {{"label", "neg"}}), "accepted");
+  EXPECT_EQ(Grant("alice", "scr-passed"), 1);
+  EXPECT_EQ(Grant("bob", "scr-block"), 1);
+  EXPECT_EQ(Grant("bob", "scr-passed"), std::nullopt);
+  WorkResponse real = Work(run, "alice");
+  EXPECT_EQ(real.outcome, "unit");
+  EXPECT_EQ(Text(real), "item 0");
+  ExpectRefused(Work(run, "bob"), "not_qualified", "screening_failed");
+  auto rows = Rows(run);
+  EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](const ExportRow& r) { return r.kind == "screening"; }), 2);
+}
+
+TEST_F(DispatcherTest, ScreeningCapAndReturnedUnitGivesItsSlotBack) {
+  WriteUnits(3);
+  WriteEval("screening.jsonl", 2, "screen");
+  const std::string run = Launch({.blueprint = Screening(2)});
+  WorkResponse a = Work(run, "alice");
+  ASSERT_EQ(a.outcome, "unit");
+  ASSERT_EQ(Work(run, "bob").outcome, "unit");
+  ExpectRefused(Work(run, "carol"), "no_work", "screening_cap_reached");
+  ASSERT_TRUE(d_->Return(a.agent_id, a.token).ok());
+  EXPECT_EQ(d_->Summarize(run)->screening_served, 1);
+  WorkResponse c = Work(run, "carol");
+  EXPECT_EQ(c.outcome, "unit");
+  EXPECT_EQ(Text(c).rfind("screen ", 0), 0u);
+  EXPECT_EQ(d_->Summarize(run)->screening_served, 2);
+}
+
+TEST_F(DispatcherTest, ScreeningOnTheFirstRealUnitWithACommandCheck) {
+  WriteUnits(4);
+  const std::string script = Write("screen.sh",
+                                   "case \"$(cat)\" in\n"
+                                   "  *'\"submission\":{\"verdict\":\"pos\"}'*) exit 0 ;;\n"
+                                   "  *) exit 1 ;;\n"
+                                   "esac\n");
+  const std::string run = Launch({.blueprint = "  use_screening_task: true\n  passed_qualification_name: scr-passed\n"
+                                               "  block_qualification: scr-block\n  screening_source: real\n"
+                                               "  max_screening_units: 10\n  screening_check: {command: [/bin/sh, " +
+                                               script + "]}\n"});
+  WorkResponse first = Work(run, "alice");
+  ASSERT_EQ(first.outcome, "unit");
+  EXPECT_EQ(Text(first), "item 0");
+  EXPECT_EQ(SubmitOk(first, {{"verdict", "pos"}}), "accepted");
+  EXPECT_EQ(Grant("alice", "scr-passed"), 1);
+  EXPECT_EQ(Text(Work(run, "alice")), "item 1");
+  EXPECT_EQ(SubmitOk(Work(run, "bob"), {{"verdict", "neg"}}), "accepted");
+  ExpectRefused(Work(run, "bob"), "not_qualified", "screening_failed");
+  std::vector<std::string> kinds;
+  for (const auto& r : Rows(run)) kinds.push_back(r.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"screening", "unit", "screening"}));
+}
+
+// ---- golds --------------------------------------------------------------------------
+
+TEST_F(DispatcherTest, MinGoldsAreServedFirst) {
+  WriteUnits(5);
+  WriteEval("golds.jsonl", 5, "gold");
+  const std::string run = Launch({.blueprint = Golds() + "  min_golds: 2\n  max_gold_units: 10\n"});
+  for (int i = 0; i < 4; ++i) {
+    WorkResponse w = Work(run, "alice");
+    ASSERT_EQ(w.outcome, "unit");
+    ASSERT_EQ(SubmitOk(w, {{"label", "pos"}}), "accepted");
+  }
+  std::vector<std::string> kinds;
+  for (const auto& r : Rows(run)) kinds.push_back(r.kind);
+  EXPECT_EQ(kinds, (std::vector<std::string>{"gold", "gold", "unit", "unit"}));
+  EXPECT_EQ(Grant("alice", "g-correct-golds"), 2);
+  EXPECT_EQ(Grant("alice", "g-completed-count"), 2);
+}
+
+TEST_F(DispatcherTest, GoldsOverAHundredUnitsFollowMephistosSchedule) {
+  WriteUnits(100);
+  WriteEval("golds.jsonl", 10, "gold");
+  const std::string run = Launch({.blueprint = Golds() + "  min_golds: 1\n  max_gold_units: 100\n"});
+  for (int i = 0; i < 200; ++i) {
+    WorkResponse w = Work(run, "alice");
+    if (w.outcome != "unit") {
+      ExpectRefused(w, "no_work", "no_units_left");
+      break;
+    }
+    ASSERT_EQ(SubmitOk(w, {{"label", "pos"}}), "accepted");
+  }
+  std::vector<int64_t> real_done_at_gold;
+  int64_t real = 0;
+  for (const auto& r : Rows(run)) {
+    if (r.kind == "gold") real_done_at_gold.push_back(real);
+    if (r.kind == "unit") ++real;
+  }
+  EXPECT_EQ(real, 100);
+  EXPECT_EQ(real_done_at_gold, (std::vector<int64_t>{0, 10, 23, 44, 75}));
+  EXPECT_EQ(Grant("alice", "g-completed-count"), 100);
+  EXPECT_EQ(Grant("alice", "g-correct-golds"), 5);
+}
+
+TEST_F(DispatcherTest, MaxIncorrectGoldsAllowsThatManyStrikes) {
+  WriteUnits(5);
+  WriteEval("golds.jsonl", 5, "gold");
+  const std::string run =
+      Launch({.blueprint = Golds() + "  max_incorrect_golds: 2\n  max_gold_units: 10\n"});
+  for (int wrong = 1; wrong <= 2; ++wrong) {
+    WorkResponse w = Work(run, "alice");
+    ASSERT_EQ(w.outcome, "unit");
+    ASSERT_EQ(SubmitOk(w, {{"label", "neg"}}), "accepted");
+    EXPECT_EQ(Grant("alice", "g-wrong-golds"), wrong);
+    EXPECT_EQ(Grant("alice", "g-disqualified"), std::nullopt) << "after " << wrong << " wrong golds";
+  }
+  WorkResponse third = Work(run, "alice");
+  ASSERT_EQ(third.outcome, "unit");  // still a gold: c < min_golds
+  ASSERT_EQ(SubmitOk(third, {{"label", "neg"}}), "accepted");
+  EXPECT_EQ(Grant("alice", "g-disqualified"), 1);
+  ExpectRefused(Work(run, "alice"), "not_qualified", "gold_disqualified");
+}
+
+TEST_F(DispatcherTest, GoldCapRefusesAndReturnedOrExpiredGoldsGiveSlotsBack) {
+  WriteUnits(5);
+  WriteEval("golds.jsonl", 3, "gold");
+  const std::string run = Launch({.lease_s = 5,
+                                  .blueprint = Golds() + "  max_gold_units: 2\n"});
+  WorkResponse a = Work(run, "alice");
+  ASSERT_EQ(a.outcome, "unit");
+  env_.AdvanceSeconds(3);
+  WorkResponse b = Work(run, "bob");
+  ASSERT_EQ(b.outcome, "unit");
+  ExpectRefused(Work(run, "carol"), "no_work", "gold_cap_reached");
+  EXPECT_EQ(d_->Summarize(run)->gold_served, 2);
+  ASSERT_TRUE(d_->Return(b.agent_id, b.token).ok());  // returned unsubmitted: slot back
+  EXPECT_EQ(d_->Summarize(run)->gold_served, 1);
+  ASSERT_EQ(Work(run, "carol").outcome, "unit");
+  ExpectRefused(Work(run, "dave"), "no_work", "gold_cap_reached");
+  env_.AdvanceSeconds(3);  // alice's lease (5 s) has ended, carol's has not
+  auto expired = d_->ExpireOverdue();
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(*expired, 1);
+  EXPECT_EQ(d_->Summarize(run)->gold_served, 1);
+  EXPECT_EQ(Work(run, "dave").outcome, "unit");
+  EXPECT_EQ(d_->Summarize(run)->gold_served, 2);
+}
+
+TEST_F(DispatcherTest, NoGoldRepeatedUntilAllSeenAcrossRestarts) {
+  const std::string db = dir_.File("golds.db");
+  OpenAt(db);
+  WriteUnits(5);
+  WriteEval("golds.jsonl", 4, "gold");
+  // min_golds high: every unit is a gold while the worker is below it.
+  const std::string run = Launch({.blueprint = Golds() + "  min_golds: 10\n  max_gold_units: 100\n"});
+  std::vector<std::string> seen;
+  auto take = [&] {
+    WorkResponse w = Work(run, "alice");
+    ASSERT_EQ(w.outcome, "unit");
+    seen.push_back(Text(w));
+    ASSERT_EQ(SubmitOk(w, {{"label", "pos"}}), "accepted");
+  };
+  take();
+  take();
+  OpenAt(db);  // a new engine and dispatcher on the same file: a server restart
+  take();
+  take();
+  std::set<std::string> distinct(seen.begin(), seen.end());
+  EXPECT_EQ(distinct.size(), 4u) << ::testing::PrintToString(seen);
+  EXPECT_EQ(distinct.begin()->rfind("gold ", 0), 0u);
+  take();  // all four seen: start over rather than refuse
+  EXPECT_EQ(seen.back().rfind("gold ", 0), 0u);
+}
+
+TEST_F(DispatcherTest, MinAccuracyPolicyOverTheGoldWindow) {
+  WriteUnits(5);
+  WriteEval("golds.jsonl", 10, "gold");
+  const std::string run = Launch({.blueprint = Golds() +
+                                               "  min_golds: 10\n  max_gold_units: 100\n  gold_policy: min_accuracy\n"
+                                               "  gold_window: 4\n  min_gold_accuracy: 0.75\n"});
+  // right, wrong (1/2 but fewer than gold_window), right, right (3/4 = 0.75: keeps qualifying) ...
+  const std::vector<bool> answers = {true, false, true, true};
+  for (bool right : answers) {
+    WorkResponse w = Work(run, "alice");
+    ASSERT_EQ(w.outcome, "unit");
+    ASSERT_EQ(SubmitOk(w, {{"label", right ? "pos" : "neg"}}), "accepted");
+    EXPECT_EQ(Grant("alice", "g-disqualified"), std::nullopt);
+  }
+  // ... then wrong: the last four are wrong, right, right, wrong = 0.5 < 0.75.
+  WorkResponse w = Work(run, "alice");
+  ASSERT_EQ(w.outcome, "unit");
+  ASSERT_EQ(SubmitOk(w, {{"label", "neg"}}), "accepted");
+  EXPECT_EQ(Grant("alice", "g-disqualified"), 1);
+  ExpectRefused(Work(run, "alice"), "not_qualified", "gold_disqualified");
+}
+
+// ---- capacity -----------------------------------------------------------------------
+
+TEST_F(DispatcherTest, AllowedConcurrentReconnectsAndRefusesAnotherSession) {
+  WriteUnits(3);
+  const std::string run = Launch({});
+  WorkResponse a = Work(run, "alice");
+  ASSERT_EQ(a.outcome, "unit");
+  WorkResponse again = Work(run, "alice");
+  EXPECT_EQ(again.agent_id, a.agent_id);
+  EXPECT_EQ(again.token, a.token);
+  EXPECT_TRUE(again.reconnected);
+  WorkResponse s1 = Work(run, "bob", "session-1");
+  ASSERT_EQ(s1.outcome, "unit");
+  ExpectRefused(Work(run, "bob", "session-2"), "no_work", "too_many_concurrent");
+  EXPECT_EQ(Work(run, "bob", "session-1").agent_id, s1.agent_id);
+}
+
+TEST_F(DispatcherTest, MaximumUnitsPerWorkerCountsAcrossRunsOfTheTask) {
+  WriteUnits(5);
+  const Cfg cfg{.task_name = "shared", .task = "  maximum_units_per_worker: 2\n"};
+  const std::string run1 = Launch(cfg);
+  const std::string run2 = Launch(cfg);
+  ASSERT_EQ(SubmitOk(Work(run1, "alice"), {{"label", "x"}}), "accepted");
+  ASSERT_EQ(SubmitOk(Work(run2, "alice"), {{"label", "x"}}), "accepted");
+  ExpectRefused(Work(run2, "alice"), "no_work", "max_units_reached");
+  ExpectRefused(Work(run1, "alice"), "no_work", "max_units_reached");
+  EXPECT_EQ(Work(run1, "bob").outcome, "unit");
+  const std::string other = Launch({.task_name = "other", .task = "  maximum_units_per_worker: 2\n"});
+  EXPECT_EQ(Work(other, "alice").outcome, "unit");  // another task name has its own count
+}
+
+TEST_F(DispatcherTest, UnitsPerItemGoToDifferentWorkers) {
+  WriteUnits(2);
+  const std::string run = Launch({.blueprint = "  units_per_item: 3\n"});
+  for (const char* worker : {"alice", "bob", "carol"}) {
+    for (int i = 0; i < 2; ++i) {
+      WorkResponse w = Work(run, worker);
+      ASSERT_EQ(w.outcome, "unit") << worker;
+      ASSERT_EQ(SubmitOk(w, {{"label", "x"}}), "accepted");
+    }
+    ExpectRefused(Work(run, worker), "no_work", "no_units_left");  // never the same item twice
+  }
+  ExpectRefused(Work(run, "dave"), "no_work", "no_units_left");
+  std::map<int64_t, std::set<std::string>> workers_of_item;
+  std::set<int64_t> units;
+  for (const auto& r : Rows(run)) {
+    workers_of_item[r.item].insert(r.worker);
+    ASSERT_TRUE(r.unit_id.has_value());
+    EXPECT_TRUE(units.insert(*r.unit_id).second) << "unit " << *r.unit_id << " assigned twice";
+  }
+  ASSERT_EQ(workers_of_item.size(), 2u);
+  for (const auto& [item, workers] : workers_of_item) EXPECT_EQ(workers.size(), 3u) << "item " << item;
+}
+
+TEST_F(DispatcherTest, NoUnitsLeftWhenAllAreTaken) {
+  WriteUnits(1);
+  const std::string run = Launch({});
+  ASSERT_EQ(Work(run, "alice").outcome, "unit");
+  ExpectRefused(Work(run, "bob"), "no_work", "no_units_left");
+}
+
+// ---- leases and errors ----------------------------------------------------------------
+
+TEST_F(DispatcherTest, ExpiredLeaseReturnsTheUnitAndTheOldSubmitIsGone) {
+  WriteUnits(1);
+  const std::string run = Launch({.lease_s = 5});
+  WorkResponse a = Work(run, "alice");
+  ASSERT_EQ(a.outcome, "unit");
+  ExpectRefused(Work(run, "bob"), "no_work", "no_units_left");
+  env_.AdvanceSeconds(6);
+  auto n = d_->ExpireOverdue();
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 1);
+  auto view = d_->GetAgent(a.agent_id, a.token);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view->status, "timeout");
+  WorkResponse b = Work(run, "bob");
+  ASSERT_EQ(b.outcome, "unit");
+  EXPECT_EQ(b.data, a.data);
+  EXPECT_TRUE(Submit(a, {{"label", "late"}}).status().IsGone());
+  EXPECT_EQ(SubmitOk(b, {{"label", "x"}}), "accepted");
+}
+
+TEST_F(DispatcherTest, OverdueSubmitIsGoneEvenBeforeTheSweep) {
+  WriteUnits(1);
+  const std::string run = Launch({.lease_s = 5});
+  WorkResponse a = Work(run, "alice");
+  env_.AdvanceSeconds(6);
+  EXPECT_TRUE(Submit(a, {{"label", "late"}}).status().IsGone());
+  EXPECT_EQ(Work(run, "bob").outcome, "unit");
+}
+
+TEST_F(DispatcherTest, TokenDoubleSubmitUnknownAgentAndClosedRun) {
+  WriteUnits(3);
+  const std::string run = Launch({});
+  WorkResponse a = Work(run, "alice");
+  constexpr Status::Code kUnauthenticated = Status::Code::kUnauthenticated;
+  EXPECT_EQ(d_->Submit(a.agent_id, "0123456789abcdef0123456789abcdef", {{"x", 1}}).status().code(), kUnauthenticated);
+  EXPECT_EQ(d_->Submit(a.agent_id, "", {{"x", 1}}).status().code(), kUnauthenticated);
+  EXPECT_EQ(d_->GetAgent(a.agent_id, "wrong").status().code(), kUnauthenticated);
+  EXPECT_EQ(d_->Return(a.agent_id, "wrong").code(), kUnauthenticated);
+  EXPECT_EQ(SubmitOk(a, {{"x", 1}}), "accepted");
+  EXPECT_TRUE(Submit(a, {{"x", 2}}).status().IsConflict());
+  auto view = d_->GetAgent(a.agent_id, a.token);
+  ASSERT_TRUE(view.ok());
+  EXPECT_EQ(view->submission, json({{"x", 1}}));  // the first submission stands
+  EXPECT_TRUE(d_->Submit("ag_00000000000000000000000000000000", a.token, {{"x", 1}}).status().IsNotFound());
+  WorkRequest unknown_run{"run_doesnotexist", {"local", "alice"}, ""};
+  EXPECT_TRUE(d_->RequestWork(unknown_run).status().IsNotFound());
+  ASSERT_TRUE(d_->CloseRun(run).ok());
+  ExpectRefused(Work(run, "bob"), "no_work", "run_closed");
+}
+
+// ---- checks -------------------------------------------------------------------------
+
+TEST_F(DispatcherTest, GoldCheckExactAndCaseInsensitive) {
+  WriteUnits(3);
+  WriteEval("golds.jsonl", 3, "gold");
+  const std::string golds = "  min_golds: 10\n  max_incorrect_golds: 10\n  max_gold_units: 50\n";
+  const std::string exact = Launch({.task_name = "exact", .blueprint = Golds("ge") + golds});
+  ASSERT_EQ(SubmitOk(Work(exact, "alice"), {{"label", " POS"}}), "accepted");
+  ASSERT_EQ(SubmitOk(Work(exact, "alice"), {{"label", "pos"}}), "accepted");
+  EXPECT_EQ(Grant("alice", "ge-wrong-golds"), 1);
+  EXPECT_EQ(Grant("alice", "ge-correct-golds"), 1);
+  const std::string ci = Launch({.task_name = "ci",
+                                 .blueprint = Golds("gc") + golds + "  gold_check: {match: case_insensitive}\n"});
+  ASSERT_EQ(SubmitOk(Work(ci, "alice"), {{"label", " POS"}}), "accepted");
+  ASSERT_EQ(SubmitOk(Work(ci, "alice"), {{"label", "neg"}}), "accepted");
+  EXPECT_EQ(Grant("alice", "gc-correct-golds"), 1);
+  EXPECT_EQ(Grant("alice", "gc-wrong-golds"), 1);
+}
+
+TEST_F(DispatcherTest, CommandCheckPassFailAndErrorCountsNothing) {
+  WriteUnits(3);
+  WriteEval("golds.jsonl", 3, "gold");
+  const std::string script = Write("check.sh",
+                                   "input=$(cat)\n"
+                                   "case \"$input\" in\n"
+                                   "  *'\"submission\":{\"verdict\":\"pos\"}'*) exit 0 ;;\n"
+                                   "  *'\"submission\":{\"verdict\":\"crash\"}'*) exit 3 ;;\n"
+                                   "  *) exit 1 ;;\n"
+                                   "esac\n");
+  const std::string run =
+      Launch({.blueprint = Golds() + "  min_golds: 10\n  max_incorrect_golds: 10\n  max_gold_units: 50\n"
+                                                 "  gold_check: {command: [/bin/sh, " + script + "]}\n"});
+  ASSERT_EQ(SubmitOk(Work(run, "alice"), {{"verdict", "pos"}}), "accepted");
+  EXPECT_EQ(Grant("alice", "g-correct-golds"), 1);
+  ASSERT_EQ(SubmitOk(Work(run, "alice"), {{"verdict", "neg"}}), "accepted");
+  EXPECT_EQ(Grant("alice", "g-wrong-golds"), 1);
+  WorkResponse crash = Work(run, "alice");
+  ASSERT_EQ(crash.outcome, "unit");
+  EXPECT_EQ(SubmitOk(crash, {{"verdict", "crash"}}), "accepted");  // accepted, but nothing counted
+  EXPECT_EQ(Grant("alice", "g-correct-golds"), 1);
+  EXPECT_EQ(Grant("alice", "g-wrong-golds"), 1);
+  auto rows = Rows(run);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0].check_result, "pass");
+  EXPECT_EQ(rows[1].check_result, "fail");
+  EXPECT_EQ(rows[2].check_result, "error");
+  EXPECT_EQ(rows[2].status, "completed");
+  EXPECT_EQ(rows[2].data, json({{"verdict", "crash"}}));
+}
+
+// ---- concurrency --------------------------------------------------------------------
+
+TEST_F(DispatcherTest, EightWorkersRaceForTheLastUnitsAndGoldSlots) {
+  WriteUnits(12);
+  WriteEval("golds.jsonl", 3, "gold");
+  const int64_t kGoldCap = 5;
+  const std::string run = Launch(
+      {.blueprint = Golds() + "  max_gold_units: " + std::to_string(kGoldCap) + "\n"});
+  std::vector<std::thread> threads;
+  std::atomic<int> errors{0};
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      WorkRequest req{run, {"local", "w" + std::to_string(t)}, ""};
+      for (int i = 0; i < 50; ++i) {
+        auto w = d_->RequestWork(req);
+        if (!w.ok()) {
+          ++errors;
+          return;
+        }
+        if (w->outcome != "unit") return;
+        auto s = d_->Submit(w->agent_id, w->token, {{"label", "pos"}});
+        if (!s.ok()) ++errors;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  auto summary = d_->Summarize(run);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_LE(summary->gold_served, kGoldCap);
+  std::set<int64_t> units;
+  int64_t golds = 0;
+  int64_t real = 0;
+  for (const auto& r : Rows(run)) {
+    ASSERT_TRUE(r.unit_id.has_value());
+    EXPECT_TRUE(units.insert(*r.unit_id).second) << "unit " << *r.unit_id << " held by two agents";
+    EXPECT_EQ(r.status, "completed");
+    golds += r.kind == "gold";
+    real += r.kind == "unit";
+  }
+  EXPECT_EQ(golds, summary->gold_served);
+  EXPECT_EQ(golds, kGoldCap);  // eight workers each need a first gold: the cap is used up exactly
+  EXPECT_EQ(real, 12);         // every real unit done once
+}
+
+}  // namespace
+}  // namespace crowdgate
