@@ -5,7 +5,7 @@ CTEST_FLAGS ?= --output-on-failure -j $(JOBS)
 # Targets built under ThreadSanitizer (tests labelled "concurrency").
 TSAN_TARGETS ?= http_test engine_test dispatcher_test
 
-.PHONY: setup build build-asan build-tsan test test-release test-asan test-tsan demo bench clean
+.PHONY: setup build build-cli build-asan build-tsan test test-release test-asan test-tsan demo tour bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -13,6 +13,11 @@ setup:
 build: setup
 	cmake --preset release >/dev/null
 	cmake --build --preset release -j $(JOBS)
+
+# Only the crowdgate binary (what `make demo` needs).
+build-cli: setup
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target crowdgate
 
 build-asan: setup
 	cmake --preset asan >/dev/null
@@ -36,8 +41,13 @@ test-tsan: build-tsan
 test: test-release test-asan test-tsan
 	@echo "make test: all tests passed (release, asan+ubsan, tsan)"
 
-demo: build
-	bash scripts/demo.sh build/release/src/cli/crowdgate
+# The main job: the sentiment example with a simulated crowd, and what quality control did.
+demo: build-cli
+	build/release/src/cli/crowdgate demo
+
+# A scripted tour of the qualification commands on a fresh database.
+tour: build-cli
+	bash scripts/qual_tour.sh build/release/src/cli/crowdgate
 
 bench: build
 	build/release/bench/crowdgate_bench

@@ -18,6 +18,7 @@
 // the exit code is non-zero when a workload saw an error or a wrong count, never for slowness.
 #include <sqlite3.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include <cstdio>
 #include <functional>
@@ -231,7 +232,13 @@ std::vector<CompiledRequirement> FiveRequirements() {
   return reqs;
 }
 
-// Checks/s of one thread over `checks` random workers (order fixed by seed).
+double ThreadCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Checks per CPU-second of one thread over `checks` random workers (order fixed by seed).
 double EligibilityOnce(const GrantIndex& index, int64_t workers, int64_t checks, int64_t* passed_out) {
   const auto reqs = FiveRequirements();
   const uint32_t local = ProviderBit("local");
@@ -239,9 +246,11 @@ double EligibilityOnce(const GrantIndex& index, int64_t workers, int64_t checks,
   std::vector<WorkerId> order(1 << 16);
   for (auto& w : order) w = static_cast<WorkerId>(rng() % static_cast<uint64_t>(workers)) + 1;
   int64_t passed = 0;
-  const double t0 = NowSeconds();
+  // CPU time of this thread, not wall time: on a shared, loaded machine the thread is often
+  // descheduled, and the target is per core.
+  const double t0 = ThreadCpuSeconds();
   for (int64_t i = 0; i < checks; ++i) passed += index.Check(order[static_cast<size_t>(i) & 0xffff], local, reqs, 1).passed;
-  const double dt = NowSeconds() - t0;
+  const double dt = ThreadCpuSeconds() - t0;
   *passed_out = passed;
   return static_cast<double>(checks) / dt;
 }
@@ -263,7 +272,7 @@ Stats Eligibility(const Args& a, int64_t workers, const std::string& name) {
                                                                               std::to_string(w));
   }
   Check(passed > 0 && passed < checks, "eligibility: some workers pass and some fail");
-  Row row{name, "checks/s (1 core)", Summarize(rates), "checks/s", ">= 5,000,000", true, ""};
+  Row row{name, "checks per CPU-second, 1 thread", Summarize(rates), "checks/s", ">= 5,000,000", true, ""};
   row.met = row.stats.median >= 5e6;
   row.note = std::to_string(workers) + " workers, " + std::to_string(index.grant_count()) + " grants";
   Report(a, row, {{"workers", workers}, {"grants", index.grant_count()}, {"checks_per_run", checks},

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -40,6 +41,8 @@ Result<std::vector<ImportRow>> ParseImportText(std::string_view text, const std:
       return Status::InvalidArgument(where() + "expected `worker` or `worker,value`, got more than two fields");
     }
     if (worker.empty()) return Status::InvalidArgument(where() + "the worker field is empty");
+    // Name the file and line of a bad worker here; the engine only knows row numbers.
+    if (auto ref = ParseWorkerRef(worker); !ref.ok()) return Status::InvalidArgument(where() + ref.status().message());
     ImportRow row{std::string(worker), default_value, line_no};
     if (!value_text.empty()) {
       int64_t v = 0;
@@ -55,6 +58,10 @@ Result<std::vector<ImportRow>> ParseImportText(std::string_view text, const std:
 }
 
 Result<std::vector<ImportRow>> ReadImportFile(const std::string& path, int64_t default_value) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    return Status::InvalidArgument(path + ": is a directory, not a CSV file");  // ifstream would read it as empty
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::InvalidArgument(path + ": cannot open: " + std::strerror(errno));
   std::stringstream buffer;

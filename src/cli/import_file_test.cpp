@@ -38,5 +38,19 @@ TEST(ImportFileTest, MissingFileIsAnInputError) {
   EXPECT_NE(rows.status().message().find("/nonexistent/list.csv"), std::string::npos);
 }
 
+TEST(ImportFileTest, BadWorkerNameNamesFileAndLine) {
+  auto rows = ParseImportText("alice\nbad name!\n", "list.csv", 1);
+  ASSERT_FALSE(rows.ok());
+  EXPECT_TRUE(rows.status().IsInvalidArgument());
+  EXPECT_EQ(rows.status().message().rfind("list.csv:2: ", 0), 0u) << rows.status().message();
+}
+
+TEST(ImportFileTest, DirectoryIsAnInputErrorNotAnEmptyFile) {
+  auto rows = ReadImportFile("/tmp", 1);
+  ASSERT_FALSE(rows.ok());
+  EXPECT_TRUE(rows.status().IsInvalidArgument());
+  EXPECT_NE(rows.status().message().find("directory"), std::string::npos) << rows.status().message();
+}
+
 }  // namespace
 }  // namespace crowdgate::cli

@@ -603,6 +603,13 @@ void CheckCrossRules(const json& tree, ErrorList& errors) {
     errors.Add("blueprint.max_screening_units: must be at least 1 with screening_source file (0 would leave every "
                "new worker without work)");
   }
+  // A real unit has no expected answer, so only an external program can judge it.
+  const json* screening_check = Lookup(tree, "blueprint.screening_check");
+  if (screening && bp.value("screening_source", "file") == "real" &&
+      !(screening_check && screening_check->is_object() && screening_check->contains("command"))) {
+    errors.Add("blueprint.screening_check: screening_source real needs a `command` check (a real unit has no "
+               "expected answer to compare with)");
+  }
   for (const char* key : {"task.task_name"}) {
     const json* v = Lookup(tree, key);
     if (v && v->is_string() && v->get<std::string>().find_first_not_of(" \t") == std::string::npos) {

@@ -328,6 +328,15 @@ TEST_F(RunConfigTest, ScreeningRequirements) {
   // With real units as the screening, no file is needed.
   std::string real = LoadError(std::string(kMinimal) + "  use_screening_task: true\n  screening_source: real\n");
   EXPECT_THAT(real, Not(HasSubstr("screening_file")));
+  // ... but a real unit has no expected answer: only a command check can judge it.
+  EXPECT_THAT(real, HasSubstr("blueprint.screening_check: screening_source real needs a `command` check"));
+  std::string real_cmd = LoadError(std::string(kMinimal) +
+                                   "  use_screening_task: true
+  screening_source: real
+"
+                                   "  screening_check: {command: [/bin/true]}
+");
+  EXPECT_THAT(real_cmd, Not(HasSubstr("screening_check")));
   EXPECT_EQ(LoadError(std::string(kMinimal) + kScreening, {"blueprint.max_screening_units=0"}),
             "blueprint.max_screening_units: must be at least 1 with screening_source file (0 would leave every new "
             "worker without work)");

@@ -168,8 +168,14 @@ Result<SubmitResponse> DispatcherImpl::Submit(const std::string& agent_id, const
   }
   auto entries = core_.store().FinishAgent(f);
   if (!entries.ok()) {
-    if (entries.status().IsConflict()) return Status::Conflict("agent " + agent_id + " has already submitted");
-    return entries.status();
+    if (!entries.status().IsConflict()) return entries.status();
+    // The agent changed while the check ran unlocked: submitted by a racing request, or
+    // timed out / returned meanwhile.
+    auto now_agent = core_.store().GetAgent(agent_id);
+    if (now_agent.ok() && !IsSubmitted(now_agent->status)) {
+      return Status::Gone("agent " + agent_id + " is " + now_agent->status + "; ask for new work");
+    }
+    return Status::Conflict("agent " + agent_id + " has already submitted");
   }
   CG_RETURN_IF_ERROR(core_.AfterWrite(*entries));
   return response;

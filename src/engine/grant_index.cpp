@@ -35,8 +35,38 @@ namespace {
 bool EntryLess(const GrantIndex::Entry& e, QualId q) { return e.qual_id < q; }
 }  // namespace
 
+std::vector<GrantIndex::Entry>& GrantIndex::MutableGrants(WorkerId worker) {
+  if (worker > 0 && static_cast<uint64_t>(worker) >= dense_.size()) {
+    // Grow the dense range when the id is near it (ids are handed out in order); move the
+    // sparse workers it now covers so every worker lives in exactly one place.
+    const uint64_t limit = 2 * static_cast<uint64_t>(dense_.size()) + 4096;
+    if (static_cast<uint64_t>(worker) < limit) {
+      dense_.resize(std::max<size_t>(static_cast<size_t>(worker) + 1, dense_.size() + dense_.size() / 2));
+      for (auto it = sparse_.begin(); it != sparse_.end();) {
+        if (it->first > 0 && static_cast<uint64_t>(it->first) < dense_.size()) {
+          dense_[static_cast<size_t>(it->first)] = std::move(it->second);
+          it = sparse_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+  }
+  if (worker > 0 && static_cast<uint64_t>(worker) < dense_.size()) return dense_[static_cast<size_t>(worker)];
+  return sparse_[worker];
+}
+
+void GrantIndex::Erased(WorkerId worker) {
+  --worker_count_;
+  if (worker > 0 && static_cast<uint64_t>(worker) < dense_.size()) {
+    std::vector<Entry>().swap(dense_[static_cast<size_t>(worker)]);
+  } else {
+    sparse_.erase(worker);
+  }
+}
+
 void GrantIndex::Set(WorkerId worker, QualId qual, int64_t value, int64_t expires_at, int32_t flags) {
-  auto& v = by_worker_[worker];
+  auto& v = MutableGrants(worker);
   auto it = std::lower_bound(v.begin(), v.end(), qual, EntryLess);
   if (it != v.end() && it->qual_id == qual) {
     it->value = value;
@@ -44,31 +74,44 @@ void GrantIndex::Set(WorkerId worker, QualId qual, int64_t value, int64_t expire
     it->flags = flags;
     return;
   }
+  if (v.empty()) ++worker_count_;
   v.insert(it, Entry{qual, value, expires_at, flags});
   ++grant_count_;
 }
 
 void GrantIndex::Remove(WorkerId worker, QualId qual) {
-  auto wit = by_worker_.find(worker);
-  if (wit == by_worker_.end()) return;
-  auto& v = wit->second;
+  const std::vector<Entry>* found = Grants(worker);
+  if (found == nullptr || found->empty()) return;
+  auto& v = const_cast<std::vector<Entry>&>(*found);
   auto it = std::lower_bound(v.begin(), v.end(), qual, EntryLess);
   if (it != v.end() && it->qual_id == qual) {
     v.erase(it);
     --grant_count_;
+    if (v.empty()) Erased(worker);
   }
-  if (v.empty()) by_worker_.erase(wit);
 }
 
 void GrantIndex::RemoveQualification(QualId qual) {
-  for (auto it = by_worker_.begin(); it != by_worker_.end();) {
-    auto& v = it->second;
+  auto drop = [&](std::vector<Entry>& v) {
     auto e = std::lower_bound(v.begin(), v.end(), qual, EntryLess);
-    if (e != v.end() && e->qual_id == qual) {
-      v.erase(e);
-      --grant_count_;
+    if (e == v.end() || e->qual_id != qual) return false;
+    v.erase(e);
+    --grant_count_;
+    return v.empty();
+  };
+  for (auto& v : dense_) {
+    if (!v.empty() && drop(v)) {
+      --worker_count_;
+      std::vector<Entry>().swap(v);
     }
-    it = v.empty() ? by_worker_.erase(it) : std::next(it);
+  }
+  for (auto it = sparse_.begin(); it != sparse_.end();) {
+    if (drop(it->second)) {
+      --worker_count_;
+      it = sparse_.erase(it);
+    } else {
+      ++it;
+    }
   }
 }
 
@@ -96,20 +139,26 @@ void GrantIndex::Load(const Grant& g, int32_t flags) {
 }
 
 void GrantIndex::Compact() {
-  for (auto& [worker, v] : by_worker_) {
+  for (auto& v : dense_) {
+    if (v.capacity() > v.size()) v.shrink_to_fit();
+  }
+  for (auto& [worker, v] : sparse_) {
     if (v.capacity() > v.size()) v.shrink_to_fit();
   }
 }
 
 void GrantIndex::Clear() {
-  by_worker_.clear();
+  dense_.clear();
+  dense_.shrink_to_fit();
+  sparse_.clear();
+  worker_count_ = 0;
   grant_count_ = 0;
 }
 
 const GrantIndex::Entry* GrantIndex::Find(WorkerId worker, QualId qual, int64_t now) const {
-  auto wit = by_worker_.find(worker);
-  if (wit == by_worker_.end()) return nullptr;
-  const auto& v = wit->second;
+  const std::vector<Entry>* found = Grants(worker);
+  if (found == nullptr) return nullptr;
+  const auto& v = *found;
   auto it = std::lower_bound(v.begin(), v.end(), qual, EntryLess);
   if (it == v.end() || it->qual_id != qual || it->expires_at <= now) return nullptr;
   return &*it;
@@ -124,8 +173,8 @@ std::optional<int64_t> GrantIndex::Value(WorkerId worker, QualId qual, int64_t n
 EligibilityResult GrantIndex::Check(WorkerId worker, uint32_t provider_bit,
                                     const std::vector<CompiledRequirement>& reqs, int64_t now) const {
   static const std::vector<Entry> kNone;
-  auto wit = by_worker_.find(worker);
-  const std::vector<Entry>& grants = wit == by_worker_.end() ? kNone : wit->second;
+  const std::vector<Entry>* found = Grants(worker);
+  const std::vector<Entry>& grants = found == nullptr ? kNone : *found;
   for (const auto& req : reqs) {
     if ((req.provider_mask & provider_bit) == 0) continue;
     std::optional<int64_t> granted;

@@ -53,7 +53,7 @@ class GrantIndex {
   // grown one grant at a time hold up to twice what they need).
   void Compact();
   // Expected number of workers, before a bulk Load.
-  void Reserve(size_t workers) { by_worker_.reserve(workers); }
+  void Reserve(size_t workers) { dense_.reserve(workers + 1); }
 
   // The worker's unexpired value of `qual`, or nullopt.
   std::optional<int64_t> Value(WorkerId worker, QualId qual, int64_t now) const;
@@ -64,7 +64,7 @@ class GrantIndex {
   EligibilityResult Check(WorkerId worker, uint32_t provider_bit, const std::vector<CompiledRequirement>& reqs,
                           int64_t now) const;
 
-  size_t worker_count() const { return by_worker_.size(); }
+  size_t worker_count() const { return worker_count_; }
   size_t grant_count() const { return grant_count_; }
 
  private:
@@ -72,7 +72,22 @@ class GrantIndex {
   void Remove(WorkerId worker, QualId qual);
   void RemoveQualification(QualId qual);
 
-  std::unordered_map<WorkerId, std::vector<Entry>> by_worker_;  // each vector sorted by qual_id
+  // The worker's grants, or nullptr when it has none (read-only).
+  const std::vector<Entry>* Grants(WorkerId worker) const {
+    if (worker > 0 && static_cast<uint64_t>(worker) < dense_.size()) return &dense_[static_cast<size_t>(worker)];
+    auto it = sparse_.find(worker);
+    return it == sparse_.end() ? nullptr : &it->second;
+  }
+  // The worker's vector, created empty when missing.
+  std::vector<Entry>& MutableGrants(WorkerId worker);
+  void Erased(WorkerId worker);  // bookkeeping after a worker's vector became empty
+
+  // Worker ids are the store's row ids, dense from 1, so most workers live in dense_, indexed by
+  // id (one indirection, no hashing); ids far beyond the dense range live in sparse_. Each
+  // vector is sorted by qual_id; an empty vector = no grants.
+  std::vector<std::vector<Entry>> dense_;
+  std::unordered_map<WorkerId, std::vector<Entry>> sparse_;
+  size_t worker_count_ = 0;  // workers with at least one grant
   size_t grant_count_ = 0;
 };
 
