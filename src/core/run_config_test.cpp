@@ -331,11 +331,8 @@ TEST_F(RunConfigTest, ScreeningRequirements) {
   // ... but a real unit has no expected answer: only a command check can judge it.
   EXPECT_THAT(real, HasSubstr("blueprint.screening_check: screening_source real needs a `command` check"));
   std::string real_cmd = LoadError(std::string(kMinimal) +
-                                   "  use_screening_task: true
-  screening_source: real
-"
-                                   "  screening_check: {command: [/bin/true]}
-");
+                                   "  use_screening_task: true\n  screening_source: real\n"
+                                   "  screening_check: {command: [/bin/true]}\n");
   EXPECT_THAT(real_cmd, Not(HasSubstr("screening_check")));
   EXPECT_EQ(LoadError(std::string(kMinimal) + kScreening, {"blueprint.max_screening_units=0"}),
             "blueprint.max_screening_units: must be at least 1 with screening_source file (0 would leave every new "

@@ -161,7 +161,10 @@ Result<int64_t> DispatcherImpl::Review(const std::string& run_id, const std::str
 
 Status DispatcherImpl::CloseRun(const std::string& run_id) {
   Lock l(core_.mu());
-  return core_.store().SetRunStatus(run_id, "closed");
+  CG_RETURN_IF_ERROR(core_.store().SetRunStatus(run_id, "closed"));
+  auto it = runs_.find(run_id);
+  if (it != runs_.end()) it->second->record.status = "closed";
+  return Status::Ok();
 }
 
 Result<std::shared_ptr<const RunView>> DispatcherImpl::RunViewOf(const std::string& run_id) {

@@ -18,8 +18,6 @@ WorkResponse Refusal(const std::string& outcome, const std::string& reason) {
   return r;
 }
 
-bool IsOpen(const std::string& status) { return status == "in_task" || status == "onboarding"; }
-
 }  // namespace
 
 nlohmann::json WorkResponse::ToJson() const {
@@ -101,8 +99,12 @@ Result<WorkResponse> DispatcherImpl::RequestWork(const WorkRequest& request) {
   CG_RETURN_IF_ERROR(core_.Refresh());
   CG_RETURN_IF_ERROR(MaybeExpireLocked());
   CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> run, RunLocked(request.run_id));
-  CG_ASSIGN_OR_RETURN(RunRecord record, core_.store().GetRun(request.run_id));
-  if (record.status != "open") return Refusal("no_work", "run_closed");
+  if (run->status_epoch != core_.external_epoch()) {  // another process may have closed it
+    CG_ASSIGN_OR_RETURN(RunRecord record, core_.store().GetRun(request.run_id));
+    run->record.status = record.status;
+    run->status_epoch = core_.external_epoch();
+  }
+  if (run->record.status != "open") return Refusal("no_work", "run_closed");
   CG_ASSIGN_OR_RETURN(WorkerId worker, WorkerIdLocked(request.worker));
   return DecideLocked(*run, request, worker);
 }

@@ -33,6 +33,7 @@ Status EngineCore::Refresh() {
     return Status::Ok();
   }
   last_token_ = token;
+  ++external_epoch_;
   return AfterWrite();
 }
 

@@ -33,6 +33,9 @@ class EngineCore {
   Env& env() { return *env_; }
   const std::string& actor() const { return actor_; }
   const GrantIndex& index() const { return index_; }
+  // Grows each time Refresh() sees a commit by another connection; cached rows other than
+  // grants (a run's open/closed status) are re-read when it has moved.
+  int64_t external_epoch() const { return external_epoch_; }
 
   // Loads every grant (first call) or replays the change feed since the last call.
   Status Refresh();
@@ -57,6 +60,7 @@ class EngineCore {
   bool loaded_ = false;
   int64_t last_seq_ = 0;
   int64_t last_token_ = -1;
+  int64_t external_epoch_ = 0;
   std::unordered_map<std::string, WorkerId> worker_ids_;  // "provider:name" -> id
   std::unordered_map<std::string, Qualification> quals_;  // name -> row
 };

@@ -30,6 +30,7 @@ std::vector<std::string> DerivedQualificationNames(const RunConfig& config);
 
 struct RunState {
   RunRecord record;
+  int64_t status_epoch = -1;  // EngineCore::external_epoch() when record.status was last read
   std::shared_ptr<const RunConfig> config;
   std::shared_ptr<const CompiledRequirements> requirements;  // derived ones first
   std::vector<std::string> reasons;  // refusal reason per requirement source index

@@ -145,6 +145,8 @@ HttpResponse JsonResponse(int status, const nlohmann::json& body) {
   res.status = status;
   res.content_type = "application/json";
   res.body = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // Error bodies echo input (a bad worker name, say): never let a browser sniff them as HTML.
+  res.headers.emplace_back("X-Content-Type-Options", "nosniff");
   return res;
 }
 

@@ -38,6 +38,7 @@ HttpResponse Html(int status, std::string body) {
   r.content_type = "text/html; charset=utf-8";
   r.body = std::move(body);
   r.headers.emplace_back("Cache-Control", "no-store");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   return r;
 }
 

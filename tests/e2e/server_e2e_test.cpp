@@ -22,60 +22,12 @@
 
 #include "server/http_client.hpp"
 #include "tests/e2e/run_command.hpp"
+#include "tests/e2e/server_process.hpp"
 
 namespace crowdgate::testing {
 namespace {
 
 using nlohmann::json;
-
-// `crowdgate --db DB serve --port 0` as a child process; its stderr goes to a file we read the port from.
-class ServerProcess {
- public:
-  ServerProcess(const TempDir& dir, const std::string& db) {
-    const std::string err = dir.File("server-stderr.txt");
-    const std::string bin = CrowdgateBin();
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int err_fd = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      const int null_fd = open("/dev/null", O_WRONLY);
-      if (err_fd < 0 || null_fd < 0 || dup2(err_fd, STDERR_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0) _exit(127);
-      execl(bin.c_str(), bin.c_str(), "--db", db.c_str(), "serve", "--port", "0", static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    const std::regex serving("serving on http://127\\.0\\.0\\.1:([0-9]+)");
-    for (int i = 0; i < 400 && port_ == 0; ++i) {  // up to 20 s (sanitizer builds start slowly)
-      std::smatch m;
-      const std::string text = Slurp(err);
-      if (std::regex_search(text, m, serving)) {
-        port_ = std::stoi(m[1]);
-        break;
-      }
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        ADD_FAILURE() << "server exited early: " << text;
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    EXPECT_NE(port_, 0) << "no port in server stderr: " << Slurp(err);
-  }
-  ~ServerProcess() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "server did not stop cleanly: " << status;
-  }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-
-  int port() const { return port_; }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
