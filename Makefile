@@ -3,9 +3,14 @@
 JOBS ?= $(shell nproc)
 CTEST_FLAGS ?= --output-on-failure -j $(JOBS)
 # Targets built under ThreadSanitizer (tests labelled "concurrency").
-TSAN_TARGETS ?= http_test engine_test dispatcher_test
+TSAN_TARGETS ?= http_test dispatcher_test
+# libFuzzer harnesses (fuzz/, clang, ASan+UBSan): seconds per target in `make test` and in
+# `make fuzz-long`.
+FUZZ_TARGETS ?= config_fuzz requirement_fuzz csv_jsonl_fuzz http_fuzz
+FUZZ_SHORT_SECONDS ?= 10
+FUZZ_SECONDS ?= 600
 
-.PHONY: setup build build-cli build-asan build-tsan test test-release test-asan test-tsan demo tour bench clean
+.PHONY: setup build build-cli build-asan build-tsan build-fuzz test test-release test-asan test-tsan test-fuzz fuzz-long demo tour bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -25,7 +30,12 @@ build-asan: setup
 
 build-tsan: setup
 	cmake --preset tsan >/dev/null
-	cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS) crowdgate
+	cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS)
+
+# Only the fuzz harnesses and the libraries they link.
+build-fuzz: setup
+	cmake --preset fuzz >/dev/null
+	cmake --build --preset fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
 
 test-release: build
 	cd build/release && ctest $(CTEST_FLAGS)
@@ -38,8 +48,17 @@ test-asan: build-asan
 test-tsan: build-tsan
 	cd build/tsan && ctest $(CTEST_FLAGS) -L concurrency
 
-test: test-release test-asan test-tsan
-	@echo "make test: all tests passed (release, asan+ubsan, tsan)"
+# A short libFuzzer run of each harness from a fresh copy of the seeds (fuzz/corpus/).
+test-fuzz: build-fuzz
+	rm -rf build/fuzz/short
+	bash fuzz/run.sh $(FUZZ_SHORT_SECONDS) build/fuzz/short $(FUZZ_TARGETS)
+
+# Longer local runs; the corpus grows in build/fuzz/long between runs.
+fuzz-long: build-fuzz
+	bash fuzz/run.sh $(FUZZ_SECONDS) build/fuzz/long $(FUZZ_TARGETS)
+
+test: test-release test-asan test-tsan test-fuzz
+	@echo "make test: all tests passed (release, asan+ubsan, tsan, fuzz)"
 
 # The main job: the sentiment example with a simulated crowd, and what quality control did.
 demo: build-cli

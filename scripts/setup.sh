@@ -9,6 +9,7 @@ PACKAGES=(
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libssl-dev
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
+  clang libclang-rt-14-dev
   curl
 )
 missing=()

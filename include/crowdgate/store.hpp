@@ -173,8 +173,9 @@ class Store {
   virtual Result<std::vector<AgentRecord>> RunAgents(const std::string& run_id) = 0;
   // Unit counts by status for the run: {status, count}.
   virtual Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) = 0;
-  // Sets the status of submitted units (review). Only units in status completed (or
-  // already reviewed) may change; returns how many changed.
+  // Sets the status of submitted units (review) and of the agents that submitted them
+  // (accepted -> approved, rejected, soft_rejected). Only units in status completed (or
+  // already reviewed) may change; returns how many units changed.
   virtual Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
                                       const std::string& new_status) = 0;
 

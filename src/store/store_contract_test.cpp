@@ -1042,8 +1042,12 @@ TEST_P(StoreContractTest, CountWorkerUnitsForTaskAndReview) {
   EXPECT_EQ(*n, 1);
   EXPECT_EQ(Counts("run_a"), (std::map<std::string, int64_t>{{"accepted", 1}, {"launched", 2}}));
   EXPECT_EQ(Counts("run_b")["completed"], 1);
+  EXPECT_EQ(store_->GetAgent(a1.id)->status, "approved");   // the submitting agent follows its unit
+  EXPECT_EQ(store_->GetAgent(a2.id)->status, "returned");   // an agent that gave the unit back does not
+  EXPECT_EQ(store_->GetAgent(b1.id)->status, "completed");  // another run is not touched
   EXPECT_EQ(*store_->ReviewUnits("run_a", {*a1.unit_id}, "accepted"), 0);  // already accepted
   EXPECT_EQ(*store_->ReviewUnits("run_a", {*a1.unit_id}, "soft_rejected"), 1);  // reviewed again
+  EXPECT_EQ(store_->GetAgent(a1.id)->status, "soft_rejected");
   EXPECT_EQ(*store_->CountWorkerUnitsForTask("task", alice), 2);
   EXPECT_TRUE(store_->ReviewUnits("run_a", {*a1.unit_id}, "launched").status().IsInvalidArgument());
   EXPECT_TRUE(store_->ReviewUnits("run_nope", {1}, "accepted").status().IsNotFound());

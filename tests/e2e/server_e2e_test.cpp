@@ -400,6 +400,13 @@ TEST_F(ServerE2eTest, StatusExportAndReview) {
   json after = json::parse(Run("--json status " + run).out);
   EXPECT_EQ(after["units"].value("accepted", 0), 2) << after;
   EXPECT_EQ(after["units"].value("completed", 0), 0) << after;
+  // The export shows the reviewed agents as approved.
+  std::istringstream reviewed(Run("export " + run + " --format jsonl").out);
+  int approved = 0;
+  for (std::string line; std::getline(reviewed, line);) {
+    if (!line.empty() && json::parse(line)["status"] == "approved") ++approved;
+  }
+  EXPECT_GE(approved, 2);
   EXPECT_EQ(Run("review " + run + " frobnicate --all").exit_code, 2);
   EXPECT_NE(Run("export run_0000000000000000").exit_code, 0);
 }

@@ -1443,10 +1443,20 @@ Result<int64_t> SqliteStore::ReviewUnits(const std::string& run_id, const std::v
     CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE units SET status = ?3 WHERE id = ?1 AND run = ?2 AND "
                                              "status IN ('completed', 'accepted', 'rejected', 'soft_rejected') "
                                              "AND status <> ?3"));
+    // The agent that submitted the unit follows: accepted -> approved, rejected, soft_rejected.
+    CG_ASSIGN_OR_RETURN(SqliteQuery a, Query("UPDATE agents SET status = ?2 WHERE id = (SELECT agent_id FROM units "
+                                             "WHERE id = ?1) AND status IN ('completed', 'approved', 'rejected', "
+                                             "'soft_rejected')"));
+    const std::string agent_status = new_status == "accepted" ? "approved" : new_status;
     for (int64_t id : unit_ids) {
       CG_RETURN_IF_ERROR(q.Bind(1, id).Bind(2, rid).Bind(3, new_status).Run());
-      changed += q.Changes();
+      const int64_t n = q.Changes();
+      changed += n;
       q.ResetKeepBindings();
+      if (n > 0) {
+        CG_RETURN_IF_ERROR(a.Bind(1, id).Bind(2, agent_status).Run());
+        a.ResetKeepBindings();
+      }
     }
     return Status::Ok();
   }));
