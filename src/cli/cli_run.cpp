@@ -64,11 +64,35 @@ nlohmann::json SummaryJson(const RunSummary& s) {
           {"screening_served", s.screening_served}};
 }
 
-int Serve(const CliContext& ctx, Opened& o, const std::string& host, int port, const std::string& only_run) {
+// Network options shared by `serve` and `run`.
+struct ServeArgs {
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  double rate_limit = 0;          // requests/s per client address; 0 = off
+  int max_connections_per_ip = 256;
+};
+
+void AddServeOptions(CLI::App* cmd, ServeArgs* a) {
+  cmd->add_option("--host", a->host, "Address to listen on (default 127.0.0.1)");
+  cmd->add_option("--port", a->port, "Port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--rate-limit", a->rate_limit,
+                  "Requests per second allowed per client address, bursts of twice that (default 0 = no limit; "
+                  "behind a proxy every client shares one address)")
+      ->check(CLI::Range(0.0, 1e9));
+  cmd->add_option("--max-connections-per-ip", a->max_connections_per_ip,
+                  "Open connections allowed per client address (default 256)")
+      ->check(CLI::Range(1, 1000000));
+}
+
+int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::string& only_run) {
+  const std::string& host = args.host;
   sigset_t stop_signals = BlockStopSignals();
   TaskServerOptions options;
   options.http.host = host;
-  options.http.port = port;
+  options.http.port = args.port;
+  options.http.rate_limit_per_second = args.rate_limit;
+  options.http.rate_limit_burst = 2 * args.rate_limit;
+  options.http.max_connections_per_ip = args.max_connections_per_ip;
   if (const char* t = std::getenv("CROWDGATE_REQUESTER_TOKEN")) options.requester_token = t;
   TaskServer server(o.engine.get(), o.dispatcher.get(), options);
   Status s = server.Start();
@@ -131,15 +155,13 @@ void AddLaunch(CLI::App& app, CliContext& ctx) {
 
 void AddServe(CLI::App& app, CliContext& ctx) {
   auto* cmd = app.add_subcommand("serve", "Serve every open run in the database over HTTP");
-  auto host = std::make_shared<std::string>("127.0.0.1");
-  auto port = std::make_shared<int>(8080);
-  cmd->add_option("--host", *host, "Address to listen on (default 127.0.0.1)");
-  cmd->add_option("--port", *port, "Port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
-  cmd->callback([&ctx, host, port] {
-    ctx.action = [&ctx, host, port] {
+  auto args = std::make_shared<ServeArgs>();
+  AddServeOptions(cmd, args.get());
+  cmd->callback([&ctx, args] {
+    ctx.action = [&ctx, args] {
       auto o = OpenAll(ctx);
       if (!o.ok()) return Fail(o.status());
-      return Serve(ctx, *o, *host, *port, "");
+      return Serve(ctx, *o, *args, "");
     };
   });
 }
@@ -148,20 +170,18 @@ void AddRun(CLI::App& app, CliContext& ctx) {
   auto* cmd = app.add_subcommand("run", "Launch a run and serve it until it is done or Ctrl-C");
   auto config = std::make_shared<std::string>();
   auto overrides = std::make_shared<std::vector<std::string>>();
-  auto host = std::make_shared<std::string>("127.0.0.1");
-  auto port = std::make_shared<int>(8080);
+  auto args = std::make_shared<ServeArgs>();
   cmd->add_option("CONFIG", *config, "Run config (YAML)")->required();
   cmd->add_option("OVERRIDES", *overrides, "key.path=value overrides");
-  cmd->add_option("--host", *host, "Address to listen on (default 127.0.0.1)");
-  cmd->add_option("--port", *port, "Port (default 8080; 0 picks a free one)")->check(CLI::Range(0, 65535));
-  cmd->callback([&ctx, config, overrides, host, port] {
-    ctx.action = [&ctx, config, overrides, host, port] {
+  AddServeOptions(cmd, args.get());
+  cmd->callback([&ctx, config, overrides, args] {
+    ctx.action = [&ctx, config, overrides, args] {
       auto o = OpenAll(ctx);
       if (!o.ok()) return Fail(o.status());
       auto r = LaunchFromFile(*o->dispatcher, *config, *overrides);
       if (!r.ok()) return Fail(r.status());
       std::cout << r->run_id << std::endl;
-      return Serve(ctx, *o, *host, *port, r->run_id);
+      return Serve(ctx, *o, *args, r->run_id);
     };
   });
 }

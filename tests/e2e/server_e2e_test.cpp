@@ -467,5 +467,33 @@ TEST_F(ServerE2eTest, SimulatedCrowdAgainstAServedRun) {
   EXPECT_GE(s["gold_served"].get<int64_t>(), 5) << s;  // at least one gold per worker
 }
 
+// `serve --rate-limit N`: one client address past its budget gets 429 with the JSON error body, and is
+// served again once the bucket refills; the server stays up.
+TEST(ServeRateLimitTest, OneAddressPastItsBudgetGets429) {
+  TempDir dir;
+  const std::string db = dir.File("rate.db");
+  ServerProcess server(dir, db, {}, "server-stderr.txt", {"--rate-limit", "5"});
+  ASSERT_NE(server.port(), 0);
+  HttpClient c("127.0.0.1", server.port());
+  int ok = 0;
+  int limited = 0;
+  for (int i = 0; i < 40; ++i) {
+    auto r = c.Get("/healthz");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    if (r->status == 200) ++ok;
+    if (r->status == 429) {
+      ++limited;
+      EXPECT_EQ(json::parse(r->body)["error"]["code"], "rate_limited") << r->body;
+    }
+  }
+  EXPECT_GE(ok, 1);
+  EXPECT_LE(ok, 20);  // a burst of 2 x 5, plus what refills while the loop runs
+  EXPECT_GE(limited, 20);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+  auto again = c.Get("/healthz");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->status, 200);
+}
+
 }  // namespace
 }  // namespace crowdgate::testing

@@ -22,18 +22,25 @@ namespace crowdgate::testing {
 
 class ServerProcess {
  public:
-  // `env` entries ("NAME=value") are added to the child's environment.
+  // `env` entries ("NAME=value") are added to the child's environment; `extra_args` follow
+  // `serve --port 0` (e.g. {"--rate-limit", "5"}).
   ServerProcess(const TempDir& dir, const std::string& db, const std::vector<std::string>& env = {},
-                const std::string& stderr_name = "server-stderr.txt")
+                const std::string& stderr_name = "server-stderr.txt",
+                const std::vector<std::string>& extra_args = {})
       : err_path_(dir.File(stderr_name)) {
     const std::string bin = CrowdgateBin();
+    std::vector<std::string> args = {bin, "--db", db, "serve", "--port", "0"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     pid_ = fork();
     if (pid_ == 0) {
       const int err_fd = open(err_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       const int null_fd = open("/dev/null", O_WRONLY);
       if (err_fd < 0 || null_fd < 0 || dup2(err_fd, STDERR_FILENO) < 0 || dup2(null_fd, STDOUT_FILENO) < 0) _exit(127);
       for (const auto& e : env) putenv(const_cast<char*>(e.c_str()));
-      execl(bin.c_str(), bin.c_str(), "--db", db.c_str(), "serve", "--port", "0", static_cast<char*>(nullptr));
+      execv(bin.c_str(), argv.data());
       _exit(127);
     }
     const std::regex serving("serving on http://127\\.0\\.0\\.1:([0-9]+)");
