@@ -94,5 +94,22 @@ TEST_F(CliQualTest, RevokeHistoryAndWorkerShow) {
   EXPECT_EQ(Run("worker show nobody").exit_code, 2);
 }
 
+// SQL is never built from input: a qualification name full of SQL is just a name.
+TEST_F(CliQualTest, SqlInNamesIsJustText) {
+  const std::string evil = "x'); DROP TABLE grants; --";
+  ASSERT_EQ(Run("qual create " + ShellQuote(evil)).exit_code, 0);
+  ASSERT_EQ(Run("qual create safe").exit_code, 0);
+  ASSERT_EQ(Run("qual grant safe alice").exit_code, 0);
+  auto g = Run("qual grant " + ShellQuote(evil) + " bob --value 3 --reason " + ShellQuote("'; DELETE FROM audit; --"));
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  auto shown = nlohmann::json::parse(RunJson("qual show " + ShellQuote(evil)).out);
+  ASSERT_EQ(shown.size(), 1u);
+  EXPECT_EQ(shown[0]["worker"], "local:bob");
+  EXPECT_EQ(nlohmann::json::parse(RunJson("qual show safe").out).size(), 1u);  // other grants intact
+  auto history = nlohmann::json::parse(RunJson("qual history").out);
+  EXPECT_EQ(history.size(), 2u);  // the audit log is intact too
+  EXPECT_EQ(history[1]["reason"], "'; DELETE FROM audit; --");
+}
+
 }  // namespace
 }  // namespace crowdgate::testing
