@@ -31,6 +31,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "eligibility_workload.hpp"
 #include "bench_util.hpp"
 #include "cli/import_file.hpp"
 #include "core/run_config.hpp"
@@ -199,38 +200,8 @@ Json RunChild(const Args& a, const std::string& name, int64_t size) {
 
 // ---- eligibility ---------------------------------------------------------------------------
 
-constexpr int kEligibilityQuals = 20;
-
-GrantIndex BuildIndex(int64_t workers) {
-  GrantIndex index;
-  std::mt19937_64 rng(7);
-  std::uniform_real_distribution<double> coin(0, 1);
-  std::uniform_int_distribution<int64_t> value(0, 100);
-  for (WorkerId w = 1; w <= workers; ++w) {
-    for (QualId q = 1; q <= kEligibilityQuals; ++q) {
-      if (coin(rng) < 0.3) {
-        Grant g;
-        g.worker_id = w;
-        g.qual_id = q;
-        g.value = value(rng);
-        index.Load(g);
-      }
-    }
-  }
-  return index;
-}
-
-std::vector<CompiledRequirement> FiveRequirements() {
-  // A block list, an onboarding-failed guard, a score threshold, a tier and a value set; none
-  // short-circuits for most workers, so all five are evaluated.
-  std::vector<CompiledRequirement> reqs(5);
-  reqs[0] = {1, Comparator::kDoesNotExist, 0, {}, ~0u, 0};
-  reqs[1] = {2, Comparator::kDoesNotExist, 0, {}, ~0u, 1};
-  reqs[2] = {3, Comparator::kLessThanOrEqualTo, 100, {}, ~0u, 2};
-  reqs[3] = {4, Comparator::kNotEqualTo, 1000, {}, ~0u, 3};
-  reqs[4] = {5, Comparator::kNotIn, 0, {101, 102, 103}, ~0u, 4};
-  return reqs;
-}
+using bench::BuildEligibilityIndex;
+using bench::FiveRequirements;
 
 double ThreadCpuSeconds() {
   timespec ts{};
@@ -257,7 +228,7 @@ double EligibilityOnce(const GrantIndex& index, int64_t workers, int64_t checks,
 
 Stats Eligibility(const Args& a, int64_t workers, const std::string& name) {
   const double b0 = NowSeconds();
-  GrantIndex index = BuildIndex(workers);
+  GrantIndex index = BuildEligibilityIndex(workers);
   const double build_s = NowSeconds() - b0;
   const int64_t checks = a.smoke ? 20'000 : 5'000'000;
   std::vector<double> rates;

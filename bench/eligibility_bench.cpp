@@ -5,49 +5,17 @@
 
 #include <random>
 
-#include "engine/grant_index.hpp"
+#include "eligibility_workload.hpp"
 
 namespace crowdgate {
 namespace {
 
-constexpr int kQualifications = 20;
-constexpr double kDensity = 0.3;
-
-GrantIndex BuildIndex(int64_t workers) {
-  GrantIndex index;
-  std::mt19937_64 rng(7);
-  std::uniform_real_distribution<double> coin(0, 1);
-  std::uniform_int_distribution<int64_t> value(0, 100);
-  for (WorkerId w = 1; w <= workers; ++w) {
-    for (QualId q = 1; q <= kQualifications; ++q) {
-      if (coin(rng) < kDensity) {
-        Grant g;
-        g.worker_id = w;
-        g.qual_id = q;
-        g.value = value(rng);
-        index.Load(g);
-      }
-    }
-  }
-  return index;
-}
-
-std::vector<CompiledRequirement> FiveRequirements() {
-  // A realistic mix: a block list, an onboarding-failed guard, a score threshold, an
-  // allow-list tier and a value set; none short-circuits for most workers.
-  std::vector<CompiledRequirement> reqs(5);
-  reqs[0] = {1, Comparator::kDoesNotExist, 0, {}, ~0u, 0};
-  reqs[1] = {2, Comparator::kDoesNotExist, 0, {}, ~0u, 1};
-  reqs[2] = {3, Comparator::kLessThanOrEqualTo, 100, {}, ~0u, 2};
-  reqs[3] = {4, Comparator::kNotEqualTo, 1000, {}, ~0u, 3};
-  reqs[4] = {5, Comparator::kNotIn, 0, {101, 102, 103}, ~0u, 4};
-  return reqs;
-}
+using bench::FiveRequirements;
 
 void BM_Eligibility(benchmark::State& state) {
   const int64_t workers = state.range(0);
   static std::map<int64_t, GrantIndex>* indexes = new std::map<int64_t, GrantIndex>();
-  if (indexes->find(workers) == indexes->end()) indexes->emplace(workers, BuildIndex(workers));
+  if (indexes->find(workers) == indexes->end()) indexes->emplace(workers, bench::BuildEligibilityIndex(workers));
   const GrantIndex& index = indexes->at(workers);
   const auto reqs = FiveRequirements();
   const uint32_t local = ProviderBit("local");

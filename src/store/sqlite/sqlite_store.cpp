@@ -198,19 +198,8 @@ Status FromSqlite(sqlite3* db, int rc, std::string_view what) {
   }
 }
 
-const char* KindName(AuditEntry::Kind kind) {
-  switch (kind) {
-    case AuditEntry::Kind::kGrant:
-      return "grant";
-    case AuditEntry::Kind::kChange:
-      return "change";
-    case AuditEntry::Kind::kRevoke:
-      return "revoke";
-    case AuditEntry::Kind::kQualificationDeleted:
-      return "qualification_deleted";
-  }
-  return "?";
-}
+// AuditKindName returns string literals, so data() is NUL-terminated.
+const char* KindName(AuditEntry::Kind kind) { return AuditKindName(kind).data(); }
 
 AuditEntry::Kind KindFromName(std::string_view name) {
   if (name == "grant") return AuditEntry::Kind::kGrant;
