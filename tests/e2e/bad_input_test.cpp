@@ -44,16 +44,8 @@ struct DbState {
   bool operator==(const DbState&) const = default;
 };
 
-class BadInputTest : public ::testing::Test {
+class BadInputTest : public CrowdgateFixture {
  protected:
-  std::string Write(const std::string& name, const std::string& text) {
-    const std::string path = dir_.File(name);
-    std::ofstream(path) << text;
-    return path;
-  }
-
-  CommandResult Run(const std::string& args) { return RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " " + args); }
-
   // A static_html run of `n` units whose text is a script payload; returns its id.
   std::string Launch(int n) {
     Write("task.html", "<h1>Label</h1><p class=\"text\">${text}</p><input name=\"label\">");
@@ -100,9 +92,6 @@ class BadInputTest : public ::testing::Test {
     }
     return j["error"]["code"];
   }
-
-  TempDir dir_;
-  std::string db_ = dir_.File("crowdgate.db");
 };
 
 struct HttpCase {

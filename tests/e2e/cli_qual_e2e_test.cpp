@@ -8,12 +8,8 @@
 namespace crowdgate::testing {
 namespace {
 
-class CliQualTest : public ::testing::Test {
+class CliQualTest : public CrowdgateFixture {
  protected:
-  TempDir dir_;
-  std::string db_ = dir_.File("crowdgate.db");
-
-  CommandResult Run(const std::string& args) { return RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " " + args); }
   CommandResult RunJson(const std::string& args) {
     return RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " --json " + args);
   }

@@ -9,6 +9,8 @@
 #include <sstream>
 #include <string>
 
+#include <gtest/gtest.h>
+
 #include "engine/engine_test_util.hpp"
 
 namespace crowdgate::testing {
@@ -56,5 +58,21 @@ inline CommandResult RunCrowdgate(const TempDir& dir, const std::string& args, c
   r.err = Slurp(err);
   return r;
 }
+
+// A fixture with a fresh directory, a database path in it, and helpers to write files there
+// and to run crowdgate on that database.
+class CrowdgateFixture : public ::testing::Test {
+ protected:
+  std::string Write(const std::string& name, const std::string& text) {
+    const std::string path = dir_.File(name);
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  CommandResult Run(const std::string& args) { return RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " " + args); }
+
+  TempDir dir_;
+  std::string db_ = dir_.File("crowdgate.db");
+};
 
 }  // namespace crowdgate::testing

@@ -33,16 +33,8 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 Headers Bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
-class ServerE2eTest : public ::testing::Test {
+class ServerE2eTest : public CrowdgateFixture {
  protected:
-  std::string Write(const std::string& name, const std::string& text) {
-    const std::string path = dir_.File(name);
-    std::ofstream(path) << text;
-    return path;
-  }
-
-  CommandResult Run(const std::string& args) { return RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " " + args); }
-
   // Writes config.yaml (static_html, task.html, units.jsonl) with `extra` lines appended to blueprint and
   // `task_extra` to task, launches it and returns the run id (the last line of stdout).
   std::string Launch(const std::string& task_extra = "", const std::string& extra = "",
@@ -100,9 +92,6 @@ class ServerE2eTest : public ::testing::Test {
     for (const auto& [k, v] : j.items()) out.insert(k);
     return out;
   }
-
-  TempDir dir_;
-  std::string db_ = dir_.File("crowdgate.db");
 };
 
 const std::regex kAgentId("ag_[0-9a-f]{32}");
