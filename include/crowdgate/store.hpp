@@ -51,7 +51,8 @@ struct UnitRecord {
 
 struct AgentRecord {
   std::string id;              // "ag_" + 32 hex
-  std::string token_hash;      // hex SHA-256 of the token; the token itself is never stored
+  std::string token_hash;      // the agent's 128-bit token (32 hex), stored as issued so a reconnect can
+                               // return it; the name is historical (see the closing note of issue 3)
   std::string run_id;
   std::optional<int64_t> unit_id;  // absent for onboarding
   WorkerId worker_id = 0;
