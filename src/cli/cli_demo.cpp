@@ -32,7 +32,7 @@ struct DemoArgs {
   uint64_t seed = 7;
 };
 
-Status RunDemo(const DemoArgs& a, bool json) {
+Status RunDemo(const DemoArgs& a) {
   namespace fs = std::filesystem;
   const std::string config_path = a.example + "/config.yaml";
   if (!fs::exists(config_path)) return Status::InvalidArgument("--example " + a.example + ": no config.yaml there");
@@ -118,7 +118,6 @@ Status RunDemo(const DemoArgs& a, bool json) {
   std::cout << "; golds served " << summary.gold_served << "\n";
   std::cout << "\nExplore it: crowdgate --db " << a.db << " status | qual history sentiment-gold-disqualified | export "
             << launched.run_id << "\n";
-  (void)json;
   return Status::Ok();
 }
 
@@ -136,7 +135,7 @@ void AddDemoCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--seed", a->seed, "Random seed (default 7)");
   cmd->callback([&ctx, a] {
     ctx.action = [&ctx, a] {
-      Status s = RunDemo(*a, ctx.json);
+      Status s = RunDemo(*a);
       return s.ok() ? 0 : Fail(s);
     };
   });

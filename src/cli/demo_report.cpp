@@ -33,8 +33,6 @@ std::string Pct(int64_t num, int64_t den) {
 
 Status PrintQualityReport(Engine& engine, Dispatcher& dispatcher, const QualityReportInput& in, std::ostream& out) {
   CG_ASSIGN_OR_RETURN(std::vector<EvalItem> truth_items, ReadEvalFile(in.truth_file));
-  std::map<std::string, std::string> truth;  // canonical inputs -> label
-  for (const auto& t : truth_items) truth[t.inputs.dump()] = t.answer.value(in.label_field, "");
   CG_ASSIGN_OR_RETURN(std::vector<ExportRow> rows, dispatcher.Export(in.run_id));
 
   std::map<std::string, WorkerLine> lines;
@@ -55,7 +53,6 @@ Status PrintQualityReport(Engine& engine, Dispatcher& dispatcher, const QualityR
       }
     }
   }
-  // Item inputs per unit row come from the run's items; the export row carries the index.
   struct Vote {
     std::string label;
     bool from_disqualified;
@@ -76,8 +73,7 @@ Status PrintQualityReport(Engine& engine, Dispatcher& dispatcher, const QualityR
       if (!line.disqualified_at) line.units_before_dq++;
     }
   }
-  // Label accuracy needs each unit's item inputs: read them via the truth file order
-  // (item index i is line i of the data file, which the truth file mirrors).
+  // Label accuracy: item index i is line i of the data file, which the truth file mirrors.
   for (const auto& r : rows) {
     if (r.kind != "unit" || r.status != "completed" || r.item < 0) continue;
     if (static_cast<size_t>(r.item) >= truth_items.size()) continue;

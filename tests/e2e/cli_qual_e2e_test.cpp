@@ -107,5 +107,16 @@ TEST_F(CliQualTest, SqlInNamesIsJustText) {
   EXPECT_EQ(history[1]["reason"], "'; DELETE FROM audit; --");
 }
 
+// The main job: `crowdgate demo` runs the example over HTTP and reports what quality control did.
+TEST_F(CliQualTest, DemoRunsTheExampleAndReports) {
+  auto demo = RunCrowdgate(dir_, "demo --demo-db " + ShellQuote(dir_.File("demo.db")));
+  ASSERT_EQ(demo.exit_code, 0) << demo.err << demo.out;
+  EXPECT_NE(demo.out.find(" 0 errors"), std::string::npos) << demo.out;
+  EXPECT_NE(demo.out.find("\"reason\":\"blocked\""), std::string::npos) << demo.out;  // the block list works
+  EXPECT_NE(demo.out.find("What quality control did, per worker"), std::string::npos);
+  EXPECT_NE(demo.out.find("without disqualified workers"), std::string::npos);
+  EXPECT_NE(demo.out.find("Units: completed=900"), std::string::npos) << demo.out;  // every unit was done
+}
+
 }  // namespace
 }  // namespace crowdgate::testing
