@@ -3,14 +3,14 @@
 JOBS ?= $(shell nproc)
 CTEST_FLAGS ?= --output-on-failure -j $(JOBS)
 # Targets built under ThreadSanitizer (tests labelled "concurrency").
-TSAN_TARGETS ?= http_test dispatcher_test
+TSAN_TARGETS ?= http_test dispatcher_test batch_queue_test
 # libFuzzer harnesses (fuzz/, clang, ASan+UBSan): seconds per target in `make test` and in
 # `make fuzz-long`.
 FUZZ_TARGETS ?= config_fuzz requirement_fuzz csv_jsonl_fuzz http_fuzz
 FUZZ_SHORT_SECONDS ?= 10
 FUZZ_SECONDS ?= 600
 
-.PHONY: setup build build-cli build-asan build-tsan build-fuzz test test-release test-asan test-tsan test-fuzz fuzz-long demo tour bench clean
+.PHONY: setup build build-cli build-asan build-tsan build-fuzz test test-release test-pg test-asan test-tsan test-fuzz fuzz-long demo tour bench bench-pg clean
 
 setup:
 	bash scripts/setup.sh
@@ -37,12 +37,18 @@ build-fuzz: setup
 	cmake --preset fuzz >/dev/null
 	cmake --build --preset fuzz -j $(JOBS) --target $(FUZZ_TARGETS)
 
+# Everything but the PostgreSQL tests (test-pg runs those, with a server).
 test-release: build
-	cd build/release && ctest $(CTEST_FLAGS)
+	cd build/release && ctest $(CTEST_FLAGS) -LE postgres
+
+# The tests labelled postgres, against a throwaway PostgreSQL cluster (scripts/with_pg.sh starts it,
+# sets CROWDGATE_TEST_PG, and stops and removes it afterwards).
+test-pg: build
+	cd build/release && bash ../../scripts/with_pg.sh ctest $(CTEST_FLAGS) -L postgres
 
 # AddressSanitizer + UndefinedBehaviorSanitizer over every test.
 test-asan: build-asan
-	cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest $(CTEST_FLAGS)
+	cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest $(CTEST_FLAGS) -LE postgres
 
 # ThreadSanitizer over the tests that exercise concurrency.
 test-tsan: build-tsan
@@ -57,8 +63,8 @@ test-fuzz: build-fuzz
 fuzz-long: build-fuzz
 	bash fuzz/run.sh $(FUZZ_SECONDS) build/fuzz/long $(FUZZ_TARGETS)
 
-test: test-release test-asan test-tsan test-fuzz
-	@echo "make test: all tests passed (release, asan+ubsan, tsan, fuzz)"
+test: test-release test-pg test-asan test-tsan test-fuzz
+	@echo "make test: all tests passed (release, postgresql, asan+ubsan, tsan, fuzz)"
 
 # The main job: the sentiment example with a simulated crowd, and what quality control did.
 demo: build-cli
@@ -70,6 +76,13 @@ tour: build-cli
 
 bench: build
 	build/release/bench/crowdgate_bench
+
+# Issue #6: the http-work crowd against 1 and 3 `crowdgate serve` processes on PostgreSQL, beside 1 on SQLite, in
+# one run (scripts/with_pg.sh starts a throwaway PostgreSQL cluster and sets CROWDGATE_TEST_PG).
+# BENCH_PG_ARGS=--smoke for a quick correctness run.
+BENCH_PG_ARGS ?=
+bench-pg: build
+	bash scripts/with_pg.sh build/release/bench/crowdgate_bench $(BENCH_PG_ARGS) http-work-pg
 
 clean:
 	rm -rf build

@@ -119,7 +119,7 @@ class Load {
       ::epoll_ctl(ep_, EPOLL_CTL_DEL, c.fd, nullptr);
       ::close(c.fd);
     }
-    c.fd = Connect(o_.port);
+    c.fd = Connect(o_.ports.empty() ? o_.port : o_.ports[static_cast<size_t>(c.index) % o_.ports.size()]);
     c.in.clear();
     c.out.clear();
     c.out_off = 0;

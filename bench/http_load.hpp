@@ -14,6 +14,7 @@ namespace crowdgate::bench {
 
 struct HttpLoadOptions {
   int port = 0;
+  std::vector<int> ports;            // several servers: connection i uses ports[i % size] (else `port`)
   std::string run_id;
   int connections = 1000;            // concurrent simulated workers, one connection each
   int64_t worker_population = 1000;  // worker names w1..wN; a connection takes the next name per cycle

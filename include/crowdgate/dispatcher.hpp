@@ -13,7 +13,7 @@
 //    word, same id format, same response fields; answers never leave the engine.
 //  - A submission answered OK is committed: agent, unit, counters and grants change in
 //    one store transaction, and a second submit of the same agent is a Conflict.
-//  - Thread-safe. External check commands run outside the engine lock.
+//  - Thread-safe. External check commands run outside the engine lock (and never in a Batch).
 #pragma once
 
 #include <functional>
@@ -117,6 +117,19 @@ class Dispatcher {
   virtual Result<SubmitResponse> Submit(const std::string& agent_id, const std::string& token,
                                         const nlohmann::json& body_data) = 0;
   virtual Status Return(const std::string& agent_id, const std::string& token) = 0;
+
+  // Group commit. Runs `work` on this thread holding the dispatcher's lock, with every store
+  // write of the calls it makes (RequestWork, TrySubmitWithoutBlocking, Return, ...) in one
+  // transaction that is committed before Batch returns. Tell nobody the result of those calls
+  // unless Batch returned OK: on an error every one of them was rolled back and the caches
+  // were dropped. Batches do not nest.
+  virtual Status Batch(const std::function<void()>& work) = 0;
+  // Submit for use inside Batch: it never runs an external command check (which could hold the
+  // whole batch for seconds). When the agent's check is a command it returns nullopt having
+  // changed nothing; call Submit, outside any batch, for that one.
+  virtual Result<std::optional<SubmitResponse>> TrySubmitWithoutBlocking(const std::string& agent_id,
+                                                                         const std::string& token,
+                                                                         const nlohmann::json& body_data) = 0;
   virtual Result<AgentView> GetAgent(const std::string& agent_id, const std::string& token) = 0;
   // Times out open agents whose lease has ended; their units go back to the pool (gold
   // and screening units are expired and their cap slot refunded). Returns how many.

@@ -2,7 +2,9 @@
 // ("sqlite:PATH", a bare PATH, ":memory:", later "postgresql://...") and own their SQL.
 //
 // Contract:
-//  - Every method is one transaction: it commits as a whole or changes nothing.
+//  - Every method is one transaction: it commits as a whole or changes nothing. Inside a
+//    batch (BeginBatch .. EndBatch) each method is still all-or-nothing, but nothing is
+//    durable or visible to other connections until EndBatch commits the whole batch.
 //  - Methods return Status codes, never throw; library exceptions are caught inside.
 //  - A Store object is used by one thread at a time (callers serialise); several Store
 //    objects (several processes) may share one database, and each sees the others'
@@ -132,6 +134,18 @@ class Store {
   virtual Result<std::vector<AuditEntry>> History(std::optional<QualId> qual, std::optional<WorkerId> worker) = 0;
   // A cheap number that changes when ANOTHER connection commits (SQLite data_version).
   virtual Result<int64_t> ExternalChangeToken() = 0;
+
+  // ---- group commit ---------------------------------------------------------------------
+  // Opens a batch: the following method calls share one database transaction, each as a
+  // nested all-or-nothing step, so N decisions cost one commit instead of N. The caller
+  // must not answer anyone about those calls before EndBatch(true) returns OK.
+  // EndBatch(false), or a failed commit, rolls back every call made since BeginBatch.
+  // A backend without batching keeps the defaults: every call commits on its own.
+  virtual Status BeginBatch() { return Status::Ok(); }
+  virtual Status EndBatch(bool commit) {
+    (void)commit;
+    return Status::Ok();
+  }
 
   // ---- runs (task server) -------------------------------------------------------------
   // Stores the run, its items (JSON objects) and units_per_item units per item.

@@ -25,6 +25,9 @@ class DispatcherImpl : public Dispatcher {
   Result<SubmitResponse> Submit(const std::string& agent_id, const std::string& token,
                                 const nlohmann::json& body_data) override;
   Status Return(const std::string& agent_id, const std::string& token) override;
+  Status Batch(const std::function<void()>& work) override;
+  Result<std::optional<SubmitResponse>> TrySubmitWithoutBlocking(const std::string& agent_id, const std::string& token,
+                                                                 const nlohmann::json& body_data) override;
   Result<AgentView> GetAgent(const std::string& agent_id, const std::string& token) override;
   Result<int64_t> ExpireOverdue() override;
   Result<std::vector<RunSummary>> ListRuns() override;
@@ -43,6 +46,10 @@ class DispatcherImpl : public Dispatcher {
   Result<WorkResponse> DecideLocked(const RunState& run, const WorkRequest& request, WorkerId worker);
   Result<WorkResponse> ServeEvalUnit(const RunState& run, const WorkerRef& ref, WorkerId worker,
                                      const std::string& session, bool gold);
+  // Submit and TrySubmitWithoutBlocking; nullopt only when !may_block and the check is a command.
+  Result<std::optional<SubmitResponse>> SubmitImpl(const std::string& agent_id, const std::string& token,
+                                                   const nlohmann::json& body_data, bool may_block);
+  void DropCachesLocked();
   Result<AgentRecord> AuthorizedAgentLocked(const std::string& agent_id, const std::string& token);
   AgentRecord NewAgent(const RunState& run, const WorkerRef& ref, WorkerId worker, const std::string& kind,
                        const std::string& session);
@@ -55,6 +62,7 @@ class DispatcherImpl : public Dispatcher {
   std::unordered_map<std::string, std::shared_ptr<RunState>> runs_;
   std::unordered_map<std::string, WorkerId> worker_ids_;
   int64_t last_expiry_us_ = 0;
+  bool in_batch_ = false;  // Batch() is running (on the thread that holds the lock)
 };
 
 }  // namespace crowdgate

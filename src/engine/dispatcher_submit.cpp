@@ -6,8 +6,8 @@
 
 namespace crowdgate {
 
-using Lock = std::lock_guard<std::mutex>;
-using UniqueLock = std::unique_lock<std::mutex>;
+using Lock = EngineLock;
+using UniqueLock = std::unique_lock<std::recursive_mutex>;
 
 namespace {
 
@@ -72,6 +72,20 @@ Result<AgentRecord> DispatcherImpl::AuthorizedAgentLocked(const std::string& age
 
 Result<SubmitResponse> DispatcherImpl::Submit(const std::string& agent_id, const std::string& token,
                                               const nlohmann::json& body_data) {
+  CG_ASSIGN_OR_RETURN(std::optional<SubmitResponse> r, SubmitImpl(agent_id, token, body_data, /*may_block=*/true));
+  if (!r) return Status::Internal("submission of agent " + agent_id + " was not decided");
+  return *r;
+}
+
+Result<std::optional<SubmitResponse>> DispatcherImpl::TrySubmitWithoutBlocking(const std::string& agent_id,
+                                                                               const std::string& token,
+                                                                               const nlohmann::json& body_data) {
+  return SubmitImpl(agent_id, token, body_data, /*may_block=*/false);
+}
+
+Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::string& agent_id,
+                                                                 const std::string& token,
+                                                                 const nlohmann::json& body_data, bool may_block) {
   if (!body_data.is_object()) return Status::InvalidArgument("data: expected a JSON object with the worker's answers");
   UniqueLock l(core_.mu());
   CG_ASSIGN_OR_RETURN(AgentRecord agent, AuthorizedAgentLocked(agent_id, token));
@@ -97,6 +111,10 @@ Result<SubmitResponse> DispatcherImpl::Submit(const std::string& agent_id, const
   }
 
   CheckResult result{CheckOutcome::kPass, ""};
+  if (check.needed && check.spec.IsCommand()) {
+    if (!may_block) return std::optional<SubmitResponse>();
+    if (in_batch_) return Status::Internal("Submit with an external check inside Batch (use TrySubmitWithoutBlocking)");
+  }
   if (check.needed) {
     l.unlock();  // external commands can take seconds
     result = RunCheck(check, body_data);
@@ -178,7 +196,32 @@ Result<SubmitResponse> DispatcherImpl::Submit(const std::string& agent_id, const
     return Status::Conflict("agent " + agent_id + " has already submitted");
   }
   CG_RETURN_IF_ERROR(core_.AfterWrite(*entries));
-  return response;
+  return std::optional<SubmitResponse>(response);
+}
+
+Status DispatcherImpl::Batch(const std::function<void()>& work) {
+  Lock l(core_.mu());
+  if (in_batch_) return Status::Internal("Dispatcher::Batch does not nest");
+  CG_RETURN_IF_ERROR(core_.store().BeginBatch());
+  in_batch_ = true;
+  try {
+    work();
+  } catch (...) {
+    in_batch_ = false;
+    (void)core_.store().EndBatch(/*commit=*/false);
+    DropCachesLocked();
+    throw;
+  }
+  in_batch_ = false;
+  Status committed = core_.store().EndBatch(/*commit=*/true);
+  if (!committed.ok()) DropCachesLocked();  // they may hold ids and grants that were rolled back
+  return committed;
+}
+
+void DispatcherImpl::DropCachesLocked() {
+  core_.Invalidate();
+  runs_.clear();
+  worker_ids_.clear();
 }
 
 Status DispatcherImpl::Return(const std::string& agent_id, const std::string& token) {

@@ -6,7 +6,7 @@
 
 namespace crowdgate {
 
-using Lock = std::lock_guard<std::mutex>;
+using Lock = EngineLock;
 
 namespace {
 

@@ -6,11 +6,7 @@ EngineCore::EngineCore(std::unique_ptr<Store> store, Env* env, std::string actor
     : store_(std::move(store)), env_(env), actor_(std::move(actor)) {}
 
 void EngineCore::ApplyEntry(const AuditEntry& e) {
-  if (e.kind == AuditEntry::Kind::kQualificationDeleted) {
-    quals_.erase(e.qualification);
-  } else {
-    worker_ids_.emplace(e.worker.ToString(), e.worker_id);
-  }
+  if (e.kind == AuditEntry::Kind::kQualificationDeleted) quals_.erase(e.qualification);
   index_.Apply(e, e.actor == kScreeningActor ? kFlagByScreening : 0);
 }
 
@@ -18,14 +14,11 @@ Status EngineCore::Refresh() {
   CG_ASSIGN_OR_RETURN(int64_t token, store_->ExternalChangeToken());
   if (!loaded_) {
     index_.Clear();
-    worker_ids_.clear();
+    worker_ids_.clear();  // a reload after Invalidate(): ids cached since may have been rolled back
     int64_t as_of = 0;
+    // In (worker_id, qual_id) order, so the grants are appended to the index's flat base.
     CG_RETURN_IF_ERROR(store_->ScanAllGrants(
-        [this](const Grant& g) {
-          worker_ids_.emplace(g.worker.ToString(), g.worker_id);
-          index_.Load(g, g.actor == kScreeningActor ? kFlagByScreening : 0);
-        },
-        &as_of));
+        [this](const Grant& g) { index_.Load(g, g.actor == kScreeningActor ? kFlagByScreening : 0); }, &as_of));
     index_.Compact();
     last_seq_ = as_of;
     loaded_ = true;
@@ -59,10 +52,25 @@ Result<Qualification> EngineCore::Qual(const std::string& name) {
   return q;
 }
 
-std::optional<WorkerId> EngineCore::KnownWorkerId(const WorkerRef& ref) const {
-  auto it = worker_ids_.find(ref.ToString());
-  if (it == worker_ids_.end()) return std::nullopt;
-  return it->second;
+void EngineCore::Invalidate() {
+  loaded_ = false;
+  last_token_ = -1;
+  ++external_epoch_;
+  quals_.clear();
+}
+
+Result<std::optional<WorkerId>> EngineCore::WorkerIdOf(const WorkerRef& ref) {
+  std::string key = ref.ToString();
+  auto it = worker_ids_.find(key);
+  if (it != worker_ids_.end()) return std::optional<WorkerId>(it->second);
+  auto w = store_->GetWorker(ref);
+  if (!w.ok()) {
+    if (w.status().IsNotFound()) return std::optional<WorkerId>();  // not cached: it may appear later
+    return w.status();
+  }
+  if (worker_ids_.size() >= kWorkerIdCacheSize) worker_ids_.clear();
+  worker_ids_.emplace(std::move(key), w->id);
+  return std::optional<WorkerId>(w->id);
 }
 
 }  // namespace crowdgate

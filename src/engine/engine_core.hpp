@@ -1,7 +1,8 @@
 // EngineCore: the state the engine's parts share — the store, the in-memory grant index,
-// the worker-id and qualification-name caches, and the mutex that serialises them.
+// a small worker-id cache, the qualification-name cache, and the mutex that serialises them.
 //
-// Thread-safety: callers hold mu() for every call (Engine and Dispatcher do so).
+// Thread-safety: callers hold mu() for every call (Engine and Dispatcher do so). The mutex is
+// recursive so that Dispatcher::Batch can hold it across the engine calls of a whole batch.
 // Invariant: after Refresh() returns OK, index() reflects every grant change committed
 // to the store (by any process) up to that moment.
 #pragma once
@@ -17,6 +18,8 @@
 
 namespace crowdgate {
 
+using EngineLock = std::lock_guard<std::recursive_mutex>;
+
 // Actors the engine records for the grants it makes itself; grants by kScreeningActor
 // are tagged so a refusal can say "screening_failed" rather than "blocked".
 inline constexpr const char* kOnboardingActor = "crowdgate:onboarding";
@@ -28,7 +31,7 @@ class EngineCore {
  public:
   EngineCore(std::unique_ptr<Store> store, Env* env, std::string actor);
 
-  std::mutex& mu() { return mu_; }
+  std::recursive_mutex& mu() { return mu_; }
   Store& store() { return *store_; }
   Env& env() { return *env_; }
   const std::string& actor() const { return actor_; }
@@ -46,13 +49,21 @@ class EngineCore {
 
   // Cached lookups (NotFound when absent from the store).
   Result<Qualification> Qual(const std::string& name);
-  std::optional<WorkerId> KnownWorkerId(const WorkerRef& ref) const;
   void ForgetQualification(const std::string& name) { quals_.erase(name); }
+  // The worker's id, or nullopt when the store has never seen the worker (so it holds no
+  // grant). Not every worker's name is held in memory (that cost ~80 bytes per worker at
+  // 1M workers, issue #4): ids come from a bounded cache, else from the store (ids never change).
+  Result<std::optional<WorkerId>> WorkerIdOf(const WorkerRef& ref);
+  // Most worker ids WorkerIdOf() keeps (it starts over when full).
+  static constexpr size_t kWorkerIdCacheSize = 1 << 16;
+  // Drops every cache: the next Refresh() reloads from the store. For when writes the caches
+  // have already seen were rolled back (a failed batch commit).
+  void Invalidate();
 
  private:
   void ApplyEntry(const AuditEntry& e);
 
-  std::mutex mu_;
+  std::recursive_mutex mu_;
   std::unique_ptr<Store> store_;
   Env* env_;
   std::string actor_;
@@ -61,7 +72,7 @@ class EngineCore {
   int64_t last_seq_ = 0;
   int64_t last_token_ = -1;
   int64_t external_epoch_ = 0;
-  std::unordered_map<std::string, WorkerId> worker_ids_;  // "provider:name" -> id
+  std::unordered_map<std::string, WorkerId> worker_ids_;  // "provider:name" -> id, at most kWorkerIdCacheSize
   std::unordered_map<std::string, Qualification> quals_;  // name -> row
 };
 

@@ -188,5 +188,39 @@ TEST(EngineCrossProcessTest, GrantsByAnotherConnectionApplyAtTheNextCheck) {
   EXPECT_TRUE(server->Check("gina", **compiled)->passed);
 }
 
+// Worker ids are not all held in memory (issue #4): a worker loaded at open, one never seen and
+// one first seen by another connection later are all answered right, before and after a reopen.
+TEST(EngineCrossProcessTest, WorkersLoadedAtOpenUnseenOrCreatedLaterAreAllChecked) {
+  TempDir dir;
+  FakeEnv env;
+  const std::string db = dir.File("workers.db");
+  auto cli = OpenTestEngine(&env, db, "cli");
+  ASSERT_TRUE(cli->CreateQualification("tier", "").ok());
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(cli->Grant({"tier", "w" + std::to_string(i), i, std::nullopt, ""}).ok());
+  }
+  ASSERT_TRUE(cli->Grant({"tier", "mturk:w7", 700, std::nullopt, ""}).ok());
+  auto server = OpenTestEngine(&env, db, "server");  // loads the 51 grants
+  auto compiled = server->Compile({Req("tier", Comparator::kGreaterThanOrEqualTo, 7)});
+  ASSERT_TRUE(compiled.ok()) << compiled.status().ToString();
+  auto passes = [&](const std::string& w) {
+    auto v = server->Check(w, **compiled);
+    EXPECT_TRUE(v.ok()) << v.status().ToString();
+    return v.ok() && v->passed;
+  };
+  EXPECT_FALSE(passes("w6"));
+  EXPECT_TRUE(passes("w7"));
+  EXPECT_TRUE(passes("local:w49"));
+  EXPECT_TRUE(passes("mturk:w7"));
+  EXPECT_FALSE(passes("prolific:w7"));  // same name, another provider: never seen
+  EXPECT_FALSE(passes("nobody"));
+  // First seen by another connection after this engine looked for it and found nothing.
+  ASSERT_TRUE(cli->Grant({"tier", "nobody", 9, std::nullopt, ""}).ok());
+  EXPECT_TRUE(passes("nobody"));
+  ASSERT_TRUE(cli->Revoke("tier", "w7", "").ok());
+  EXPECT_FALSE(passes("w7"));
+  EXPECT_TRUE(passes("mturk:w7"));
+}
+
 }  // namespace
 }  // namespace crowdgate

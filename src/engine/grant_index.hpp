@@ -4,11 +4,29 @@
 // Thread-safety: none. The owner (Engine) serialises access. The index is fed from the
 // store's change feed (audit log): Apply() takes entries in seq order; replaying an
 // entry twice is harmless because each entry carries the resulting value.
+//
+// Layout (sized for 1M+ workers; see issue #4): the bulk of the grants sit in one CSR
+// ("compressed sparse row") base: offsets_[w] .. offsets_[w + 1] is worker w's run of
+// entries_, sorted by qualification, 4 bytes of offset per worker id plus 24 bytes per grant
+// and no per-worker allocation. Changes after the bulk load go where they are cheapest:
+//  - a new value / expiry / flags of an existing grant is written in place;
+//  - a revoke leaves a tombstone in place (it reads as expired at every `now`);
+//  - a grant for the last worker id of the base, or for a new id just past it, is appended;
+//  - any other new grant moves the worker's whole run to the overflow map (a per-worker
+//    sorted vector) and marks it "moved" in a bitmap, so each worker is in exactly one place.
+// Once overflow grants plus dead base slots exceed a quarter of the base (and a floor), the
+// overflow is merged back in place (Compact(); amortised O(1) per change, no second copy of
+// the base is made).
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <new>
 #include <optional>
+#include <span>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -36,27 +54,118 @@ struct EligibilityResult {
   int failed_index = -1;  // CompiledRequirement::source_index of the first failure
 };
 
+namespace detail {
+
+// A growable array of trivially copyable values on malloc/realloc. Unlike std::vector, growing
+// a large block is a realloc, which glibc serves with mremap (no copy, no second block
+// resident while it grows), and capacity never written is never resident.
+template <typename T>
+class PodArray {
+  static_assert(std::is_trivially_copyable_v<T>);
+
+ public:
+  PodArray() = default;
+  ~PodArray() { std::free(data_); }
+  PodArray(const PodArray& o) { *this = o; }
+  PodArray(PodArray&& o) noexcept { Swap(o); }
+  PodArray& operator=(const PodArray& o) {
+    if (this != &o) {
+      Resize(0);
+      Reserve(o.size_);
+      if (o.size_ > 0) std::memcpy(data_, o.data_, o.size_ * sizeof(T));
+      size_ = o.size_;
+    }
+    return *this;
+  }
+  PodArray& operator=(PodArray&& o) noexcept {
+    PodArray tmp(std::move(o));
+    Swap(tmp);
+    return *this;
+  }
+
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  size_t size() const { return size_; }
+  size_t capacity() const { return capacity_; }
+  bool empty() const { return size_ == 0; }
+  T& operator[](size_t i) { return data_[i]; }
+  const T& operator[](size_t i) const { return data_[i]; }
+  T& back() { return data_[size_ - 1]; }
+  const T& back() const { return data_[size_ - 1]; }
+
+  void PushBack(const T& v) {
+    if (size_ == capacity_) Realloc(capacity_ < 16 ? 16 : capacity_ * 2);
+    data_[size_++] = v;
+  }
+  // New elements (when growing) are copies of `fill`.
+  void Resize(size_t n, const T& fill = T{}) {
+    if (n > capacity_) Realloc(n > capacity_ * 2 ? n : capacity_ * 2);
+    for (size_t i = size_; i < n; ++i) data_[i] = fill;
+    size_ = n;
+  }
+  void Reserve(size_t n) {
+    if (n > capacity_) Realloc(n);
+  }
+  void ShrinkToFit() {
+    if (capacity_ > size_) Realloc(size_);
+  }
+  void Release() {
+    std::free(data_);
+    data_ = nullptr;
+    size_ = capacity_ = 0;
+  }
+  size_t bytes() const { return capacity_ * sizeof(T); }
+
+ private:
+  void Swap(PodArray& o) noexcept {
+    std::swap(data_, o.data_);
+    std::swap(size_, o.size_);
+    std::swap(capacity_, o.capacity_);
+  }
+  void Realloc(size_t cap) {
+    if (cap == 0) {
+      Release();
+      return;
+    }
+    void* p = std::realloc(data_, cap * sizeof(T));
+    if (p == nullptr) throw std::bad_alloc();
+    data_ = static_cast<T*>(p);
+    capacity_ = cap;
+  }
+
+  T* data_ = nullptr;
+  size_t size_ = 0;
+  size_t capacity_ = 0;
+};
+
+}  // namespace detail
+
 class GrantIndex {
  public:
+  // One grant, 24 bytes.
   struct Entry {
-    QualId qual_id;
     int64_t value;
     int64_t expires_at;  // INT64_MAX = never
+    uint32_t qual_id;    // the qualification id (ids outside [0, 2^31) are held as an internal key)
     int32_t flags;       // engine-defined tag (e.g. who made the grant); 0 by default
   };
+  static_assert(sizeof(Entry) == 24, "Entry is packed into 24 bytes");
 
   // Applies one change-feed entry.
   void Apply(const AuditEntry& e, int32_t flags = 0);
+  // Adds or replaces one grant. Grants loaded in (worker_id, qual_id) order - the order of
+  // Store::ScanAllGrants - are appended to the base with no per-worker allocation.
   void Load(const Grant& g, int32_t flags = 0);
   void Clear();
-  // Gives back the spare capacity of every worker's vector (call after a bulk Load: vectors
-  // grown one grant at a time hold up to twice what they need).
+  // Merges the overflow into the base, drops revoked slots and gives back spare capacity
+  // (call after a bulk Load; also happens by itself as changes pile up).
   void Compact();
   // Expected number of workers, before a bulk Load.
-  void Reserve(size_t workers) { dense_.reserve(workers + 1); }
+  void Reserve(size_t workers) { offsets_.Reserve(workers + 2); }
 
   // The worker's unexpired value of `qual`, or nullopt.
   std::optional<int64_t> Value(WorkerId worker, QualId qual, int64_t now) const;
+  // The worker's unexpired grant of `qual`, or nullptr. Valid until the next change to the index.
   const Entry* Find(WorkerId worker, QualId qual, int64_t now) const;
 
   // Evaluates requirements in order against the worker's grants; requirements whose
@@ -64,31 +173,83 @@ class GrantIndex {
   EligibilityResult Check(WorkerId worker, uint32_t provider_bit, const std::vector<CompiledRequirement>& reqs,
                           int64_t now) const;
 
-  size_t worker_count() const { return worker_count_; }
-  size_t grant_count() const { return grant_count_; }
+  size_t worker_count() const { return worker_count_; }  // workers with at least one grant
+  size_t grant_count() const { return grant_count_; }    // grants held (expired ones included)
+
+  // Where the grants and the bytes are (tests, benchmarks, diagnostics).
+  struct Stats {
+    size_t base_workers = 0;      // worker ids covered by the base (offsets_.size() - 1)
+    size_t base_slots = 0;        // entries_ in use, live and dead
+    size_t dead_slots = 0;        // revoked, or belonging to a worker moved to the overflow
+    size_t overflow_workers = 0;
+    size_t overflow_grants = 0;
+    size_t bytes = 0;             // heap bytes of the structure (capacity, not just size)
+  };
+  Stats stats() const;
+  // The smallest amount of overflow + dead slots that triggers an automatic Compact() (tests
+  // lower it to exercise compaction on small indexes).
+  void set_compaction_floor(size_t n) { compaction_floor_ = n; }
 
  private:
+  static constexpr int64_t kDead = INT64_MIN;      // expires_at of a revoked base slot
+  static constexpr uint32_t kBigQual = 1u << 31;   // keys >= this stand for ids in big_quals_
+  using Span = std::span<const Entry>;
+
+  // The key a qualification id is stored under; false when `qual` has no key (and so no grant).
+  bool KeyOf(QualId qual, uint32_t* key) const {
+    if (qual >= 0 && qual < static_cast<QualId>(kBigQual)) {
+      *key = static_cast<uint32_t>(qual);
+      return true;
+    }
+    return BigKeyOf(qual, key);
+  }
+  bool BigKeyOf(QualId qual, uint32_t* key) const;
+  uint32_t KeyOrAdd(QualId qual);
+
+  bool InBase(WorkerId worker) const { return static_cast<uint64_t>(worker) < base_workers(); }
+  size_t base_workers() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
+  bool Moved(WorkerId worker) const {
+    const auto w = static_cast<uint64_t>(worker);
+    return (moved_[w >> 6] >> (w & 63)) & 1;
+  }
+  void SetMoved(WorkerId worker) {
+    const auto w = static_cast<uint64_t>(worker);
+    moved_[w >> 6] |= uint64_t{1} << (w & 63);
+  }
+
+  // The worker's grants (sorted by key; base runs may hold dead slots).
+  Span Grants(WorkerId worker) const {
+    if (InBase(worker) && (overflow_.empty() || !Moved(worker))) {
+      const auto w = static_cast<size_t>(worker);
+      return Span(entries_.data() + offsets_[w], offsets_[w + 1] - offsets_[w]);
+    }
+    if (overflow_.empty()) return Span();
+    auto it = overflow_.find(worker);
+    return it == overflow_.end() ? Span() : Span(it->second.data(), it->second.size());
+  }
+  static const Entry* Lookup(Span grants, uint32_t key);
+
   void Set(WorkerId worker, QualId qual, int64_t value, int64_t expires_at, int32_t flags);
   void Remove(WorkerId worker, QualId qual);
   void RemoveQualification(QualId qual);
+  // Covers worker ids up to `workers` - 1 in the base (empty runs); overflow workers it now
+  // covers are marked moved.
+  void ExtendBase(size_t workers);
+  void MoveToOverflow(WorkerId worker, std::vector<Entry>* out);
+  bool LiveIn(size_t begin, size_t end) const;
+  void MaybeCompact();
 
-  // The worker's grants, or nullptr when it has none (read-only).
-  const std::vector<Entry>* Grants(WorkerId worker) const {
-    if (worker > 0 && static_cast<uint64_t>(worker) < dense_.size()) return &dense_[static_cast<size_t>(worker)];
-    auto it = sparse_.find(worker);
-    return it == sparse_.end() ? nullptr : &it->second;
-  }
-  // The worker's vector, created empty when missing.
-  std::vector<Entry>& MutableGrants(WorkerId worker);
-  void Erased(WorkerId worker);  // bookkeeping after a worker's vector became empty
-
-  // Worker ids are the store's row ids, dense from 1, so most workers live in dense_, indexed by
-  // id (one indirection, no hashing); ids far beyond the dense range live in sparse_. Each
-  // vector is sorted by qual_id; an empty vector = no grants.
-  std::vector<std::vector<Entry>> dense_;
-  std::unordered_map<WorkerId, std::vector<Entry>> sparse_;
-  size_t worker_count_ = 0;  // workers with at least one grant
+  detail::PodArray<uint32_t> offsets_;  // base_workers() + 1 offsets into entries_
+  detail::PodArray<Entry> entries_;
+  std::vector<uint64_t> moved_;         // bit per base worker id: its grants are in overflow_
+  std::unordered_map<WorkerId, std::vector<Entry>> overflow_;  // sorted by key, no dead slots
+  std::vector<QualId> big_quals_;       // key kBigQual + i stands for big_quals_[i]
+  size_t dead_slots_ = 0;
+  size_t overflow_grants_ = 0;
+  size_t waste_after_compact_ = 0;      // overflow grants the last Compact() left (far-off ids)
+  size_t worker_count_ = 0;
   size_t grant_count_ = 0;
+  size_t compaction_floor_ = 1 << 16;
 };
 
 // Evaluates one compiled requirement against a value (nullopt = no grant).

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <exception>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <stdexcept>
@@ -42,7 +43,7 @@ struct Router::Route {
   std::string pattern;
   std::vector<Segment> segments;
   int literals = 0;
-  HttpHandler handler;
+  AsyncHttpHandler handler;
 };
 
 Router::Router() = default;
@@ -53,6 +54,13 @@ Router::Router(const Router&) = default;
 Router& Router::operator=(const Router&) = default;
 
 Router& Router::Add(std::string_view method, std::string_view pattern, HttpHandler handler) {
+  if (!handler) throw std::invalid_argument("Router::Add: empty handler for " + std::string(pattern));
+  return AddAsync(method, pattern, [h = std::move(handler)](const HttpRequest& req, HttpResponder respond) {
+    respond(h(req));
+  });
+}
+
+Router& Router::AddAsync(std::string_view method, std::string_view pattern, AsyncHttpHandler handler) {
   if (method.empty()) throw std::invalid_argument("Router::Add: empty method");
   if (!handler) throw std::invalid_argument("Router::Add: empty handler for " + std::string(pattern));
   if (pattern.empty() || pattern[0] != '/') {
@@ -100,9 +108,16 @@ Router& Router::Add(std::string_view method, std::string_view pattern, HttpHandl
 }
 
 HttpResponse Router::Dispatch(HttpRequest* req) const {
-  if (Status st = ParseTarget(req); !st.ok()) return ErrorResponse(st);
+  std::promise<HttpResponse> answer;
+  std::future<HttpResponse> result = answer.get_future();
+  DispatchAsync(req, [&answer](HttpResponse res) { answer.set_value(std::move(res)); });
+  return result.get();
+}
+
+void Router::DispatchAsync(HttpRequest* req, HttpResponder respond) const {
+  if (Status st = ParseTarget(req); !st.ok()) return respond(ErrorResponse(st));
   auto segments = SplitPath(req->path);  // req->path is already decoded and validated: cannot fail
-  if (!segments.ok()) return ErrorResponse(segments.status());
+  if (!segments.ok()) return respond(ErrorResponse(segments.status()));
   const std::vector<std::string>& segs = *segments;
 
   const Route* best = nullptr;
@@ -121,7 +136,7 @@ HttpResponse Router::Dispatch(HttpRequest* req) const {
     }
   }
   if (best == nullptr) {
-    if (allowed.empty()) return ErrorResponse(Status::NotFound("no such endpoint: " + req->path));
+    if (allowed.empty()) return respond(ErrorResponse(Status::NotFound("no such endpoint: " + req->path)));
     std::sort(allowed.begin(), allowed.end());
     std::string allow;
     for (const std::string& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
@@ -130,13 +145,13 @@ HttpResponse Router::Dispatch(HttpRequest* req) const {
                {{"code", "method_not_allowed"},
                 {"message", "method " + req->method + " is not allowed on " + req->path + "; allowed: " + allow}}}});
     res.headers.emplace_back("Allow", allow);
-    return res;
+    return respond(std::move(res));
   }
   req->path_params.clear();
   for (size_t i = 0; i < segs.size(); ++i) {
     if (best->segments[i].is_param) req->path_params[best->segments[i].text] = segs[i];
   }
-  return best->handler(*req);
+  best->handler(*req, std::move(respond));
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -193,8 +208,9 @@ class HttpServerCore {
     }
   }
 
-  // Runs the request through the rate limiter and the router; never throws.
-  HttpResponse Handle(HttpRequest* req);
+  // Runs the request through the rate limiter and the router; never throws. `respond` is called
+  // exactly once (maybe later, from another thread).
+  void Handle(HttpRequest* req, HttpResponder respond);
 
   // Session registry and per-IP connection counts. Register is called on the acceptor strand.
   void RegisterSession(uint64_t id, const std::weak_ptr<Session>& session);
@@ -336,9 +352,16 @@ class Session : public std::enable_shared_from_this<Session> {
     req.body = std::move(msg.body());
     req.remote_ip = ip_;
     version_ = msg.version();
-    bool keep_alive = msg.keep_alive();
-    HttpResponse res = server_->Handle(&req);
-    Write(std::move(res), keep_alive && !stop_requested_ && !server_->stopping(), /*drain=*/false);
+    const bool keep_alive = msg.keep_alive();
+    // The answer may come from another thread (async handlers): hop back onto this connection's
+    // strand to write it. The tracked executor keeps the io threads running until it arrives.
+    auto tracked = net::prefer(executor_, net::execution::outstanding_work.tracked);
+    server_->Handle(&req, [self = shared_from_this(), tracked, keep_alive](HttpResponse res) {
+      net::dispatch(tracked, [self, res = std::move(res), keep_alive]() mutable {
+        self->Write(std::move(res), keep_alive && !self->stop_requested_ && !self->server_->stopping(),
+                    /*drain=*/false);
+      });
+    });
   }
 
   void SendAndClose(HttpResponse res, bool drain) {
@@ -434,20 +457,27 @@ class Session : public std::enable_shared_from_this<Session> {
 
 }  // namespace
 
-HttpResponse HttpServerCore::Handle(HttpRequest* req) {
+void HttpServerCore::Handle(HttpRequest* req, HttpResponder respond) {
   if (!AllowRequest(req->remote_ip)) {
     HttpResponse res = ErrorResponse(Status::RateLimited("too many requests from " + req->remote_ip + "; slow down"));
     res.headers.emplace_back("Retry-After", "1");
-    return res;
+    return respond(std::move(res));
   }
+  // The responder may be moved into the handler before it throws; answer through a shared copy
+  // that knows whether it was used.
+  auto state = std::make_shared<std::pair<HttpResponder, std::atomic<bool>>>(std::move(respond), false);
+  auto once = [state](HttpResponse res) {
+    if (!state->second.exchange(true)) state->first(std::move(res));
+  };
   try {
-    return router_.Dispatch(req);
+    router_.DispatchAsync(req, once);
+    return;
   } catch (const std::exception& e) {
     Log("handler for " + req->method + " " + req->path + " threw: " + e.what());
   } catch (...) {
     Log("handler for " + req->method + " " + req->path + " threw a non-standard exception");
   }
-  return ErrorResponse(Status::Internal("internal server error"));
+  once(ErrorResponse(Status::Internal("internal server error")));
 }
 
 bool HttpServerCore::AllowRequest(const std::string& ip) {

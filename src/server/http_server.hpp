@@ -33,6 +33,12 @@
 namespace crowdgate {
 
 using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+// Delivers a handler's response; may be called from any thread, exactly once.
+using HttpResponder = std::function<void(HttpResponse)>;
+// A handler that answers later (e.g. after a group commit): it must arrange for `respond` to be
+// called exactly once, from any thread. The request is only valid during the call: copy what
+// you need. The io thread is free meanwhile.
+using AsyncHttpHandler = std::function<void(const HttpRequest&, HttpResponder respond)>;
 
 class Router {
  public:
@@ -46,9 +52,14 @@ class Router {
   // method: "GET", "POST", ...; pattern: "/api/v1/agents/{agent_id}/submit" ({name} = one whole
   // segment, captured decoded into HttpRequest::path_params). Returns *this for chaining.
   Router& Add(std::string_view method, std::string_view pattern, HttpHandler handler);
+  Router& AddAsync(std::string_view method, std::string_view pattern, AsyncHttpHandler handler);
 
-  // Parses req->target (path, query), matches, fills req->path_params and calls the handler.
-  // Exceptions from the handler propagate (the server turns them into 500s).
+  // Parses req->target (path, query), matches, fills req->path_params and calls the handler,
+  // which answers through `respond` (at once for Add() handlers, later for AddAsync() ones).
+  // Exceptions thrown by the handler itself propagate (the server turns them into 500s).
+  void DispatchAsync(HttpRequest* req, HttpResponder respond) const;
+  // The same, waiting for the answer (tests, fuzzing). Do not call it from a thread the async
+  // handler needs in order to answer.
   HttpResponse Dispatch(HttpRequest* req) const;
 
  private:

@@ -109,6 +109,22 @@ HttpHandler Guarded(F f) {
   };
 }
 
+HttpResponse Answer(Result<HttpResponse> r) {
+  if (!r.ok()) return ErrorResponse(r.status());
+  return std::move(r).value();
+}
+
+// A route decided on the batch queue: `prepare` runs on the io thread (parse, validate: no
+// store access) and returns the job, or an error to answer at once.
+template <typename F>
+AsyncHttpHandler Batched(BatchQueue* queue, F prepare) {
+  return [queue, prepare](const HttpRequest& req, HttpResponder respond) {
+    Result<BatchQueue::Job> job = prepare(req);
+    if (!job.ok()) return respond(ErrorResponse(job.status()));
+    queue->Submit(std::move(job).value(), std::move(respond));
+  };
+}
+
 }  // namespace
 
 TaskServer::TaskServer(Engine* engine, Dispatcher* dispatcher, TaskServerOptions options)
@@ -119,70 +135,97 @@ TaskServer::~TaskServer() { Stop(); }
 Router TaskServer::BuildRouter() {
   Router router;
   Dispatcher* d = dispatcher_;
+  BatchQueue* q = queue_.get();
   Engine* engine = engine_;
   const std::string requester_token = options_.requester_token;
 
   router.Add("GET", "/healthz", [](const HttpRequest&) { return JsonResponse(200, {{"status", "ok"}}); });
 
-  router.Add("GET", "/runs/{run_id}", Guarded([d](const HttpRequest& req) -> Result<HttpResponse> {
-               CG_ASSIGN_OR_RETURN(WorkRequest w, PageWorker(req));
-               CG_ASSIGN_OR_RETURN(std::shared_ptr<const RunView> view, d->RunViewOf(w.run_id));
-               if (view->config->blueprint.type == BlueprintType::kJson) {
-                 return Status::NotFound("run " + w.run_id +
-                                         " uses blueprint.type json: there is no page; use POST /api/v1/runs/" +
-                                         w.run_id + "/work");
-               }
-               if (w.session == "ASSIGNMENT_ID_NOT_AVAILABLE") {  // MTurk preview: show, assign nothing
-                 return Html(200, RenderMessagePage(view->config->task.task_title,
-                                                    "Accept the HIT to start working on this task."));
-               }
-               CG_ASSIGN_OR_RETURN(WorkResponse work, d->RequestWork(w));
-               if (work.outcome == "unit" || work.outcome == "onboarding") return Html(200, RenderWorkPage(*view, work));
-               return Html(200, RenderMessagePage(view->config->task.task_title, RefusalText(work)));
-             }));
+  router.AddAsync("GET", "/runs/{run_id}", Batched(q, [d](const HttpRequest& req) -> Result<BatchQueue::Job> {
+                    CG_ASSIGN_OR_RETURN(WorkRequest w, PageWorker(req));
+                    return BatchQueue::Job([d, w](bool) -> std::optional<HttpResponse> {
+                      return Answer([&]() -> Result<HttpResponse> {
+                        CG_ASSIGN_OR_RETURN(std::shared_ptr<const RunView> view, d->RunViewOf(w.run_id));
+                        if (view->config->blueprint.type == BlueprintType::kJson) {
+                          return Status::NotFound("run " + w.run_id +
+                                                  " uses blueprint.type json: there is no page; use POST /api/v1/runs/" +
+                                                  w.run_id + "/work");
+                        }
+                        if (w.session == "ASSIGNMENT_ID_NOT_AVAILABLE") {  // MTurk preview: show, assign nothing
+                          return Html(200, RenderMessagePage(view->config->task.task_title,
+                                                             "Accept the HIT to start working on this task."));
+                        }
+                        CG_ASSIGN_OR_RETURN(WorkResponse work, d->RequestWork(w));
+                        if (work.outcome == "unit" || work.outcome == "onboarding") {
+                          return Html(200, RenderWorkPage(*view, work));
+                        }
+                        return Html(200, RenderMessagePage(view->config->task.task_title, RefusalText(work)));
+                      }());
+                    });
+                  }));
 
-  router.Add("POST", "/api/v1/runs/{run_id}/work", Guarded([d](const HttpRequest& req) -> Result<HttpResponse> {
-               CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
-               CG_RETURN_IF_ERROR(OnlyKeys(body, {"provider", "worker", "session"}));
-               CG_ASSIGN_OR_RETURN(std::string provider, StringField(body, "provider", false));
-               CG_ASSIGN_OR_RETURN(std::string worker, StringField(body, "worker", true));
-               CG_ASSIGN_OR_RETURN(std::string session, StringField(body, "session", false));
-               WorkRequest w;
-               w.run_id = req.path_params.at("run_id");
-               w.session = session;
-               const bool qualified_name = worker.find(':') != std::string::npos;
-               CG_ASSIGN_OR_RETURN(w.worker, ParseWorkerRef(provider.empty() || qualified_name
-                                                                ? worker
-                                                                : provider + ":" + worker));
-               if (!provider.empty() && w.worker.provider != provider) {
-                 return Status::InvalidArgument("worker \"" + worker + "\" does not belong to provider " + provider);
-               }
-               CG_ASSIGN_OR_RETURN(WorkResponse work, d->RequestWork(w));
-               return JsonResponse(200, work.ToJson());
-             }));
+  router.AddAsync("POST", "/api/v1/runs/{run_id}/work",
+                  Batched(q, [d](const HttpRequest& req) -> Result<BatchQueue::Job> {
+                    CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
+                    CG_RETURN_IF_ERROR(OnlyKeys(body, {"provider", "worker", "session"}));
+                    CG_ASSIGN_OR_RETURN(std::string provider, StringField(body, "provider", false));
+                    CG_ASSIGN_OR_RETURN(std::string worker, StringField(body, "worker", true));
+                    CG_ASSIGN_OR_RETURN(std::string session, StringField(body, "session", false));
+                    WorkRequest w;
+                    w.run_id = req.path_params.at("run_id");
+                    w.session = session;
+                    const bool qualified_name = worker.find(':') != std::string::npos;
+                    CG_ASSIGN_OR_RETURN(w.worker, ParseWorkerRef(provider.empty() || qualified_name
+                                                                     ? worker
+                                                                     : provider + ":" + worker));
+                    if (!provider.empty() && w.worker.provider != provider) {
+                      return Status::InvalidArgument("worker \"" + worker + "\" does not belong to provider " +
+                                                     provider);
+                    }
+                    return BatchQueue::Job([d, w](bool) -> std::optional<HttpResponse> {
+                      Result<WorkResponse> work = d->RequestWork(w);
+                      if (!work.ok()) return ErrorResponse(work.status());
+                      return JsonResponse(200, work->ToJson());
+                    });
+                  }));
 
   auto token_of = [](const HttpRequest& req) { return BearerToken(req).value_or(""); };
 
-  router.Add("POST", "/api/v1/agents/{agent_id}/submit",
-             Guarded([d, token_of](const HttpRequest& req) -> Result<HttpResponse> {
-               const std::string token = token_of(req);
-               if (token.empty()) return Status::Unauthenticated("missing Authorization: Bearer TOKEN");
-               CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
-               CG_RETURN_IF_ERROR(OnlyKeys(body, {"data"}));
-               if (!body.contains("data") || !body["data"].is_object()) {
-                 return Status::InvalidArgument("field \"data\": expected a JSON object with the answers");
-               }
-               CG_ASSIGN_OR_RETURN(SubmitResponse r, d->Submit(req.path_params.at("agent_id"), token, body["data"]));
-               return JsonResponse(200, {{"outcome", r.outcome}});
-             }));
+  router.AddAsync("POST", "/api/v1/agents/{agent_id}/submit",
+                  Batched(q, [d, token_of](const HttpRequest& req) -> Result<BatchQueue::Job> {
+                    const std::string token = token_of(req);
+                    if (token.empty()) return Status::Unauthenticated("missing Authorization: Bearer TOKEN");
+                    CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
+                    CG_RETURN_IF_ERROR(OnlyKeys(body, {"data"}));
+                    if (!body.contains("data") || !body["data"].is_object()) {
+                      return Status::InvalidArgument("field \"data\": expected a JSON object with the answers");
+                    }
+                    const std::string agent_id = req.path_params.at("agent_id");
+                    return BatchQueue::Job(
+                        [d, agent_id, token, data = std::move(body["data"])](bool in_batch) -> std::optional<HttpResponse> {
+                          if (!in_batch) {
+                            Result<SubmitResponse> direct = d->Submit(agent_id, token, data);
+                            if (!direct.ok()) return ErrorResponse(direct.status());
+                            return JsonResponse(200, {{"outcome", direct->outcome}});
+                          }
+                          Result<std::optional<SubmitResponse>> r = d->TrySubmitWithoutBlocking(agent_id, token, data);
+                          if (!r.ok()) return ErrorResponse(r.status());
+                          if (!r->has_value()) return std::nullopt;  // an external check: the slow lane
+                          return JsonResponse(200, {{"outcome", (*r)->outcome}});
+                        });
+                  }));
 
-  router.Add("POST", "/api/v1/agents/{agent_id}/return",
-             Guarded([d, token_of](const HttpRequest& req) -> Result<HttpResponse> {
-               const std::string token = token_of(req);
-               if (token.empty()) return Status::Unauthenticated("missing Authorization: Bearer TOKEN");
-               CG_RETURN_IF_ERROR(d->Return(req.path_params.at("agent_id"), token));
-               return JsonResponse(200, {{"outcome", "returned"}});
-             }));
+  router.AddAsync("POST", "/api/v1/agents/{agent_id}/return",
+                  Batched(q, [d, token_of](const HttpRequest& req) -> Result<BatchQueue::Job> {
+                    const std::string token = token_of(req);
+                    if (token.empty()) return Status::Unauthenticated("missing Authorization: Bearer TOKEN");
+                    const std::string agent_id = req.path_params.at("agent_id");
+                    return BatchQueue::Job([d, agent_id, token](bool) -> std::optional<HttpResponse> {
+                      Status st = d->Return(agent_id, token);
+                      if (!st.ok()) return ErrorResponse(st);
+                      return JsonResponse(200, {{"outcome", "returned"}});
+                    });
+                  }));
 
   router.Add("GET", "/api/v1/agents/{agent_id}", Guarded([d, token_of](const HttpRequest& req) -> Result<HttpResponse> {
                const std::string token = token_of(req);
@@ -245,6 +288,8 @@ Router TaskServer::BuildRouter() {
 
 Status TaskServer::Start() {
   if (options_.requester_token.empty()) options_.requester_token = Env::Default()->RandomHex128();
+  queue_ = std::make_unique<BatchQueue>(dispatcher_, options_.batching);
+  queue_->Start();
   http_ = std::make_unique<HttpServer>(options_.http, BuildRouter());
   CG_RETURN_IF_ERROR(http_->Start());
   stop_ = false;
@@ -264,7 +309,8 @@ Status TaskServer::Start() {
 void TaskServer::Stop() {
   stop_ = true;
   if (expiry_thread_.joinable()) expiry_thread_.join();
-  if (http_) http_->Stop();
+  if (http_) http_->Stop();  // in-flight requests are still answered by the queue meanwhile
+  if (queue_) queue_->Stop();
 }
 
 int TaskServer::port() const { return http_ ? http_->port() : 0; }

@@ -3,7 +3,9 @@
 // Dispatcher. Every error leaves through ErrorResponse (the one Status -> HTTP table).
 //
 // Thread-safety: Start/Stop from one thread; handlers run on the HTTP io threads and
-// call the thread-safe Dispatcher and Engine.
+// call the thread-safe Dispatcher and Engine. The requests that write (work, the task page,
+// submit, return) are decided on the BatchQueue's thread, many per store transaction
+// (group commit), and answered once that transaction has committed.
 #pragma once
 
 #include <atomic>
@@ -13,6 +15,7 @@
 
 #include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
+#include "server/batch_queue.hpp"
 #include "server/http_server.hpp"
 
 namespace crowdgate {
@@ -21,6 +24,7 @@ struct TaskServerOptions {
   HttpServerOptions http;
   std::string requester_token;  // required for /api/v1/requester/...; empty = generated at Start
   int expiry_interval_ms = 1000;  // how often overdue agents are timed out
+  BatchQueue::Options batching;
 };
 
 class TaskServer {
@@ -31,6 +35,7 @@ class TaskServer {
   void Stop();
   int port() const;
   const std::string& requester_token() const { return options_.requester_token; }
+  BatchQueue::Stats batch_stats() const { return queue_ ? queue_->stats() : BatchQueue::Stats{}; }
 
  private:
   Router BuildRouter();
@@ -39,6 +44,7 @@ class TaskServer {
   Dispatcher* dispatcher_;
   TaskServerOptions options_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<BatchQueue> queue_;  // after http_: destroyed first, while the server's executors live
   std::atomic<bool> stop_{false};
   std::thread expiry_thread_;
 };

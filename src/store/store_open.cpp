@@ -2,12 +2,14 @@
 //
 //   sqlite:PATH, sqlite::memory:, a bare PATH, :memory:  -> SQLite
 //   sqlite:///relative/path, sqlite:////absolute/path    -> SQLite (SQLAlchemy spelling, as Mephisto users write it)
-//   postgresql://..., postgres://...                     -> Unavailable until the PostgreSQL backend lands
+//   postgresql://..., postgres://...                     -> PostgreSQL (the whole URI goes to libpq unchanged;
+//                                                          the database must exist, crowdgate creates its tables)
 //   anything else that starts with a scheme ("x:")       -> InvalidArgument naming the scheme
 #include <cctype>
 #include <string_view>
 
 #include "crowdgate/store.hpp"
+#include "store/postgres/pg_store.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
 namespace crowdgate {
@@ -33,6 +35,12 @@ Result<std::unique_ptr<Store>> OpenSqlite(const std::string& path, Env* env) {
   return std::unique_ptr<Store>(std::move(store).value());
 }
 
+Result<std::unique_ptr<Store>> OpenPostgres(const std::string& uri, Env* env) {
+  Result<std::unique_ptr<PgStore>> store = PgStore::Open(uri, env);
+  if (!store.ok()) return store.status();
+  return std::unique_ptr<Store>(std::move(store).value());
+}
+
 }  // namespace
 
 Result<std::unique_ptr<Store>> Store::Open(const std::string& uri, Env* env) {
@@ -52,9 +60,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& uri, Env* env) {
     if (path.empty()) return Status::InvalidArgument("database URI '" + uri + "' has no path");
     return OpenSqlite(path, env);
   }
-  if (scheme == "postgresql" || scheme == "postgres") {
-    return Status::Unavailable("PostgreSQL support is not built in this version");
-  }
+  if (scheme == "postgresql" || scheme == "postgres") return OpenPostgres(uri, env);
   return Status::InvalidArgument("unknown database scheme '" + std::string(scheme) + "' in '" + uri +
                                  "' (expected sqlite:PATH, a path, :memory: or postgresql://...; write ./" + uri +
                                  " for a file whose name contains ':')");

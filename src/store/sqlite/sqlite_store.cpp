@@ -444,6 +444,15 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
 }
 
 Status SqliteStore::Migrate() {
+  // Up to date (the common case): say so without the write lock, which a busy server may hold
+  // for a moment (a group commit), so that opening for a read never waits on a writer.
+  {
+    Result<SqliteQuery> q = Query("SELECT COALESCE(MAX(version), 0) FROM schema_version");
+    if (q.ok()) {
+      Result<bool> row = q->Next();
+      if (row.ok() && *row && q->Int(0) == kSchemaVersion) return Status::Ok();
+    }
+  }
   int rc = ExecText(db_, "BEGIN IMMEDIATE");
   if (rc != SQLITE_OK) return OpenError(db_, rc, path_);
   auto fail = [this](Status s) {
@@ -497,6 +506,19 @@ Status SqliteStore::ExecCached(std::string_view sql) {
 }
 
 Status SqliteStore::Transact(TxKind kind, const std::function<Status()>& body) {
+  if (in_batch_) {
+    // The batch already holds the write lock; a savepoint makes this call all-or-nothing.
+    CG_RETURN_IF_ERROR(ExecCached("SAVEPOINT step"));
+    Status s;
+    try {
+      s = body();
+    } catch (const std::exception& e) {
+      s = Status::Internal(std::string("unexpected exception in the SQLite store: ") + e.what());
+    }
+    if (!s.ok()) (void)ExecCached("ROLLBACK TO step");
+    Status released = ExecCached("RELEASE step");
+    return s.ok() ? released : s;
+  }
   // Writers take the write lock up front (BEGIN IMMEDIATE): a deferred transaction that reads and
   // then writes can fail with SQLITE_BUSY in the middle, without the busy timeout helping.
   CG_RETURN_IF_ERROR(ExecCached(kind == TxKind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN"));
@@ -514,6 +536,21 @@ Status SqliteStore::Transact(TxKind kind, const std::function<Status()>& body) {
     // A failed ROLLBACK leaves nothing better to report than the original error.
     (void)ExecCached("ROLLBACK");
   }
+  return s;
+}
+
+Status SqliteStore::BeginBatch() {
+  if (in_batch_) return Status::Internal("BeginBatch: a batch is already open");
+  CG_RETURN_IF_ERROR(ExecCached("BEGIN IMMEDIATE"));
+  in_batch_ = true;
+  return Status::Ok();
+}
+
+Status SqliteStore::EndBatch(bool commit) {
+  if (!in_batch_) return Status::Internal("EndBatch without BeginBatch");
+  in_batch_ = false;
+  Status s = commit ? ExecCached("COMMIT") : Status::Ok();
+  if ((!commit || !s.ok()) && !sqlite3_get_autocommit(db_)) (void)ExecCached("ROLLBACK");
   return s;
 }
 

@@ -108,6 +108,9 @@ class SqliteStore final : public Store {
   Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
                               const std::string& new_status) override;
 
+  Status BeginBatch() override;
+  Status EndBatch(bool commit) override;
+
   // Test-only: the raw connection (to check pragmas).
   sqlite3* TEST_db() { return db_; }
 
@@ -119,7 +122,8 @@ class SqliteStore final : public Store {
   // Returns a handle on the cached statement for `sql`, preparing it on first use. `sql` must
   // have static storage duration (a literal): it is the cache key.
   Result<SqliteQuery> Query(std::string_view sql);
-  // Runs `body` in one transaction; commits if it returns OK, rolls back otherwise.
+  // Runs `body` in one transaction; commits if it returns OK, rolls back otherwise. Inside a
+  // batch, `body` runs in a savepoint of the batch's transaction instead.
   Status Transact(TxKind kind, const std::function<Status()>& body);
   Status ExecCached(std::string_view sql);
   Status Migrate();
@@ -140,6 +144,7 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   Env* env_;
   std::string path_;
+  bool in_batch_ = false;  // BeginBatch .. EndBatch: Transact uses savepoints
   // Keyed by the SQL literal itself; finalized in the destructor.
   std::unordered_map<std::string_view, sqlite3_stmt*> stmts_;
 };

@@ -1,0 +1,1073 @@
+// PgStore: connection, transactions, error mapping, schema, qualifications, workers and grants.
+// Runs, units and agents are in pg_store_runs.cpp.
+#include "store/postgres/pg_store.hpp"
+
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <random>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include "store/postgres/pg_internal.hpp"
+
+namespace crowdgate {
+
+using pg_internal::Args;
+using pg_internal::Int;
+using pg_internal::OptInt;
+using pg_internal::PgArray;
+using pg_internal::Sql;
+using pg_internal::Text;
+using pg_internal::Tx;
+
+namespace {
+
+// ---- schema ------------------------------------------------------------------------------------
+// The same tables as the SQLite backend (sqlite_store.cpp explains the choices). Differences:
+//  - BIGSERIAL keys never reuse a value, like SQLite's AUTOINCREMENT (a deleted qualification's id
+//    never comes back).
+//  - agents has a seq column: its creation order (SQLite's rowid), used by "oldest first" queries.
+//  - audit.seq is a BIGSERIAL, but rows are inserted with seqs taken from its sequence while the
+//    audit advisory lock is held (InsertAudit), so they are in commit order.
+//  - Text is compared and sorted byte-wise (COLLATE "C" where we ORDER BY text), as in SQLite.
+//
+// Indexes, and the queries they serve:
+//  grants_by_qual            GrantsForQualification, CountGrants
+//  audit_by_worker           History with a worker filter
+//  units_by_run_status       ReserveUnit (run, 'launched', 'unit', lowest id), UnitStatusCounts
+//  units_by_worker           CountWorkerUnitsForTask (partial: only units someone holds)
+//  agents_by_run_worker      ReserveUnit's "never held this item" probe, OpenAgents
+//  agents_by_run             RunAgents (creation order)
+//  agents_open_by_deadline   OverdueAgents (partial: open agents only)
+//  agents_scored_gold        RecentGoldResults (partial: scored gold agents only)
+constexpr const char* kMigration1 = R"sql(
+CREATE TABLE workers (
+  id         BIGSERIAL PRIMARY KEY,
+  provider   TEXT NOT NULL,
+  name       TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  UNIQUE (provider, name)
+);
+CREATE TABLE qualifications (
+  id          BIGSERIAL PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  description TEXT NOT NULL,
+  created_at  BIGINT NOT NULL
+);
+CREATE TABLE grants (
+  worker_id  BIGINT NOT NULL REFERENCES workers (id),
+  qual_id    BIGINT NOT NULL REFERENCES qualifications (id),
+  value      BIGINT NOT NULL,
+  granted_at BIGINT NOT NULL,
+  updated_at BIGINT NOT NULL,
+  expires_at BIGINT,
+  actor      TEXT NOT NULL,
+  PRIMARY KEY (worker_id, qual_id)
+);
+CREATE INDEX grants_by_qual ON grants (qual_id, expires_at);
+CREATE TABLE audit (
+  seq            BIGSERIAL PRIMARY KEY,
+  at             BIGINT NOT NULL,
+  kind           TEXT NOT NULL CHECK (kind IN ('grant', 'change', 'revoke', 'qualification_deleted')),
+  worker_id      BIGINT,
+  qual_id        BIGINT NOT NULL,
+  qualification  TEXT NOT NULL,
+  old_value      BIGINT,
+  new_value      BIGINT,
+  new_expires_at BIGINT,
+  actor          TEXT NOT NULL,
+  reason         TEXT NOT NULL
+);
+CREATE INDEX audit_by_worker ON audit (worker_id, seq);
+CREATE TABLE runs (
+  rid              BIGSERIAL PRIMARY KEY,
+  id               TEXT NOT NULL UNIQUE,
+  task_name        TEXT NOT NULL,
+  config_json      TEXT NOT NULL,
+  status           TEXT NOT NULL CHECK (status IN ('open', 'closed')),
+  created_at       BIGINT NOT NULL,
+  num_items        BIGINT NOT NULL,
+  num_units        BIGINT NOT NULL,
+  gold_served      BIGINT NOT NULL DEFAULT 0 CHECK (gold_served >= 0),
+  screening_served BIGINT NOT NULL DEFAULT 0 CHECK (screening_served >= 0)
+);
+CREATE INDEX runs_by_task ON runs (task_name);
+CREATE TABLE items (
+  run        BIGINT NOT NULL REFERENCES runs (rid),
+  item_index BIGINT NOT NULL,
+  data_json  TEXT NOT NULL,
+  PRIMARY KEY (run, item_index)
+);
+CREATE TABLE units (
+  id         BIGSERIAL PRIMARY KEY,
+  run        BIGINT NOT NULL REFERENCES runs (rid),
+  kind       TEXT NOT NULL CHECK (kind IN ('unit', 'gold', 'screening')),
+  item_index BIGINT NOT NULL,
+  copy_index BIGINT NOT NULL,
+  status     TEXT NOT NULL,
+  worker_id  BIGINT REFERENCES workers (id),
+  agent_id   TEXT
+);
+CREATE INDEX units_by_run_status ON units (run, status, kind, id);
+CREATE INDEX units_by_worker ON units (worker_id, run) WHERE worker_id IS NOT NULL;
+CREATE TABLE agents (
+  seq          BIGSERIAL PRIMARY KEY,
+  id           TEXT NOT NULL UNIQUE,
+  token_hash   TEXT NOT NULL,
+  run          BIGINT NOT NULL REFERENCES runs (rid),
+  unit_id      BIGINT REFERENCES units (id),
+  worker_id    BIGINT NOT NULL REFERENCES workers (id),
+  kind         TEXT NOT NULL CHECK (kind IN ('unit', 'gold', 'screening', 'onboarding')),
+  status       TEXT NOT NULL,
+  item_index   BIGINT NOT NULL,
+  session      TEXT NOT NULL,
+  eval_set     TEXT NOT NULL,
+  created_at   BIGINT NOT NULL,
+  deadline     BIGINT NOT NULL,
+  submitted_at BIGINT,
+  data_json    TEXT NOT NULL,
+  check_result TEXT NOT NULL
+);
+CREATE INDEX agents_by_run_worker ON agents (run, worker_id, kind, item_index);
+CREATE INDEX agents_by_run ON agents (run, seq);
+CREATE INDEX agents_open_by_deadline ON agents (deadline, seq) WHERE status IN ('in_task', 'onboarding');
+CREATE INDEX agents_scored_gold ON agents (worker_id, eval_set, seq)
+  WHERE kind = 'gold' AND check_result IN ('pass', 'fail');
+CREATE TABLE golds_seen (
+  worker_id  BIGINT NOT NULL REFERENCES workers (id),
+  gold_set   TEXT NOT NULL,
+  item_index BIGINT NOT NULL,
+  PRIMARY KEY (worker_id, gold_set, item_index)
+);
+)sql";
+
+// Ordered; entry i upgrades version i to i + 1. Never edit a shipped migration: append one.
+constexpr const char* kMigrations[] = {kMigration1};
+
+// Transaction-level advisory lock keys (bigint; ASCII "cgaudit1" / "cgmigrat"). Advisory locks are
+// per database, so these collide with nothing but other crowdgate processes on the same database.
+//
+// Why the audit lock exists: audit.seq comes from a sequence, and values taken by concurrent
+// transactions can commit out of order — seq 11 visible while seq 10 is still uncommitted. A cache
+// that read ChangesSince(9), got 11 and moved on to ChangesSince(11) would never see 10. So every
+// transaction that writes audit rows takes this lock before taking any seq and holds it to commit:
+// seqs are then handed out in commit order, and a reader that sees seq s sees every seq below it.
+// The lock also serialises every grant writer, which makes kAdd's read-modify-write exact.
+constexpr int64_t kAuditLockKey = 0x6367617564697431;
+constexpr int64_t kMigrateLockKey = 0x63676d6967726174;
+
+constexpr size_t kProgressEvery = 10000;
+// Ops per round of bulk statements in ApplyGrantOps (arrays of this many elements per parameter).
+constexpr size_t kGrantChunk = 5000;
+// Rows per page in ScanAllGrants (the cache load never holds the whole table in one result).
+constexpr int64_t kScanPage = 10000;
+constexpr int kMaxAttempts = 5;
+
+// ---- statements -----------------------------------------------------------------------------------
+#define CG_PG_QUAL_SELECT "SELECT id, name, description, created_at FROM qualifications "
+#define CG_PG_GRANT_SELECT                                                                            \
+  "SELECT g.worker_id, w.provider, w.name, g.qual_id, q.name, g.value, g.granted_at, g.updated_at, " \
+  "g.expires_at, g.actor FROM grants g JOIN workers w ON w.id = g.worker_id "                        \
+  "JOIN qualifications q ON q.id = g.qual_id "
+#define CG_PG_AUDIT_SELECT                                                                                 \
+  "SELECT a.seq, a.at, a.kind, a.worker_id, w.provider, w.name, a.qual_id, a.qualification, a.old_value, " \
+  "a.new_value, a.new_expires_at, a.actor, a.reason FROM audit a LEFT JOIN workers w ON w.id = a.worker_id "
+
+constexpr Sql kPing{"cg_ping", "SELECT 1"};
+constexpr Sql kLockAuditAndNotify{"cg_lock_audit",
+                                  "SELECT pg_advisory_xact_lock(7162800889179763761), "
+                                  "pg_notify('crowdgate_changes', '')"};
+constexpr Sql kNotify{"cg_notify", "SELECT pg_notify('crowdgate_changes', '')"};
+constexpr Sql kSchemaVersionMax{"cg_schema_version_max", "SELECT COALESCE(MAX(version), 0) FROM schema_version"};
+constexpr Sql kSchemaVersionInsert{"cg_schema_version_insert",
+                                   "INSERT INTO schema_version (version, applied_at) VALUES ($1, $2)"};
+
+constexpr Sql kQualByName{"cg_qual_by_name", CG_PG_QUAL_SELECT "WHERE name = $1"};
+constexpr Sql kQualInsert{"cg_qual_insert",
+                          "INSERT INTO qualifications (name, description, created_at) VALUES ($1, $2, $3) "
+                          "ON CONFLICT (name) DO NOTHING RETURNING id"};
+constexpr Sql kQualList{"cg_qual_list", CG_PG_QUAL_SELECT "ORDER BY name COLLATE \"C\""};
+constexpr Sql kQualExists{"cg_qual_exists", "SELECT 1 FROM qualifications WHERE id = $1"};
+constexpr Sql kQualNamesByIds{"cg_qual_names_by_ids",
+                              "SELECT id, name FROM qualifications WHERE id = ANY($1::bigint[])"};
+constexpr Sql kGrantsOfQual{"cg_grants_of_qual",
+                            "SELECT worker_id, value FROM grants WHERE qual_id = $1 ORDER BY worker_id"};
+constexpr Sql kDeleteGrantsOfQual{"cg_delete_grants_of_qual", "DELETE FROM grants WHERE qual_id = $1"};
+constexpr Sql kDeleteQual{"cg_delete_qual", "DELETE FROM qualifications WHERE id = $1"};
+constexpr Sql kCountGrants{"cg_count_grants",
+                           "SELECT q.id, (SELECT COUNT(*) FROM grants g WHERE g.qual_id = q.id AND "
+                           "(g.expires_at IS NULL OR g.expires_at > $1)) FROM qualifications q ORDER BY q.id"};
+
+constexpr Sql kWorkerByRef{"cg_worker_by_ref", "SELECT id, created_at FROM workers WHERE provider = $1 AND name = $2"};
+constexpr Sql kWorkerInsert{"cg_worker_insert",
+                            "INSERT INTO workers (provider, name, created_at) VALUES ($1, $2, $3) "
+                            "ON CONFLICT (provider, name) DO NOTHING RETURNING id"};
+constexpr Sql kWorkerById{"cg_worker_by_id", "SELECT provider, name, created_at FROM workers WHERE id = $1"};
+constexpr Sql kWorkersByRefs{"cg_workers_by_refs",
+                             "SELECT w.id, w.provider, w.name FROM workers w "
+                             "JOIN unnest($1::text[], $2::text[]) AS k (provider, name) "
+                             "ON w.provider = k.provider AND w.name = k.name"};
+constexpr Sql kWorkersInsert{"cg_workers_insert",
+                             "INSERT INTO workers (provider, name, created_at) "
+                             "SELECT k.provider, k.name, $3::bigint "
+                             "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (provider, name, ord) "
+                             "ORDER BY k.ord ON CONFLICT (provider, name) DO NOTHING RETURNING id, provider, name"};
+
+constexpr Sql kGrantsByPairs{"cg_grants_by_pairs",
+                             "SELECT g.worker_id, g.qual_id, g.value, g.granted_at, g.expires_at FROM grants g "
+                             "JOIN unnest($1::bigint[], $2::bigint[]) AS k (worker_id, qual_id) "
+                             "ON g.worker_id = k.worker_id AND g.qual_id = k.qual_id"};
+constexpr Sql kGrantsUpsert{"cg_grants_upsert",
+                            "INSERT INTO grants (worker_id, qual_id, value, granted_at, updated_at, expires_at, actor) "
+                            "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+                            "$5::bigint[], $6::bigint[], $7::text[]) "
+                            "ON CONFLICT (worker_id, qual_id) DO UPDATE SET value = EXCLUDED.value, "
+                            "granted_at = EXCLUDED.granted_at, updated_at = EXCLUDED.updated_at, "
+                            "expires_at = EXCLUDED.expires_at, actor = EXCLUDED.actor"};
+constexpr Sql kGrantsDelete{"cg_grants_delete",
+                            "DELETE FROM grants g USING unnest($1::bigint[], $2::bigint[]) AS k (worker_id, qual_id) "
+                            "WHERE g.worker_id = k.worker_id AND g.qual_id = k.qual_id"};
+// Takes $1 consecutive seqs from audit's sequence in one step (nextval, then setval to the last
+// one) and inserts the rows with them, in array order. Only ever run under the audit lock, so no
+// other transaction takes seqs in between.
+constexpr Sql kAuditInsert{
+    "cg_audit_insert",
+    "WITH blk AS (SELECT setval(pg_get_serial_sequence('audit', 'seq'), "
+    "nextval(pg_get_serial_sequence('audit', 'seq')) + $1::bigint - 1) AS last) "
+    "INSERT INTO audit (seq, at, kind, worker_id, qual_id, qualification, old_value, new_value, new_expires_at, "
+    "actor, reason) SELECT blk.last - $1::bigint + t.ord, t.at, t.kind, t.worker_id, t.qual_id, t.qualification, "
+    "t.old_value, t.new_value, t.new_expires_at, t.actor, t.reason FROM blk, unnest($2::bigint[], $3::text[], "
+    "$4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[]) "
+    "WITH ORDINALITY AS t (at, kind, worker_id, qual_id, qualification, old_value, new_value, new_expires_at, "
+    "actor, reason, ord) RETURNING seq"};
+
+constexpr Sql kGrantsForQual{"cg_grants_for_qual", CG_PG_GRANT_SELECT "WHERE g.qual_id = $1 ORDER BY g.worker_id"};
+constexpr Sql kGrantsForWorker{"cg_grants_for_worker", CG_PG_GRANT_SELECT "WHERE g.worker_id = $1 ORDER BY g.qual_id"};
+constexpr Sql kGrantsPage{"cg_grants_page", CG_PG_GRANT_SELECT
+                          "WHERE (g.worker_id, g.qual_id) > ($1, $2) ORDER BY g.worker_id, g.qual_id LIMIT $3"};
+constexpr Sql kMaxAuditSeq{"cg_max_audit_seq", "SELECT COALESCE(MAX(seq), 0) FROM audit"};
+constexpr Sql kChangesSince{"cg_changes_since", CG_PG_AUDIT_SELECT "WHERE a.seq > $1 ORDER BY a.seq LIMIT $2"};
+constexpr Sql kHistoryAll{"cg_history_all", CG_PG_AUDIT_SELECT "ORDER BY a.seq"};
+constexpr Sql kHistoryQual{"cg_history_qual", CG_PG_AUDIT_SELECT "WHERE a.qual_id = $1 ORDER BY a.seq"};
+constexpr Sql kHistoryWorker{"cg_history_worker", CG_PG_AUDIT_SELECT "WHERE a.worker_id = $1 ORDER BY a.seq"};
+constexpr Sql kHistoryBoth{"cg_history_both",
+                           CG_PG_AUDIT_SELECT "WHERE a.worker_id = $2 AND a.qual_id = $1 ORDER BY a.seq"};
+
+// ---- helpers -----------------------------------------------------------------------------------
+const char* KindName(AuditEntry::Kind kind) { return AuditKindName(kind).data(); }
+
+AuditEntry::Kind KindFromName(std::string_view name) {
+  if (name == "grant") return AuditEntry::Kind::kGrant;
+  if (name == "change") return AuditEntry::Kind::kChange;
+  if (name == "revoke") return AuditEntry::Kind::kRevoke;
+  return AuditEntry::Kind::kQualificationDeleted;
+}
+
+Qualification ReadQualification(const pqxx::row& r) {
+  return Qualification{Int(r[0]), Text(r[1]), Text(r[2]), Int(r[3])};
+}
+
+Grant ReadGrant(const pqxx::row& r) {
+  Grant g;
+  g.worker_id = Int(r[0]);
+  g.worker = WorkerRef{Text(r[1]), Text(r[2])};
+  g.qual_id = Int(r[3]);
+  g.qualification = Text(r[4]);
+  g.value = Int(r[5]);
+  g.granted_at = Int(r[6]);
+  g.updated_at = Int(r[7]);
+  g.expires_at = OptInt(r[8]);
+  g.actor = Text(r[9]);
+  return g;
+}
+
+AuditEntry ReadAudit(const pqxx::row& r) {
+  AuditEntry e;
+  e.seq = Int(r[0]);
+  e.at = Int(r[1]);
+  e.kind = KindFromName(Text(r[2]));
+  e.worker_id = Int(r[3]);
+  if (!r[4].is_null()) e.worker = WorkerRef{Text(r[4]), Text(r[5])};
+  e.qual_id = Int(r[6]);
+  e.qualification = Text(r[7]);
+  e.old_value = OptInt(r[8]);
+  e.new_value = OptInt(r[9]);
+  e.new_expires_at = OptInt(r[10]);
+  e.actor = Text(r[11]);
+  e.reason = Text(r[12]);
+  return e;
+}
+
+std::string TrimMessage(std::string msg) {
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ' || msg.back() == '\t')) msg.pop_back();
+  // libpq messages start with "ERROR:  "; the code says as much.
+  for (const char* prefix : {"ERROR:  ", "FATAL:  "}) {
+    if (msg.rfind(prefix, 0) == 0) msg = msg.substr(std::char_traits<char>::length(prefix));
+  }
+  return msg;
+}
+
+// The connection options of `uri`, parsed by libpq itself (URI or key=value form).
+struct UriParts {
+  std::string where;     // user@host:port/dbname, for messages
+  std::string password;  // to scrub it from messages; never shown
+};
+
+Result<UriParts> ParseUri(const std::string& uri) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(uri.c_str(), &err);
+  if (opts == nullptr) {
+    std::string msg = err != nullptr ? TrimMessage(err) : std::string("out of memory");
+    if (err != nullptr) PQfreemem(err);
+    return Status::InvalidArgument("invalid PostgreSQL connection URI: " + msg);
+  }
+  std::map<std::string, std::string> v;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val != nullptr && *o->val != '\0') v[o->keyword] = o->val;
+  }
+  PQconninfoFree(opts);
+  UriParts out;
+  std::string host = v.count("host") ? v["host"] : v.count("hostaddr") ? v["hostaddr"] : "localhost";
+  out.where = (v.count("user") ? v["user"] + "@" : "") + host + (v.count("port") ? ":" + v["port"] : "") + "/" +
+              (v.count("dbname") ? v["dbname"] : "(default database)");
+  out.password = v.count("password") ? v["password"] : "";
+  return out;
+}
+
+// What an exception means for the caller.
+struct Failure {
+  Status status;
+  bool retry = false;   // serialization failure or deadlock: run the transaction again
+  bool broken = false;  // the connection is unusable: drop it, the next call reconnects
+};
+
+bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+// ---- Session ---------------------------------------------------------------------------------------
+namespace pg_internal {
+
+Session::Session(const std::string& uri, int64_t* change_counter) {
+  conn_ = std::make_unique<pqxx::connection>(uri);
+  errors_ = std::make_unique<QuietErrors>(*conn_);
+  conn_->set_variable("client_min_messages", "warning");
+  receiver_ = std::make_unique<ChangeReceiver>(*conn_, change_counter);  // LISTEN
+  pid_ = conn_->backendpid();
+}
+
+Session::~Session() {
+  // Members go in reverse order; the receiver's UNLISTEN on a dead connection is ignored by pqxx.
+  receiver_.reset();
+  errors_.reset();
+  conn_.reset();
+}
+
+pqxx::result Session::Run(pqxx::transaction_base& tx, const Sql& sql, const Args& args) {
+  if (prepared_.count(sql.name) == 0) {
+    conn_->prepare(sql.name, sql.text);
+    prepared_.insert(sql.name);
+  }
+  std::vector<const char*> values;
+  values.reserve(args.values().size());
+  for (const std::optional<std::string>& v : args.values()) values.push_back(v ? v->c_str() : nullptr);
+  return tx.exec_prepared(sql.name, pqxx::prepare::make_dynamic_params(values));
+}
+
+Status CheckWorkerRef(const WorkerRef& ref) {
+  Result<WorkerRef> parsed = ParseWorkerRef(ref.ToString());
+  if (!parsed.ok()) return parsed.status();
+  if (!(*parsed == ref)) return Status::InvalidArgument("invalid worker '" + ref.ToString() + "'");
+  return Status::Ok();
+}
+
+}  // namespace pg_internal
+
+// ---- open, transactions, errors ------------------------------------------------------------------
+const int PgStore::kSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+PgStore::PgStore(std::string uri, std::string where, Env* env)
+    : uri_(std::move(uri)), where_(std::move(where)), env_(env) {}
+
+PgStore::~PgStore() = default;
+
+int PgStore::TEST_backend_pid() const { return session_ ? session_->conn().backendpid() : 0; }
+
+Result<std::unique_ptr<PgStore>> PgStore::Open(const std::string& uri, Env* env) {
+  if (env == nullptr) env = Env::Default();
+  CG_ASSIGN_OR_RETURN(UriParts parts, ParseUri(uri));
+  std::unique_ptr<PgStore> store(new PgStore(uri, parts.where, env));
+  store->password_ = parts.password;
+  CG_RETURN_IF_ERROR(store->EnsureConnected());
+  CG_RETURN_IF_ERROR(store->Migrate());
+  return store;
+}
+
+namespace {
+
+// Maps the exception in flight to a Status. `where` names the database; `password` is scrubbed.
+Failure Classify(const std::string& where, const std::string& password) {
+  Failure f;
+  auto scrub = [&](std::string msg) {
+    msg = TrimMessage(std::move(msg));
+    if (password.size() >= 3) {
+      for (size_t p = msg.find(password); p != std::string::npos; p = msg.find(password, p)) {
+        msg.replace(p, password.size(), "***");
+      }
+    }
+    return msg;
+  };
+  const std::string at = "PostgreSQL at " + where;
+  try {
+    throw;
+  } catch (const pqxx::deadlock_detected& e) {
+    f.retry = true;
+    f.status = Status::Unavailable(at + ": deadlock, try again (" + scrub(e.what()) + ")");
+  } catch (const pqxx::serialization_failure& e) {
+    f.retry = true;
+    f.status = Status::Unavailable(at + ": concurrent update, try again (" + scrub(e.what()) + ")");
+  } catch (const pqxx::in_doubt_error& e) {
+    f.broken = true;
+    f.status = Status::Unavailable(at + ": the connection was lost during COMMIT; the change may or may not "
+                                        "have been applied (" + scrub(e.what()) + ")");
+  } catch (const pqxx::statement_completion_unknown& e) {
+    f.broken = true;
+    f.status = Status::Unavailable(at + ": the connection was lost during a statement (" + scrub(e.what()) + ")");
+  } catch (const pqxx::broken_connection& e) {
+    f.broken = true;
+    f.status = Status::Unavailable("lost the connection to " + at + ": " + scrub(e.what()));
+  } catch (const pqxx::integrity_constraint_violation& e) {
+    f.status = Status::Conflict(scrub(e.what()));
+  } catch (const pqxx::data_exception& e) {
+    f.status = Status::InvalidArgument(at + ": " + scrub(e.what()));
+  } catch (const pqxx::sql_error& e) {
+    const std::string state = e.sqlstate();
+    const std::string msg = scrub(e.what());
+    if (state == "40001" || state == "40P01") {
+      f.retry = true;
+      f.status = Status::Unavailable(at + ": concurrent update, try again (" + msg + ")");
+    } else if (StartsWith(state, "08") || state == "57P01" || state == "57P02" || state == "57P03") {
+      f.broken = true;
+      f.status = Status::Unavailable("lost the connection to " + at + ": " + msg);
+    } else if (StartsWith(state, "53") || state == "55P03" || state == "57014") {
+      f.status = Status::Unavailable(at + " is busy, try again (" + msg + ")");
+    } else if (StartsWith(state, "23")) {
+      f.status = Status::Conflict(msg);
+    } else if (StartsWith(state, "22")) {
+      f.status = Status::InvalidArgument(at + ": " + msg);
+    } else {
+      f.status = Status::Internal(at + ": " + msg + " (SQLSTATE " + state + ")");
+    }
+  } catch (const std::exception& e) {
+    f.status = Status::Internal(at + ": unexpected error: " + scrub(e.what()));
+  } catch (...) {
+    f.status = Status::Internal(at + ": unexpected non-standard exception");
+  }
+  return f;
+}
+
+void Backoff(int attempt) {
+  thread_local std::minstd_rand rng(std::random_device{}());
+  const int base_us = 1000 << std::min(attempt, 6);
+  std::this_thread::sleep_for(std::chrono::microseconds(base_us + static_cast<int>(rng() % base_us)));
+}
+
+}  // namespace
+
+Status PgStore::EnsureConnected() {
+  if (session_) return Status::Ok();
+  try {
+    session_ = std::make_unique<pg_internal::Session>(uri_, &external_changes_);
+  } catch (...) {
+    session_.reset();
+    Failure f = Classify(where_, password_);
+    if (f.broken || f.status.IsUnavailable()) {
+      std::string msg = f.status.message();
+      const std::string lost = "lost the connection to ";
+      if (msg.rfind(lost, 0) == 0) msg = msg.substr(lost.size());
+      return Status::Unavailable("cannot connect to " + msg);
+    }
+    return f.status;
+  }
+  // Notifications sent while we had no connection are lost: report "something may have changed".
+  if (ever_connected_) ++external_changes_;
+  ever_connected_ = true;
+  return Status::Ok();
+}
+
+Status PgStore::Transact(TxKind kind, const Body& body) {
+  bool reconnected = false;
+  for (int attempt = 1;; ++attempt) {
+    CG_RETURN_IF_ERROR(EnsureConnected());
+    bool begun = false;  // BEGIN went through: a write may have reached the server
+    try {
+      pqxx::connection& c = session_->conn();
+      Status s;
+      if (kind == TxKind::kWrite) {
+        pqxx::work t(c);
+        begun = true;
+        pg_internal::Tx tx(t, *session_);
+        s = body(tx);
+        if (s.ok()) t.commit();  // otherwise the destructor rolls back
+      } else if (kind == TxKind::kSnapshot) {
+        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> t(c);
+        pg_internal::Tx tx(t, *session_);
+        s = body(tx);
+        if (s.ok()) t.commit();
+      } else {
+        pqxx::nontransaction t(c);
+        pg_internal::Tx tx(t, *session_);
+        s = body(tx);
+      }
+      return s;
+    } catch (...) {
+      Failure f = Classify(where_, password_);
+      if (f.broken) session_.reset();
+      if (f.retry && attempt < kMaxAttempts) {
+        Backoff(attempt);
+        continue;
+      }
+      // A connection that died while idle (a server restart) shows up at the first statement:
+      // reconnect once and run again when nothing can have been written.
+      if (f.broken && !reconnected && (kind != TxKind::kWrite || !begun)) {
+        reconnected = true;
+        continue;
+      }
+      return f.status;
+    }
+  }
+}
+
+Status PgStore::Migrate() {
+  return Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
+    // Several processes may open a fresh database at once: one migrates, the others wait.
+    tx.ExecLiteral("SELECT pg_advisory_xact_lock(7162814031830606196)");
+    static_assert(kMigrateLockKey == 7162814031830606196, "keep the literal above in step");
+    static_assert(kAuditLockKey == 7162800889179763761, "keep kLockAuditAndNotify in step");
+    tx.ExecLiteral(
+        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)");
+    const int64_t current = Int(tx.Run(kSchemaVersionMax)[0][0]);
+    if (current > kSchemaVersion) {
+      return Status::Unavailable("PostgreSQL database " + where_ + " has schema version " + std::to_string(current) +
+                                 ", newer than this crowdgate binary supports (" + std::to_string(kSchemaVersion) +
+                                 "); use a newer crowdgate");
+    }
+    for (int64_t v = current; v < kSchemaVersion; ++v) {
+      tx.ExecLiteral(kMigrations[v]);
+      tx.Run(kSchemaVersionInsert, Args(v + 1, env_->NowMicros()));
+    }
+    return Status::Ok();
+  });
+}
+
+void PgStore::LockAuditAndNotify(Tx& tx) { tx.Run(kLockAuditAndNotify); }
+
+void PgStore::Notify(Tx& tx) { tx.Run(kNotify); }
+
+// ---- qualifications ----------------------------------------------------------------------------
+Result<Qualification> PgStore::CreateQualification(const std::string& name, const std::string& description) {
+  CG_RETURN_IF_ERROR(ValidateQualificationName(name));
+  Qualification out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
+    out = Qualification{0, name, description, env_->NowMicros()};
+    pqxx::result r = tx.Run(kQualInsert, Args(name, description, out.created_at));
+    if (r.empty()) return Status::Conflict("qualification '" + name + "' already exists");
+    out.id = Int(r[0][0]);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Qualification> PgStore::EnsureQualification(const std::string& name, const std::string& description) {
+  CG_RETURN_IF_ERROR(ValidateQualificationName(name));
+  Qualification out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
+    // Look first: an INSERT that hits the unique name would still use up an id.
+    pqxx::result found = tx.Run(kQualByName, Args(name));
+    if (!found.empty()) {
+      out = ReadQualification(found[0]);
+      return Status::Ok();
+    }
+    out = Qualification{0, name, description, env_->NowMicros()};
+    pqxx::result r = tx.Run(kQualInsert, Args(name, description, out.created_at));
+    if (!r.empty()) {
+      out.id = Int(r[0][0]);
+      return Status::Ok();
+    }
+    // Another process created it since we looked (the INSERT waited for its commit).
+    found = tx.Run(kQualByName, Args(name));
+    if (found.empty()) return Status::Unavailable("qualification '" + name + "' changed concurrently, try again");
+    out = ReadQualification(found[0]);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Qualification> PgStore::GetQualification(const std::string& name) {
+  Qualification out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    pqxx::result r = tx.Run(kQualByName, Args(name));
+    if (r.empty()) return Status::NotFound("qualification '" + name + "' does not exist");
+    out = ReadQualification(r[0]);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<Qualification>> PgStore::ListQualifications() {
+  std::vector<Qualification> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    out.clear();
+    for (const pqxx::row& row : tx.Run(kQualList)) out.push_back(ReadQualification(row));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Status PgStore::DeleteQualification(const std::string& name, const std::string& actor) {
+  return Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
+    LockAuditAndNotify(tx);
+    pqxx::result q = tx.Run(kQualByName, Args(name));
+    if (q.empty()) return Status::NotFound("qualification '" + name + "' does not exist");
+    const QualId qual = Int(q[0][0]);
+    const int64_t now = env_->NowMicros();
+    std::vector<AuditEntry> entries;
+    for (const pqxx::row& row : tx.Run(kGrantsOfQual, Args(qual))) {
+      AuditEntry e;
+      e.at = now;
+      e.kind = AuditEntry::Kind::kRevoke;
+      e.worker_id = Int(row[0]);
+      e.qual_id = qual;
+      e.qualification = name;
+      e.old_value = Int(row[1]);
+      e.actor = actor;
+      e.reason = "qualification deleted";
+      entries.push_back(std::move(e));
+    }
+    tx.Run(kDeleteGrantsOfQual, Args(qual));
+    AuditEntry e;
+    e.at = now;
+    e.kind = AuditEntry::Kind::kQualificationDeleted;
+    e.qual_id = qual;
+    e.qualification = name;
+    e.actor = actor;
+    entries.push_back(std::move(e));
+    CG_RETURN_IF_ERROR(InsertAudit(tx, &entries, 0));
+    tx.Run(kDeleteQual, Args(qual));
+    return Status::Ok();
+  });
+}
+
+Result<std::vector<std::pair<QualId, int64_t>>> PgStore::CountGrants(int64_t now) {
+  std::vector<std::pair<QualId, int64_t>> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    out.clear();
+    for (const pqxx::row& row : tx.Run(kCountGrants, Args(now))) out.emplace_back(Int(row[0]), Int(row[1]));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---- workers -----------------------------------------------------------------------------------
+Result<Worker> PgStore::EnsureWorkerInTx(Tx& tx, const WorkerRef& ref) {
+  pqxx::result r = tx.Run(kWorkerByRef, Args(ref.provider, ref.name));
+  if (!r.empty()) return Worker{Int(r[0][0]), ref, Int(r[0][1])};
+  CG_RETURN_IF_ERROR(pg_internal::CheckWorkerRef(ref));
+  Worker w{0, ref, env_->NowMicros()};
+  r = tx.Run(kWorkerInsert, Args(ref.provider, ref.name, w.created_at));
+  if (!r.empty()) {
+    w.id = Int(r[0][0]);
+    return w;
+  }
+  // Inserted by another process since we looked.
+  r = tx.Run(kWorkerByRef, Args(ref.provider, ref.name));
+  if (r.empty()) return Status::Unavailable("worker '" + ref.ToString() + "' changed concurrently, try again");
+  return Worker{Int(r[0][0]), ref, Int(r[0][1])};
+}
+
+Result<Worker> PgStore::EnsureWorker(const WorkerRef& ref) {
+  Worker out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
+    CG_ASSIGN_OR_RETURN(out, EnsureWorkerInTx(tx, ref));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Worker> PgStore::GetWorker(const WorkerRef& ref) {
+  Worker out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    pqxx::result r = tx.Run(kWorkerByRef, Args(ref.provider, ref.name));
+    if (r.empty()) return Status::NotFound("worker '" + ref.ToString() + "' does not exist");
+    out = Worker{Int(r[0][0]), ref, Int(r[0][1])};
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Worker> PgStore::GetWorkerById(WorkerId id) {
+  Worker out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    pqxx::result r = tx.Run(kWorkerById, Args(id));
+    if (r.empty()) return Status::NotFound("worker id " + std::to_string(id) + " does not exist");
+    out = Worker{id, WorkerRef{Text(r[0][0]), Text(r[0][1])}, Int(r[0][2])};
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---- grants ------------------------------------------------------------------------------------
+Status PgStore::InsertAudit(Tx& tx, std::vector<AuditEntry>* entries, size_t first) {
+  const size_t n = entries->size() - first;
+  if (n == 0) return Status::Ok();
+  PgArray at, kind, worker, qual, qualification, old_value, new_value, new_expires, actor, reason;
+  for (size_t i = first; i < entries->size(); ++i) {
+    const AuditEntry& e = (*entries)[i];
+    at.Add(e.at);
+    kind.Add(std::string_view(KindName(e.kind)));
+    worker.Add(e.worker_id == 0 ? std::optional<int64_t>() : std::optional<int64_t>(e.worker_id));
+    qual.Add(e.qual_id);
+    qualification.Add(e.qualification);
+    old_value.Add(e.old_value);
+    new_value.Add(e.new_value);
+    new_expires.Add(e.new_expires_at);
+    actor.Add(e.actor);
+    reason.Add(e.reason);
+  }
+  pqxx::result r = tx.Run(kAuditInsert, Args(static_cast<int64_t>(n), at, kind, worker, qual, qualification,
+                                             old_value, new_value, new_expires, actor, reason));
+  if (r.size() != n) {
+    return Status::Internal("audit insert wrote " + std::to_string(r.size()) + " rows, expected " + std::to_string(n));
+  }
+  std::vector<int64_t> seqs;
+  seqs.reserve(n);
+  for (const pqxx::row& row : r) seqs.push_back(Int(row[0]));
+  std::sort(seqs.begin(), seqs.end());  // seq = block start + array position
+  for (size_t i = 0; i < n; ++i) (*entries)[first + i].seq = seqs[i];
+  return Status::Ok();
+}
+
+namespace {
+struct PairHash {
+  size_t operator()(const std::pair<int64_t, int64_t>& p) const {
+    return std::hash<int64_t>()(p.first) * 1000003u ^ std::hash<int64_t>()(p.second);
+  }
+};
+}  // namespace
+
+// Applies the ops a chunk at a time, each chunk in a handful of set-based statements: look up
+// qualifications and workers, create the missing workers, read the grants the chunk touches, replay
+// the ops in order in memory (exactly SqliteStore's per-op rules), then write the final grants and
+// the audit rows. The caller holds the audit lock, so nothing else changes grants meanwhile.
+Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
+                                  const std::function<void(size_t)>& progress, std::vector<AuditEntry>* out) {
+  const int64_t now = env_->NowMicros();
+  std::unordered_map<QualId, std::string> qual_names;
+  out->reserve(out->size() + ops.size());
+  for (size_t begin = 0; begin < ops.size(); begin += kGrantChunk) {
+    const size_t end = std::min(ops.size(), begin + kGrantChunk);
+
+    // Qualification names (and existence).
+    {
+      PgArray ids;
+      std::unordered_map<QualId, bool> asked;
+      for (size_t i = begin; i < end; ++i) {
+        if (qual_names.count(ops[i].qual_id) == 0 && asked.emplace(ops[i].qual_id, true).second) {
+          ids.Add(ops[i].qual_id);
+        }
+      }
+      if (ids.size() > 0) {
+        for (const pqxx::row& row : tx.Run(kQualNamesByIds, Args(ids))) qual_names[Int(row[0])] = Text(row[1]);
+      }
+    }
+
+    // Workers: existing ones in one query; the missing ones validated and created in op order.
+    std::map<WorkerRef, WorkerId> workers;
+    {
+      PgArray providers, names;
+      for (size_t i = begin; i < end; ++i) {
+        if (workers.emplace(ops[i].worker, 0).second) {
+          providers.Add(ops[i].worker.provider);
+          names.Add(ops[i].worker.name);
+        }
+      }
+      for (const pqxx::row& row : tx.Run(kWorkersByRefs, Args(providers, names))) {
+        workers[WorkerRef{Text(row[1]), Text(row[2])}] = Int(row[0]);
+      }
+    }
+    std::vector<WorkerRef> fresh;
+    {
+      std::map<WorkerRef, bool> queued;
+      for (size_t i = begin; i < end; ++i) {
+        const GrantOp& op = ops[i];
+        if (qual_names.count(op.qual_id) == 0) {
+          return Status::NotFound("qualification id " + std::to_string(op.qual_id) + " does not exist");
+        }
+        if (workers[op.worker] == 0 && queued.emplace(op.worker, true).second) {
+          CG_RETURN_IF_ERROR(pg_internal::CheckWorkerRef(op.worker));
+          fresh.push_back(op.worker);
+        }
+      }
+    }
+    std::unordered_map<WorkerId, bool> is_new;
+    if (!fresh.empty()) {
+      PgArray providers, names;
+      for (const WorkerRef& ref : fresh) {
+        providers.Add(ref.provider);
+        names.Add(ref.name);
+      }
+      for (const pqxx::row& row : tx.Run(kWorkersInsert, Args(providers, names, now))) {
+        const WorkerId id = Int(row[0]);
+        workers[WorkerRef{Text(row[1]), Text(row[2])}] = id;
+        is_new[id] = true;
+      }
+      // Any still missing were created by another process meanwhile (the INSERT waited for it).
+      PgArray again_p, again_n;
+      for (const WorkerRef& ref : fresh) {
+        if (workers[ref] == 0) {
+          again_p.Add(ref.provider);
+          again_n.Add(ref.name);
+        }
+      }
+      if (again_p.size() > 0) {
+        for (const pqxx::row& row : tx.Run(kWorkersByRefs, Args(again_p, again_n))) {
+          workers[WorkerRef{Text(row[1]), Text(row[2])}] = Int(row[0]);
+        }
+      }
+      for (const WorkerRef& ref : fresh) {
+        if (workers[ref] == 0) return Status::Unavailable("worker '" + ref.ToString() + "' changed concurrently");
+      }
+    }
+
+    // The stored grants of every (worker, qualification) pair the chunk touches.
+    struct State {
+      bool in_db = false;   // a row exists in the table now
+      bool stored = false;  // a row exists after the ops so far
+      bool dirty = false;
+      int64_t value = 0;
+      int64_t granted_at = 0;
+      std::optional<int64_t> expires;
+      const std::string* actor = nullptr;
+    };
+    std::unordered_map<std::pair<WorkerId, QualId>, State, PairHash> states;
+    {
+      PgArray ws, qs;
+      for (size_t i = begin; i < end; ++i) {
+        const WorkerId w = workers[ops[i].worker];
+        if (states.emplace(std::make_pair(w, ops[i].qual_id), State{}).second && is_new.count(w) == 0) {
+          ws.Add(w);
+          qs.Add(ops[i].qual_id);
+        }
+      }
+      if (ws.size() > 0) {
+        for (const pqxx::row& row : tx.Run(kGrantsByPairs, Args(ws, qs))) {
+          State& s = states[{Int(row[0]), Int(row[1])}];
+          s.in_db = s.stored = true;
+          s.value = Int(row[2]);
+          s.granted_at = Int(row[3]);
+          s.expires = OptInt(row[4]);
+        }
+      }
+    }
+
+    // Replay the ops in order.
+    const size_t first_entry = out->size();
+    for (size_t i = begin; i < end; ++i) {
+      const GrantOp& op = ops[i];
+      const WorkerId worker = workers[op.worker];
+      State& s = states[{worker, op.qual_id}];
+      // The current grant; an expired one counts as absent (see sqlite_store.hpp).
+      std::optional<int64_t> cur_value;
+      int64_t cur_granted_at = now;
+      std::optional<int64_t> cur_expires;
+      if (s.stored && !(s.expires && *s.expires <= now)) {
+        cur_value = s.value;
+        cur_granted_at = s.granted_at;
+        cur_expires = s.expires;
+      }
+      AuditEntry e;
+      e.at = now;
+      e.worker_id = worker;
+      e.worker = op.worker;
+      e.qual_id = op.qual_id;
+      e.qualification = qual_names[op.qual_id];
+      e.actor = op.actor;
+      e.reason = op.reason;
+      if (op.kind == GrantOp::Kind::kRevoke) {
+        if (!s.stored) continue;  // nothing to revoke: no change, no audit entry
+        e.kind = AuditEntry::Kind::kRevoke;
+        e.old_value = s.value;
+        s.stored = false;
+        s.dirty = true;
+      } else {
+        int64_t value = op.value;
+        std::optional<int64_t> expires = op.expires_at;
+        if (op.kind == GrantOp::Kind::kAdd && cur_value) {
+          value = *cur_value + op.value;
+          expires = cur_expires;  // a counter keeps its expiry
+        }
+        e.kind = cur_value ? AuditEntry::Kind::kChange : AuditEntry::Kind::kGrant;
+        e.old_value = cur_value;
+        e.new_value = value;
+        e.new_expires_at = expires;
+        s.stored = true;
+        s.dirty = true;
+        s.value = value;
+        s.granted_at = cur_granted_at;
+        s.expires = expires;
+        s.actor = &op.actor;
+      }
+      out->push_back(std::move(e));
+    }
+
+    // Write the final state of every pair that changed.
+    {
+      std::vector<std::pair<std::pair<WorkerId, QualId>, const State*>> changed;
+      for (const auto& [key, s] : states) {
+        if (s.dirty && (s.stored || s.in_db)) changed.emplace_back(key, &s);
+      }
+      std::sort(changed.begin(), changed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+      PgArray uw, uq, uv, ug, uu, ue, ua, dw, dq;
+      for (const auto& [key, s] : changed) {
+        if (s->stored) {
+          uw.Add(key.first);
+          uq.Add(key.second);
+          uv.Add(s->value);
+          ug.Add(s->granted_at);
+          uu.Add(now);
+          ue.Add(s->expires);
+          ua.Add(*s->actor);
+        } else {
+          dw.Add(key.first);
+          dq.Add(key.second);
+        }
+      }
+      if (dw.size() > 0) tx.Run(kGrantsDelete, Args(dw, dq));
+      if (uw.size() > 0) tx.Run(kGrantsUpsert, Args(uw, uq, uv, ug, uu, ue, ua));
+    }
+    CG_RETURN_IF_ERROR(InsertAudit(tx, out, first_entry));
+
+    if (progress) {
+      for (size_t k = (begin / kProgressEvery + 1) * kProgressEvery; k <= end && k < ops.size(); k += kProgressEvery) {
+        progress(k);
+      }
+    }
+  }
+  if (progress) progress(ops.size());
+  return Status::Ok();
+}
+
+Result<std::vector<AuditEntry>> PgStore::ApplyGrantOps(const std::vector<GrantOp>& ops,
+                                                       const std::function<void(size_t)>& progress) {
+  std::vector<AuditEntry> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
+    out.clear();
+    if (!ops.empty()) LockAuditAndNotify(tx);
+    return ApplyGrantOpsInTx(tx, ops, progress, &out);
+  }));
+  return out;
+}
+
+Result<std::vector<Grant>> PgStore::GrantsForQualification(QualId qual) {
+  std::vector<Grant> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    out.clear();
+    if (tx.Run(kQualExists, Args(qual)).empty()) {
+      return Status::NotFound("qualification id " + std::to_string(qual) + " does not exist");
+    }
+    for (const pqxx::row& row : tx.Run(kGrantsForQual, Args(qual))) out.push_back(ReadGrant(row));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<Grant>> PgStore::GrantsForWorker(WorkerId worker) {
+  std::vector<Grant> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    out.clear();
+    CG_RETURN_IF_ERROR(CheckWorkerExists(tx, worker, nullptr));
+    for (const pqxx::row& row : tx.Run(kGrantsForWorker, Args(worker))) out.push_back(ReadGrant(row));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Status PgStore::ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) {
+  int64_t seq = 0;
+  // One REPEATABLE READ snapshot: the grants seen are exactly those as of `seq` (audit seqs are in
+  // commit order, see kAuditLockKey), so a cache loaded from the scan and then fed
+  // ChangesSince(seq) misses nothing and replays nothing twice. Read in pages, in key order.
+  CG_RETURN_IF_ERROR(Transact(TxKind::kSnapshot, [&](Tx& tx) -> Status {
+    seq = Int(tx.Run(kMaxAuditSeq)[0][0]);
+    int64_t after_worker = -1;
+    int64_t after_qual = -1;
+    while (true) {
+      pqxx::result page = tx.Run(kGrantsPage, Args(after_worker, after_qual, kScanPage));
+      for (const pqxx::row& row : page) {
+        Grant g = ReadGrant(row);
+        after_worker = g.worker_id;
+        after_qual = g.qual_id;
+        fn(g);
+      }
+      if (static_cast<int64_t>(page.size()) < kScanPage) return Status::Ok();
+    }
+  }));
+  if (as_of_seq != nullptr) *as_of_seq = seq;
+  return Status::Ok();
+}
+
+Result<std::vector<AuditEntry>> PgStore::ChangesSince(int64_t after_seq, int64_t limit) {
+  std::vector<AuditEntry> out;
+  if (limit <= 0) return out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    out.clear();
+    for (const pqxx::row& row : tx.Run(kChangesSince, Args(after_seq, limit))) out.push_back(ReadAudit(row));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<AuditEntry>> PgStore::History(std::optional<QualId> qual, std::optional<WorkerId> worker) {
+  std::vector<AuditEntry> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    out.clear();
+    pqxx::result r;
+    if (qual && worker) {
+      r = tx.Run(kHistoryBoth, Args(*qual, *worker));
+    } else if (qual) {
+      r = tx.Run(kHistoryQual, Args(*qual));
+    } else if (worker) {
+      r = tx.Run(kHistoryWorker, Args(*worker));
+    } else {
+      r = tx.Run(kHistoryAll);
+    }
+    for (const pqxx::row& row : r) out.push_back(ReadAudit(row));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<int64_t> PgStore::ExternalChangeToken() {
+  // The round trip makes the server send us every notification committed before it: a backend
+  // that is signalled about a NOTIFY passes it on before it answers our next query. Without it we
+  // would only see what happened to have reached the socket already.
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    tx.Run(kPing);
+    return Status::Ok();
+  }));
+  try {
+    session_->conn().get_notifs();
+    if (session_->ReconnectedSinceLastCheck()) ++external_changes_;
+  } catch (...) {
+    Failure f = Classify(where_, password_);
+    if (f.broken) session_.reset();
+    return f.status;
+  }
+  return external_changes_;
+}
+
+}  // namespace crowdgate

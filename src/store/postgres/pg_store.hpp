@@ -1,0 +1,164 @@
+// PgStore: the PostgreSQL backend of crowdgate::Store (see include/crowdgate/store.hpp for the
+// contract every backend keeps), for several crowdgate processes sharing one database. Reached
+// through Store::Open("postgresql://..." | "postgres://..."); the URI goes to libpq unchanged, so
+// anything libpq accepts there works (sslmode=, connect_timeout=, a unix socket via host=...).
+// The database must exist; Open creates crowdgate's tables in it (the connection's default schema).
+//
+// Contract, beyond store.hpp:
+//  - Thread-safety: a PgStore owns one connection and is used by one thread at a time. Any number
+//    of PgStore objects, in any number of processes, may share one database.
+//  - Transactions: every public method that writes is one READ COMMITTED transaction; reads that
+//    need one snapshot across statements (ScanAllGrants) run REPEATABLE READ, READ ONLY; other
+//    reads are single statements (or independent lookups) in autocommit. A transaction that fails
+//    with serialization_failure or deadlock_detected is retried a few times before Unavailable.
+//  - Errors: every exception is caught here. A constraint violation (a duplicate name, agent id or
+//    run id) -> Conflict, as SQLite; a lost or refused connection -> Unavailable, with a message
+//    naming host, port and database but never the password (the next call reconnects); a data
+//    error (e.g. an integer out of range) -> InvalidArgument; anything else -> Internal with
+//    PostgreSQL's message and SQLSTATE.
+//  - Schema: an ordered list of migrations, applied at Open under an advisory lock (so several
+//    processes starting at once do not race) and recorded in schema_version. A database whose
+//    schema is newer than this binary knows -> Unavailable.
+//  - SQL is built only from string literals; every input is a bound parameter (bulk paths pass
+//    arrays, built by our own escaping, as one parameter and unnest them). Statements are prepared
+//    once per connection.
+//
+// Scale-out, i.e. what several processes on one database can rely on:
+//  - ReserveUnit picks the unit with SELECT ... FOR NO KEY UPDATE SKIP LOCKED LIMIT 1 after locking
+//    the worker's row: two processes never hand out one unit twice, and one worker asking two
+//    processes at once never gets two copies of one item.
+//  - CreateEvalUnit counts against the cap with one conditional UPDATE (gold_served < cap) in the
+//    same transaction: caps are never overrun.
+//  - The audit log is the change feed. Every transaction that writes audit rows first takes one
+//    transaction-level advisory lock (kAuditLockKey in pg_store.cpp), so audit seqs are handed out
+//    in commit order and ChangesSince(after_seq) never skips an entry that commits later with a
+//    smaller seq. The same lock serialises every grant writer, so kAdd counters are exact.
+//  - ExternalChangeToken: the connection LISTENs on channel "crowdgate_changes"; every transaction
+//    that writes audit rows or creates a run or changes its status NOTIFYs it (delivered at
+//    commit). The token counts notifications from OTHER connections (our own writes are already
+//    known to the caller) and goes up by one when the connection was re-established (anything may
+//    have been missed). Each call makes one round trip to the server before reading the
+//    notifications: whatever another process committed before the call started is counted, as
+//    with SQLite's data_version, rather than only what happened to have arrived on the socket.
+//
+// Choices the contract leaves open are the same as SqliteStore's (see sqlite_store.hpp); the
+// contract suite pins them for both backends.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "crowdgate/store.hpp"
+
+namespace crowdgate {
+
+namespace pg_internal {
+class Session;  // the connection, its LISTEN receiver and its prepared statements (pg_store.cpp)
+class Tx;       // a transaction in progress (pg_internal.hpp)
+}  // namespace pg_internal
+
+class PgStore final : public Store {
+ public:
+  // The newest schema version this binary knows (the number of migrations).
+  static const int kSchemaVersion;
+
+  // `uri` is a libpq connection URI (postgresql://user:pass@host:port/dbname?...). `env` must
+  // outlive the store.
+  static Result<std::unique_ptr<PgStore>> Open(const std::string& uri, Env* env);
+  ~PgStore() override;
+
+  Result<Qualification> CreateQualification(const std::string& name, const std::string& description) override;
+  Result<Qualification> EnsureQualification(const std::string& name, const std::string& description) override;
+  Result<Qualification> GetQualification(const std::string& name) override;
+  Result<std::vector<Qualification>> ListQualifications() override;
+  Status DeleteQualification(const std::string& name, const std::string& actor) override;
+  Result<std::vector<std::pair<QualId, int64_t>>> CountGrants(int64_t now) override;
+
+  Result<Worker> EnsureWorker(const WorkerRef& ref) override;
+  Result<Worker> GetWorker(const WorkerRef& ref) override;
+  Result<Worker> GetWorkerById(WorkerId id) override;
+
+  Result<std::vector<AuditEntry>> ApplyGrantOps(const std::vector<GrantOp>& ops,
+                                                const std::function<void(size_t)>& progress = {}) override;
+  Result<std::vector<Grant>> GrantsForQualification(QualId qual) override;
+  Result<std::vector<Grant>> GrantsForWorker(WorkerId worker) override;
+  Status ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) override;
+  Result<std::vector<AuditEntry>> ChangesSince(int64_t after_seq, int64_t limit) override;
+  Result<std::vector<AuditEntry>> History(std::optional<QualId> qual, std::optional<WorkerId> worker) override;
+  Result<int64_t> ExternalChangeToken() override;
+
+  Status CreateRun(const RunRecord& run, const std::vector<std::string>& items_json, int units_per_item,
+                   const std::function<void(size_t)>& progress = {}) override;
+  Result<RunRecord> GetRun(const std::string& run_id) override;
+  Result<std::vector<RunRecord>> ListRuns() override;
+  Status SetRunStatus(const std::string& run_id, const std::string& status) override;
+  Result<std::string> GetItem(const std::string& run_id, int64_t item_index) override;
+
+  Result<std::optional<AgentRecord>> ReserveUnit(const std::string& run_id, AgentRecord agent) override;
+  Result<bool> CreateEvalUnit(const std::string& run_id, AgentRecord agent, int64_t cap,
+                              const std::string& gold_set) override;
+  Status CreateOnboardingAgent(const AgentRecord& agent) override;
+  Result<AgentRecord> GetAgent(const std::string& agent_id) override;
+  Result<std::vector<AgentRecord>> OpenAgents(const std::string& run_id, WorkerId worker) override;
+  Result<std::vector<AgentRecord>> OverdueAgents(int64_t now) override;
+  Result<std::vector<AuditEntry>> FinishAgent(const AgentFinish& finish) override;
+  Result<std::vector<int64_t>> GoldsSeen(WorkerId worker, const std::string& gold_set) override;
+  Status ForgetGoldsSeen(WorkerId worker, const std::string& gold_set) override;
+  Result<std::vector<bool>> RecentGoldResults(WorkerId worker, const std::string& gold_set, int64_t n) override;
+  Result<int64_t> CountWorkerUnitsForTask(const std::string& task_name, WorkerId worker) override;
+  Result<std::vector<AgentRecord>> RunAgents(const std::string& run_id) override;
+  Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) override;
+  Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
+                              const std::string& new_status) override;
+
+  // Test-only: the server process id behind the current connection (0 when disconnected).
+  int TEST_backend_pid() const;
+
+ private:
+  enum class TxKind {
+    kRead,      // autocommit: each statement sees the latest commits
+    kSnapshot,  // REPEATABLE READ, READ ONLY: one snapshot for every statement
+    kWrite,     // READ COMMITTED; retried on serialization failure / deadlock
+  };
+  using Body = std::function<Status(pg_internal::Tx&)>;
+
+  PgStore(std::string uri, std::string where, Env* env);
+
+  // (Re)connects when there is no usable connection.
+  Status EnsureConnected();
+  // Runs `body` in one transaction of `kind`; commits if it returns OK. Catches every exception.
+  // A kWrite body may run more than once (retries): it must reset what it fills in.
+  Status Transact(TxKind kind, const Body& body);
+  Status Migrate();
+
+  // Helpers that run inside a transaction opened by the caller.
+  // Takes the audit advisory lock and queues the change notification (see the header comment).
+  void LockAuditAndNotify(pg_internal::Tx& tx);
+  void Notify(pg_internal::Tx& tx);
+  Result<int64_t> RunRowId(pg_internal::Tx& tx, const std::string& run_id);
+  Status CheckWorkerExists(pg_internal::Tx& tx, WorkerId worker, WorkerRef* ref);
+  Result<Worker> EnsureWorkerInTx(pg_internal::Tx& tx, const WorkerRef& ref);
+  Status ApplyGrantOpsInTx(pg_internal::Tx& tx, const std::vector<GrantOp>& ops,
+                           const std::function<void(size_t)>& progress, std::vector<AuditEntry>* out);
+  // Writes entries[first..] to the audit log and fills in their seq. Needs LockAuditAndNotify.
+  Status InsertAudit(pg_internal::Tx& tx, std::vector<AuditEntry>* entries, size_t first);
+  Status InsertAgent(pg_internal::Tx& tx, const AgentRecord& agent, int64_t run_rowid);
+
+  std::string uri_;
+  std::string where_;  // "host:port/dbname as user" for messages; never the password
+  std::string password_;  // only to scrub it from library messages, should one ever quote it
+  Env* env_;
+  std::unique_ptr<pg_internal::Session> session_;
+  bool ever_connected_ = false;
+  // Notifications counted from other connections, plus reconnections (ExternalChangeToken).
+  int64_t external_changes_ = 0;
+  // Runs are never deleted or renamed: their row ids are cached once read.
+  std::unordered_map<std::string, int64_t> run_rids_;
+};
+
+}  // namespace crowdgate
