@@ -8,6 +8,7 @@
 //   http-work      1,000 keep-alive connections doing work + submit against the TaskServer on SQLite,
 //                  paced at 10,000 requests/s offered: throughput, p50/p99/p999, errors
 //   http-saturate  the same crowd with no think time: the most requests/s the server gives
+//   group-commit   http-saturate with one commit per request vs group commit, alternating: the ratio
 //   grant-import   `qual import` of 1 million CSV rows (read + parse + Engine::Import), own process
 //   launch         Dispatcher::Launch of a run of 1 million units, own process
 //   memory         resident size of an Engine holding 1 million workers x 5 grants, own process
@@ -322,7 +323,8 @@ struct HttpFigures {
   int64_t errors = 0;
 };
 
-HttpFigures HttpWork(const Args& a, const std::string& name, int64_t population, double rate, bool report) {
+HttpFigures HttpWork(const Args& a, const std::string& name, int64_t population, double rate, bool report,
+                     size_t max_batch = BatchQueue::Options().max_batch) {
   const int connections = a.smoke ? 20 : 1000;
   const double duration = a.smoke ? 0.5 : 4;
   const double warmup = a.smoke ? 0.2 : 1;
@@ -334,6 +336,7 @@ HttpFigures HttpWork(const Args& a, const std::string& name, int64_t population,
   so.http.port = 0;
   so.http.max_connections_per_ip = connections + 100;
   so.http.log = [](const std::string&) {};
+  so.batching.max_batch = max_batch;
   TaskServer server(s.engine.get(), s.dispatcher.get(), so);
   if (Status st = server.Start(); !st.ok()) Die(st, "server start");
   std::vector<double> tput, p50, p99, p999;
@@ -383,6 +386,25 @@ HttpFigures HttpWork(const Args& a, const std::string& name, int64_t population,
     g_rows.push_back(lat);
   }
   return f;
+}
+
+// The same saturating crowd with one commit per request (max_batch 1) and with group commit,
+// alternating in one run so that both see the same machine; reports the throughput ratio.
+void GroupCommit(const Args& a) {
+  Args quiet = a;
+  quiet.runs = 1;
+  std::vector<double> single, grouped, ratio;
+  for (int r = 0; r < a.runs; ++r) {
+    const double one = HttpWork(quiet, "group-commit/off", 1000, 0, false, 1).throughput.median;
+    const double many = HttpWork(quiet, "group-commit/on", 1000, 0, false).throughput.median;
+    single.push_back(one);
+    grouped.push_back(many);
+    ratio.push_back(one > 0 ? many / one : 0);
+  }
+  Row row{"group-commit", "throughput ratio on/off", Summarize(ratio), "x", "-", true,
+          "closed loop, 1000 conns; off " + std::to_string(static_cast<int>(Summarize(single).median)) +
+              " req/s, on " + std::to_string(static_cast<int>(Summarize(grouped).median)) + " req/s"};
+  Report(a, row, {{"off_median", Summarize(single).median}, {"on_median", Summarize(grouped).median}});
 }
 
 // ---- workloads in a child process (clean resident size) -----------------------------------
@@ -573,16 +595,17 @@ int Main(int argc, char** argv) {
       a.json_only = true;
     } else if (arg == "-h" || arg == "--help") {
       std::cout << "usage: crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]\n"
-                   "workloads: eligibility gold-decision http-work http-saturate grant-import launch memory scaling "
-                   "http-work-pg\n";
+                   "workloads: eligibility gold-decision http-work http-saturate group-commit grant-import launch memory "
+                   "scaling http-work-pg\n";
       return 0;
     } else {
       a.workloads.push_back(arg);
     }
   }
   if (a.smoke && a.runs == 5) a.runs = 1;
-  const std::vector<std::string> all = {"eligibility", "gold-decision", "http-work", "http-saturate",
-                                        "grant-import", "launch",       "memory",    "scaling", "http-work-pg"};
+  const std::vector<std::string> all = {"eligibility",  "gold-decision", "http-work", "http-saturate",
+                                        "group-commit", "grant-import",  "launch",    "memory",
+                                        "scaling",      "http-work-pg"};
   const bool named = !a.workloads.empty();
   if (a.workloads.empty()) a.workloads = all;
   for (const auto& w : a.workloads) {
@@ -596,6 +619,7 @@ int Main(int argc, char** argv) {
     if (w == "gold-decision") GoldDecision(a);
     if (w == "http-work") HttpWork(a, "http-work", 1000, 10'000, true);
     if (w == "http-saturate") HttpWork(a, "http-saturate", 1000, 0, true);
+    if (w == "group-commit") GroupCommit(a);
     if (w == "grant-import") GrantImport(a);
     if (w == "launch") Launch(a, a.smoke ? 2000 : 1'000'000, "launch");
     if (w == "memory") Memory(a);

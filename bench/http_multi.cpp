@@ -25,6 +25,7 @@
 #endif
 
 #include "http_load.hpp"
+#include "server/http_client.hpp"
 
 namespace crowdgate::bench {
 namespace {
@@ -177,6 +178,17 @@ std::string WriteConfig(const ScratchDir& dir, int64_t items) {
   return dir.File("config.yaml");
 }
 
+// Waits until `port` has answered every request queued before this one: the crowd's client closes its connections
+// at the end of a measured run, but the server still works off what they sent, which would otherwise load the
+// start of the next run (and keep those sessions counted against --max-connections-per-ip). Work requests are
+// answered in order, so a probe's answer means the backlog is gone. The probe worker holds no grants: it is
+// refused (not_qualified) and takes no unit.
+bool Drain(int port, const std::string& run_id) {
+  HttpClient client("127.0.0.1", port, std::chrono::seconds(120));
+  auto r = client.Post("/api/v1/runs/" + run_id + "/work", R"({"provider": "local", "worker": "drain-probe"})");
+  return r.ok() && r->status == 200;
+}
+
 struct Setup {
   std::string backend;  // sqlite | postgresql
   int servers = 1;
@@ -191,6 +203,7 @@ struct Figures {
   int64_t requests = 0;
   std::vector<std::string> error_samples;
   double setup_s = 0;
+  std::vector<double> drain_s;  // after each run, until every server had answered its backlog
 };
 
 // Creates the database, its 1,000 workers x 5 grants (`qual import`) and the run, starts the servers and drives
@@ -254,7 +267,8 @@ Figures Measure(const Setup& setup, const HttpMultiOptions& o, const std::string
   std::vector<std::unique_ptr<ServeProcess>> servers;
   HttpLoadOptions lo;
   for (int s = 0; s < setup.servers; ++s) {
-    servers.push_back(std::make_unique<ServeProcess>(dir, db, s, connections + 100));
+    // Room for the previous run's sessions that are still closing when the next run connects.
+    servers.push_back(std::make_unique<ServeProcess>(dir, db, s, 2 * connections + 100));
     if (servers.back()->port() == 0) {
       f.failure = "serve " + std::to_string(s) + " did not start: " + servers.back()->Stderr();
       return f;
@@ -278,9 +292,21 @@ Figures Measure(const Setup& setup, const HttpMultiOptions& o, const std::string
     for (auto& e : res.error_samples) {
       if (f.error_samples.size() < 5) f.error_samples.push_back(e);
     }
+    const double d0 = NowSeconds();
+    for (int port : lo.ports) {
+      if (!Drain(port, run_id)) {
+        f.failure = "the drain probe on port " + std::to_string(port) + " got no answer";
+        return f;
+      }
+    }
+    f.drain_s.push_back(NowSeconds() - d0);
   }
   for (size_t s = 0; s < servers.size(); ++s) {
     const std::string text = servers[s]->Stderr();
+    if (f.errors > 0) {  // what the servers said, for the error report
+      std::cerr << "http-work-pg/" << setup.name() << ": serve " << s << " stderr (last 1500 bytes):\n"
+                << text.substr(text.size() > 1500 ? text.size() - 1500 : 0) << "\n";
+    }
     if (!servers[s]->Stop()) {
       f.failure = "serve " + std::to_string(s) + " did not stop cleanly: " + text.substr(0, 2000);
       return f;
@@ -313,7 +339,17 @@ int HttpWorkPg(const HttpMultiOptions& o, const std::function<void(const MultiRo
     return 0;
   }
   int failures = 0;
-  const std::vector<Setup> setups = {{"sqlite", 1}, {"postgresql", 1}, {"postgresql", 3}, {"sqlite", 3}};
+  std::vector<Setup> setups = {{"sqlite", 1}, {"postgresql", 1}, {"postgresql", 3}, {"sqlite", 3}};
+  // CROWDGATE_BENCH_PG_SETUPS=pg-1,pg-3 measures only those (the ratios need both of their setups).
+  if (const char* only = std::getenv("CROWDGATE_BENCH_PG_SETUPS"); only != nullptr && *only != '\0') {
+    const std::string list = std::string(",") + only + ",";
+    std::erase_if(setups, [&](const Setup& s) {
+      std::string key = ",";
+      key += s.name();
+      key += ",";
+      return list.find(key) == std::string::npos;
+    });
+  }
   std::map<std::string, Figures> figures;
   int seq = 0;
   for (const Setup& s : setups) {
@@ -339,7 +375,9 @@ int HttpWorkPg(const HttpMultiOptions& o, const std::function<void(const MultiRo
                 {"workers", 1000},            {"offered_rate", o.smoke ? 400 : 10'000},
                 {"errors", f.errors},         {"p50_ms", p50.median},       {"p99_ms", p99.median},
                 {"p999_ms", p999.median},     {"p99_ms_min", p99.min},      {"p99_ms_max", p99.max},
-                {"setup_s", f.setup_s},       {"error_samples", f.error_samples}};
+                {"setup_s", f.setup_s},       {"drain_s_max", Summarize(f.drain_s).max},
+                {"throughput_per_run", f.throughput},
+                {"error_samples", f.error_samples}};
     report(row);
     MultiRow lat{workload, "p50 / p99 / p999 ms", p99, "ms", "-", true, "", nullptr};
     lat.note = "p50 " + Fixed(p50.median, 2) + ", p99 " + Fixed(p99.median, 2) + ", p999 " + Fixed(p999.median, 2) +
@@ -355,6 +393,7 @@ int HttpWorkPg(const HttpMultiOptions& o, const std::function<void(const MultiRo
     for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) v.push_back(b[i] > 0 ? a[i] / b[i] : 0);
     return Summarize(v);
   };
+  if (figures.count("pg-1") == 0 || figures.count("pg-3") == 0 || figures.count("sqlite-1") == 0) return failures;
   const Stats scale = ratio("pg-3", "pg-1");
   const Stats pg_vs_sqlite = ratio("pg-1", "sqlite-1");
   const Stats pg3_vs_sqlite = ratio("pg-3", "sqlite-1");

@@ -6,7 +6,8 @@
 // PostgreSQL comes from $CROWDGATE_TEST_PG (a maintenance URI such as postgresql://postgres@127.0.0.1:PORT/postgres;
 // `make bench-pg` runs the bench through scripts/with_pg.sh, which starts a throwaway cluster and sets it). Each
 // measured setup gets a fresh database (CREATE DATABASE through libpqxx), dropped afterwards. The crowdgate binary is
-// $CROWDGATE_BIN, else the one built beside the bench.
+// $CROWDGATE_BIN, else the one built beside the bench. CROWDGATE_BENCH_PG_SETUPS=sqlite-1,pg-1,pg-3,sqlite-3 (the
+// default) picks the setups measured; the ratio rows need sqlite-1, pg-1 and pg-3.
 #pragma once
 
 #include <functional>

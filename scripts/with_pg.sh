@@ -10,7 +10,10 @@ if [ $# -eq 0 ]; then
   exit 2
 fi
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-dir=$(mktemp -d "${TMPDIR:-/tmp}/crowdgate_pg.XXXXXX")
+# As root the cluster runs as the postgres user, who must reach the directory: use /tmp then.
+base=${TMPDIR:-/tmp}
+if [ "$(id -u)" -eq 0 ]; then base=/tmp; fi
+dir=$(mktemp -d "$base/crowdgate_pg.XXXXXX")
 cleanup() {
   bash "$here/pg_cluster.sh" stop "$dir" || true
 }

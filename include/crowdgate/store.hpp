@@ -1,5 +1,5 @@
 // crowdgate::Store: the domain-level storage interface. Backends are chosen by URI
-// ("sqlite:PATH", a bare PATH, ":memory:", later "postgresql://...") and own their SQL.
+// ("sqlite:PATH", a bare PATH, ":memory:", "postgresql://...") and own their SQL.
 //
 // Contract:
 //  - Every method is one transaction: it commits as a whole or changes nothing. Inside a
@@ -160,6 +160,16 @@ class Store {
   // in this run, and inserts `agent` (unit_id/item_index filled in) in one transaction.
   // Returns nullopt when there is none.
   virtual Result<std::optional<AgentRecord>> ReserveUnit(const std::string& run_id, AgentRecord agent) = 0;
+  // ReserveUnit that also returns the reserved unit's item (what GetItem would return) in
+  // *item_json. The default makes the two calls; a backend may answer both at once.
+  virtual Result<std::optional<AgentRecord>> ReserveUnitWithItem(const std::string& run_id, AgentRecord agent,
+                                                                 std::string* item_json) {
+    CG_ASSIGN_OR_RETURN(std::optional<AgentRecord> got, ReserveUnit(run_id, std::move(agent)));
+    if (got) {
+      CG_ASSIGN_OR_RETURN(*item_json, GetItem(run_id, got->item_index));
+    }
+    return got;
+  }
   // Creates a gold or screening unit plus its agent, counting it against the run's cap;
   // returns false (and changes nothing) when `cap` is reached. For golds, also records
   // (worker, gold_set, item_index) as seen.

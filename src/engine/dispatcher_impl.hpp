@@ -53,7 +53,9 @@ class DispatcherImpl : public Dispatcher {
   Result<AgentRecord> AuthorizedAgentLocked(const std::string& agent_id, const std::string& token);
   AgentRecord NewAgent(const RunState& run, const WorkerRef& ref, WorkerId worker, const std::string& kind,
                        const std::string& session);
-  WorkResponse Respond(const RunState& run, const AgentRecord& agent, bool reconnected);
+  // item_json: the unit's item when the caller already has it (else it is read).
+  WorkResponse Respond(const RunState& run, const AgentRecord& agent, bool reconnected,
+                       const std::string* item_json = nullptr);
   nlohmann::json InputsOf(const RunState& run, const AgentRecord& agent);
   AgentFinish EndAgent(const AgentRecord& agent, const std::string& new_status);
 
@@ -63,6 +65,7 @@ class DispatcherImpl : public Dispatcher {
   std::unordered_map<std::string, WorkerId> worker_ids_;
   int64_t last_expiry_us_ = 0;
   bool in_batch_ = false;  // Batch() is running (on the thread that holds the lock)
+  bool batch_refreshed_ = false;  // the running batch has looked at the change feed
 };
 
 }  // namespace crowdgate

@@ -204,6 +204,7 @@ Status DispatcherImpl::Batch(const std::function<void()>& work) {
   if (in_batch_) return Status::Internal("Dispatcher::Batch does not nest");
   CG_RETURN_IF_ERROR(core_.store().BeginBatch());
   in_batch_ = true;
+  batch_refreshed_ = false;
   try {
     work();
   } catch (...) {

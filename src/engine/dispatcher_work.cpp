@@ -84,19 +84,26 @@ nlohmann::json DispatcherImpl::InputsOf(const RunState& run, const AgentRecord& 
   return nlohmann::json::parse(*item, nullptr, /*allow_exceptions=*/false);
 }
 
-WorkResponse DispatcherImpl::Respond(const RunState& run, const AgentRecord& agent, bool reconnected) {
+WorkResponse DispatcherImpl::Respond(const RunState& run, const AgentRecord& agent, bool reconnected,
+                                     const std::string* item_json) {
   WorkResponse r;
   r.outcome = agent.kind == "onboarding" ? "onboarding" : "unit";  // golds and screening look like units
   r.agent_id = agent.id;
   r.token = agent.token_hash;
-  r.data = InputsOf(run, agent);
+  r.data = item_json != nullptr ? nlohmann::json::parse(*item_json, nullptr, /*allow_exceptions=*/false)
+                                : InputsOf(run, agent);
   r.reconnected = reconnected;
   return r;
 }
 
 Result<WorkResponse> DispatcherImpl::RequestWork(const WorkRequest& request) {
   Lock l(core_.mu());
-  CG_RETURN_IF_ERROR(core_.Refresh());
+  // Inside a batch we hold the database's write lock, so no one else can commit: one look at
+  // the change feed per batch is enough.
+  if (!in_batch_ || !batch_refreshed_) {
+    CG_RETURN_IF_ERROR(core_.Refresh());
+    batch_refreshed_ = in_batch_;
+  }
   CG_RETURN_IF_ERROR(MaybeExpireLocked());
   CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> run, RunLocked(request.run_id));
   if (run->status_epoch != core_.external_epoch()) {  // another process may have closed it
@@ -183,9 +190,10 @@ Result<WorkResponse> DispatcherImpl::DecideLocked(const RunState& run, const Wor
     if (b.screening_source == ScreeningSource::kFile) return ServeEvalUnit(run, ref, worker, request.session, false);
     AgentRecord a = NewAgent(run, ref, worker, "unit", request.session);
     a.eval_set = "screening";  // a real unit whose submission decides the screening
-    CG_ASSIGN_OR_RETURN(std::optional<AgentRecord> got, core_.store().ReserveUnit(run.record.id, a));
+    std::string item;
+    CG_ASSIGN_OR_RETURN(std::optional<AgentRecord> got, core_.store().ReserveUnitWithItem(run.record.id, a, &item));
     if (!got) return Refusal("no_work", "no_units_left");
-    return Respond(run, *got, false);
+    return Respond(run, *got, false, &item);
   }
 
   // 7. Gold on the configured schedule.
@@ -195,9 +203,10 @@ Result<WorkResponse> DispatcherImpl::DecideLocked(const RunState& run, const Wor
 
   // 8. A real unit.
   AgentRecord a = NewAgent(run, ref, worker, "unit", request.session);
-  CG_ASSIGN_OR_RETURN(std::optional<AgentRecord> got, core_.store().ReserveUnit(run.record.id, a));
+  std::string item;
+  CG_ASSIGN_OR_RETURN(std::optional<AgentRecord> got, core_.store().ReserveUnitWithItem(run.record.id, a, &item));
   if (!got) return Refusal("no_work", "no_units_left");
-  return Respond(run, *got, false);
+  return Respond(run, *got, false, &item);
 }
 
 Result<WorkResponse> DispatcherImpl::ServeEvalUnit(const RunState& run, const WorkerRef& ref, WorkerId worker,

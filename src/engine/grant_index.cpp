@@ -65,6 +65,14 @@ uint32_t GrantIndex::KeyOrAdd(QualId qual) {
 // ---- lookups ----------------------------------------------------------------------------
 
 const GrantIndex::Entry* GrantIndex::Lookup(Span grants, uint32_t key) {
+  // Most workers hold a handful of grants: a forward scan that stops at the first key not
+  // below `key` beats a binary search there (no unpredictable branches; one cache line or two).
+  if (grants.size() <= 8) {
+    for (const Entry& e : grants) {
+      if (e.qual_id >= key) return e.qual_id == key ? &e : nullptr;
+    }
+    return nullptr;
+  }
   auto it = std::lower_bound(grants.begin(), grants.end(), key, EntryLess);
   if (it == grants.end() || it->qual_id != key) return nullptr;
   return &*it;

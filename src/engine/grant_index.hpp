@@ -1,5 +1,5 @@
 // GrantIndex: every worker's grants held in memory, flat and sorted per worker, so a
-// worker's eligibility against compiled requirements costs a few binary searches.
+// worker's eligibility against compiled requirements costs a few short scans or binary searches.
 //
 // Thread-safety: none. The owner (Engine) serialises access. The index is fed from the
 // store's change feed (audit log): Apply() takes entries in seq order; replaying an

@@ -797,6 +797,44 @@ TEST_P(StoreContractTest, ReserveUnitFillsTheAgent) {
   EXPECT_TRUE(store_->GetAgent("ag_nope").status().IsNotFound());
 }
 
+TEST_P(StoreContractTest, ReserveUnitWithItemReturnsTheReservedUnitsItem) {
+  MakeRun("run_a", "task", 3);
+  WorkerId alice = WorkerNamed("alice");
+  for (int i = 0; i < 3; ++i) {
+    std::string item;
+    Result<std::optional<AgentRecord>> r = store_->ReserveUnitWithItem("run_a", NewAgent("run_a", alice), &item);
+    ASSERT_TRUE(r.ok() && r->has_value()) << r.status().ToString();
+    EXPECT_EQ(item, *store_->GetItem("run_a", (*r)->item_index));
+    EXPECT_EQ(item, R"({"i":)" + std::to_string((*r)->item_index) + "}");
+  }
+  std::string item = "untouched";
+  Result<std::optional<AgentRecord>> none = store_->ReserveUnitWithItem("run_a", NewAgent("run_a", alice), &item);
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  EXPECT_EQ(item, "untouched");
+}
+
+TEST_P(StoreContractTest, ABatchKeepsEachCallAllOrNothingAndCommitsOrRollsBackAsAWhole) {
+  MakeRun("run_a", "task", 3);
+  WorkerId alice = WorkerNamed("alice");
+  AgentRecord first = NewAgent("run_a", alice);
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(store_->ReserveUnit("run_a", first).ok());
+  // A failing call (duplicate agent id) inside the batch changes nothing and spares the first.
+  EXPECT_TRUE(store_->ReserveUnit("run_a", first).status().IsConflict());
+  ASSERT_TRUE(store_->EndBatch(/*commit=*/true).ok());
+  EXPECT_EQ(Counts("run_a"), (std::map<std::string, int64_t>{{"assigned", 1}, {"launched", 2}}));
+
+  AgentRecord second = NewAgent("run_a", alice);
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(store_->ReserveUnit("run_a", second).ok());
+  (void)store_->EndBatch(/*commit=*/false);
+  // A backend that batches rolled the reservation back; one that does not committed it already.
+  const int64_t assigned = Counts("run_a")["assigned"];
+  EXPECT_TRUE(assigned == 1 || assigned == 2);
+  EXPECT_EQ(store_->GetAgent(second.id).ok(), assigned == 2);
+}
+
 TEST_P(StoreContractTest, CreateEvalUnitRespectsTheCap) {
   MakeRun("run_a", "task", 1);
   WorkerId alice = WorkerNamed("alice");

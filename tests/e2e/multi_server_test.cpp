@@ -241,7 +241,6 @@ class MultiServerTest : public ::testing::TestWithParam<std::string> {
     config_ = Write("config.yaml", yaml);
   }
 
-  // One client thread: its workers take turns; every request goes to a server picked at random.
   // Workers index first, first + stride, ... below `end`, named PREFIX + index.
   static std::vector<SimWorker> Crowd(const std::string& prefix, int first, int end, int stride) {
     std::vector<SimWorker> workers;
@@ -397,8 +396,11 @@ class MultiServerTest : public ::testing::TestWithParam<std::string> {
         }
       }
     }
-    if (live > 0) ledger.Fail("thread " + std::to_string(thread_index) + " stopped at the deadline, " +
-                              std::to_string(live) + " workers still going");
+    live = static_cast<size_t>(std::count_if(workers.begin(), workers.end(), [](const auto& w) { return !w.done; }));
+    if (live > 0) {
+      ledger.Fail("thread " + std::to_string(thread_index) + " stopped at the deadline, " + std::to_string(live) +
+                  " workers still going");
+    }
   }
 
   TempDir dir_;

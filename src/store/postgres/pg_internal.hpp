@@ -19,6 +19,8 @@ namespace crowdgate::pg_internal {
 
 // The channel every change notification goes to (see pg_store.hpp, ExternalChangeToken).
 inline constexpr const char* kChangeChannel = "crowdgate_changes";
+// Bulk operations call their progress callback about every this many rows (as SqliteStore).
+inline constexpr size_t kProgressEvery = 10000;
 
 // A statement: prepared once per connection under `name`. Both are string literals.
 struct Sql {

@@ -1,5 +1,6 @@
-// PgStore: connection, transactions, error mapping, schema, qualifications, workers and grants.
-// Runs, units and agents are in pg_store_runs.cpp.
+// PgStore: connection, transactions, error mapping, schema, qualifications, workers and the change
+// token. Grants and the audit log are in pg_store_grants.cpp; runs, units and agents in
+// pg_store_runs.cpp.
 #include "store/postgres/pg_store.hpp"
 
 #include <libpq-fe.h>
@@ -9,7 +10,6 @@
 #include <map>
 #include <random>
 #include <thread>
-#include <unordered_map>
 #include <utility>
 
 #include "store/postgres/pg_internal.hpp"
@@ -18,8 +18,6 @@ namespace crowdgate {
 
 using pg_internal::Args;
 using pg_internal::Int;
-using pg_internal::OptInt;
-using pg_internal::PgArray;
 using pg_internal::Sql;
 using pg_internal::Text;
 using pg_internal::Tx;
@@ -160,22 +158,11 @@ constexpr const char* kMigrations[] = {kMigration1};
 constexpr int64_t kAuditLockKey = 0x6367617564697431;
 constexpr int64_t kMigrateLockKey = 0x63676d6967726174;
 
-constexpr size_t kProgressEvery = 10000;
-// Ops per round of bulk statements in ApplyGrantOps (arrays of this many elements per parameter).
-constexpr size_t kGrantChunk = 5000;
-// Rows per page in ScanAllGrants (the cache load never holds the whole table in one result).
-constexpr int64_t kScanPage = 10000;
+// Attempts of a transaction that fails with a serialization failure or a deadlock.
 constexpr int kMaxAttempts = 5;
 
 // ---- statements -----------------------------------------------------------------------------------
 #define CG_PG_QUAL_SELECT "SELECT id, name, description, created_at FROM qualifications "
-#define CG_PG_GRANT_SELECT                                                                            \
-  "SELECT g.worker_id, w.provider, w.name, g.qual_id, q.name, g.value, g.granted_at, g.updated_at, " \
-  "g.expires_at, g.actor FROM grants g JOIN workers w ON w.id = g.worker_id "                        \
-  "JOIN qualifications q ON q.id = g.qual_id "
-#define CG_PG_AUDIT_SELECT                                                                                 \
-  "SELECT a.seq, a.at, a.kind, a.worker_id, w.provider, w.name, a.qual_id, a.qualification, a.old_value, " \
-  "a.new_value, a.new_expires_at, a.actor, a.reason FROM audit a LEFT JOIN workers w ON w.id = a.worker_id "
 
 constexpr Sql kPing{"cg_ping", "SELECT 1"};
 constexpr Sql kLockAuditAndNotify{"cg_lock_audit",
@@ -191,9 +178,6 @@ constexpr Sql kQualInsert{"cg_qual_insert",
                           "INSERT INTO qualifications (name, description, created_at) VALUES ($1, $2, $3) "
                           "ON CONFLICT (name) DO NOTHING RETURNING id"};
 constexpr Sql kQualList{"cg_qual_list", CG_PG_QUAL_SELECT "ORDER BY name COLLATE \"C\""};
-constexpr Sql kQualExists{"cg_qual_exists", "SELECT 1 FROM qualifications WHERE id = $1"};
-constexpr Sql kQualNamesByIds{"cg_qual_names_by_ids",
-                              "SELECT id, name FROM qualifications WHERE id = ANY($1::bigint[])"};
 constexpr Sql kGrantsOfQual{"cg_grants_of_qual",
                             "SELECT worker_id, value FROM grants WHERE qual_id = $1 ORDER BY worker_id"};
 constexpr Sql kDeleteGrantsOfQual{"cg_delete_grants_of_qual", "DELETE FROM grants WHERE qual_id = $1"};
@@ -207,99 +191,10 @@ constexpr Sql kWorkerInsert{"cg_worker_insert",
                             "INSERT INTO workers (provider, name, created_at) VALUES ($1, $2, $3) "
                             "ON CONFLICT (provider, name) DO NOTHING RETURNING id"};
 constexpr Sql kWorkerById{"cg_worker_by_id", "SELECT provider, name, created_at FROM workers WHERE id = $1"};
-constexpr Sql kWorkersByRefs{"cg_workers_by_refs",
-                             "SELECT w.id, w.provider, w.name FROM workers w "
-                             "JOIN unnest($1::text[], $2::text[]) AS k (provider, name) "
-                             "ON w.provider = k.provider AND w.name = k.name"};
-constexpr Sql kWorkersInsert{"cg_workers_insert",
-                             "INSERT INTO workers (provider, name, created_at) "
-                             "SELECT k.provider, k.name, $3::bigint "
-                             "FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k (provider, name, ord) "
-                             "ORDER BY k.ord ON CONFLICT (provider, name) DO NOTHING RETURNING id, provider, name"};
-
-constexpr Sql kGrantsByPairs{"cg_grants_by_pairs",
-                             "SELECT g.worker_id, g.qual_id, g.value, g.granted_at, g.expires_at FROM grants g "
-                             "JOIN unnest($1::bigint[], $2::bigint[]) AS k (worker_id, qual_id) "
-                             "ON g.worker_id = k.worker_id AND g.qual_id = k.qual_id"};
-constexpr Sql kGrantsUpsert{"cg_grants_upsert",
-                            "INSERT INTO grants (worker_id, qual_id, value, granted_at, updated_at, expires_at, actor) "
-                            "SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
-                            "$5::bigint[], $6::bigint[], $7::text[]) "
-                            "ON CONFLICT (worker_id, qual_id) DO UPDATE SET value = EXCLUDED.value, "
-                            "granted_at = EXCLUDED.granted_at, updated_at = EXCLUDED.updated_at, "
-                            "expires_at = EXCLUDED.expires_at, actor = EXCLUDED.actor"};
-constexpr Sql kGrantsDelete{"cg_grants_delete",
-                            "DELETE FROM grants g USING unnest($1::bigint[], $2::bigint[]) AS k (worker_id, qual_id) "
-                            "WHERE g.worker_id = k.worker_id AND g.qual_id = k.qual_id"};
-// Takes $1 consecutive seqs from audit's sequence in one step (nextval, then setval to the last
-// one) and inserts the rows with them, in array order. Only ever run under the audit lock, so no
-// other transaction takes seqs in between.
-constexpr Sql kAuditInsert{
-    "cg_audit_insert",
-    "WITH blk AS (SELECT setval(pg_get_serial_sequence('audit', 'seq'), "
-    "nextval(pg_get_serial_sequence('audit', 'seq')) + $1::bigint - 1) AS last) "
-    "INSERT INTO audit (seq, at, kind, worker_id, qual_id, qualification, old_value, new_value, new_expires_at, "
-    "actor, reason) SELECT blk.last - $1::bigint + t.ord, t.at, t.kind, t.worker_id, t.qual_id, t.qualification, "
-    "t.old_value, t.new_value, t.new_expires_at, t.actor, t.reason FROM blk, unnest($2::bigint[], $3::text[], "
-    "$4::bigint[], $5::bigint[], $6::text[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[]) "
-    "WITH ORDINALITY AS t (at, kind, worker_id, qual_id, qualification, old_value, new_value, new_expires_at, "
-    "actor, reason, ord) RETURNING seq"};
-
-constexpr Sql kGrantsForQual{"cg_grants_for_qual", CG_PG_GRANT_SELECT "WHERE g.qual_id = $1 ORDER BY g.worker_id"};
-constexpr Sql kGrantsForWorker{"cg_grants_for_worker", CG_PG_GRANT_SELECT "WHERE g.worker_id = $1 ORDER BY g.qual_id"};
-constexpr Sql kGrantsPage{"cg_grants_page", CG_PG_GRANT_SELECT
-                          "WHERE (g.worker_id, g.qual_id) > ($1, $2) ORDER BY g.worker_id, g.qual_id LIMIT $3"};
-constexpr Sql kMaxAuditSeq{"cg_max_audit_seq", "SELECT COALESCE(MAX(seq), 0) FROM audit"};
-constexpr Sql kChangesSince{"cg_changes_since", CG_PG_AUDIT_SELECT "WHERE a.seq > $1 ORDER BY a.seq LIMIT $2"};
-constexpr Sql kHistoryAll{"cg_history_all", CG_PG_AUDIT_SELECT "ORDER BY a.seq"};
-constexpr Sql kHistoryQual{"cg_history_qual", CG_PG_AUDIT_SELECT "WHERE a.qual_id = $1 ORDER BY a.seq"};
-constexpr Sql kHistoryWorker{"cg_history_worker", CG_PG_AUDIT_SELECT "WHERE a.worker_id = $1 ORDER BY a.seq"};
-constexpr Sql kHistoryBoth{"cg_history_both",
-                           CG_PG_AUDIT_SELECT "WHERE a.worker_id = $2 AND a.qual_id = $1 ORDER BY a.seq"};
 
 // ---- helpers -----------------------------------------------------------------------------------
-const char* KindName(AuditEntry::Kind kind) { return AuditKindName(kind).data(); }
-
-AuditEntry::Kind KindFromName(std::string_view name) {
-  if (name == "grant") return AuditEntry::Kind::kGrant;
-  if (name == "change") return AuditEntry::Kind::kChange;
-  if (name == "revoke") return AuditEntry::Kind::kRevoke;
-  return AuditEntry::Kind::kQualificationDeleted;
-}
-
 Qualification ReadQualification(const pqxx::row& r) {
   return Qualification{Int(r[0]), Text(r[1]), Text(r[2]), Int(r[3])};
-}
-
-Grant ReadGrant(const pqxx::row& r) {
-  Grant g;
-  g.worker_id = Int(r[0]);
-  g.worker = WorkerRef{Text(r[1]), Text(r[2])};
-  g.qual_id = Int(r[3]);
-  g.qualification = Text(r[4]);
-  g.value = Int(r[5]);
-  g.granted_at = Int(r[6]);
-  g.updated_at = Int(r[7]);
-  g.expires_at = OptInt(r[8]);
-  g.actor = Text(r[9]);
-  return g;
-}
-
-AuditEntry ReadAudit(const pqxx::row& r) {
-  AuditEntry e;
-  e.seq = Int(r[0]);
-  e.at = Int(r[1]);
-  e.kind = KindFromName(Text(r[2]));
-  e.worker_id = Int(r[3]);
-  if (!r[4].is_null()) e.worker = WorkerRef{Text(r[4]), Text(r[5])};
-  e.qual_id = Int(r[6]);
-  e.qualification = Text(r[7]);
-  e.old_value = OptInt(r[8]);
-  e.new_value = OptInt(r[9]);
-  e.new_expires_at = OptInt(r[10]);
-  e.actor = Text(r[11]);
-  e.reason = Text(r[12]);
-  return e;
 }
 
 std::string TrimMessage(std::string msg) {
@@ -720,337 +615,7 @@ Result<Worker> PgStore::GetWorkerById(WorkerId id) {
   return out;
 }
 
-// ---- grants ------------------------------------------------------------------------------------
-Status PgStore::InsertAudit(Tx& tx, std::vector<AuditEntry>* entries, size_t first) {
-  const size_t n = entries->size() - first;
-  if (n == 0) return Status::Ok();
-  PgArray at, kind, worker, qual, qualification, old_value, new_value, new_expires, actor, reason;
-  for (size_t i = first; i < entries->size(); ++i) {
-    const AuditEntry& e = (*entries)[i];
-    at.Add(e.at);
-    kind.Add(std::string_view(KindName(e.kind)));
-    worker.Add(e.worker_id == 0 ? std::optional<int64_t>() : std::optional<int64_t>(e.worker_id));
-    qual.Add(e.qual_id);
-    qualification.Add(e.qualification);
-    old_value.Add(e.old_value);
-    new_value.Add(e.new_value);
-    new_expires.Add(e.new_expires_at);
-    actor.Add(e.actor);
-    reason.Add(e.reason);
-  }
-  pqxx::result r = tx.Run(kAuditInsert, Args(static_cast<int64_t>(n), at, kind, worker, qual, qualification,
-                                             old_value, new_value, new_expires, actor, reason));
-  if (r.size() != n) {
-    return Status::Internal("audit insert wrote " + std::to_string(r.size()) + " rows, expected " + std::to_string(n));
-  }
-  std::vector<int64_t> seqs;
-  seqs.reserve(n);
-  for (const pqxx::row& row : r) seqs.push_back(Int(row[0]));
-  std::sort(seqs.begin(), seqs.end());  // seq = block start + array position
-  for (size_t i = 0; i < n; ++i) (*entries)[first + i].seq = seqs[i];
-  return Status::Ok();
-}
-
-namespace {
-struct PairHash {
-  size_t operator()(const std::pair<int64_t, int64_t>& p) const {
-    return std::hash<int64_t>()(p.first) * 1000003u ^ std::hash<int64_t>()(p.second);
-  }
-};
-}  // namespace
-
-// Applies the ops a chunk at a time, each chunk in a handful of set-based statements: look up
-// qualifications and workers, create the missing workers, read the grants the chunk touches, replay
-// the ops in order in memory (exactly SqliteStore's per-op rules), then write the final grants and
-// the audit rows. The caller holds the audit lock, so nothing else changes grants meanwhile.
-Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
-                                  const std::function<void(size_t)>& progress, std::vector<AuditEntry>* out) {
-  const int64_t now = env_->NowMicros();
-  std::unordered_map<QualId, std::string> qual_names;
-  out->reserve(out->size() + ops.size());
-  for (size_t begin = 0; begin < ops.size(); begin += kGrantChunk) {
-    const size_t end = std::min(ops.size(), begin + kGrantChunk);
-
-    // Qualification names (and existence).
-    {
-      PgArray ids;
-      std::unordered_map<QualId, bool> asked;
-      for (size_t i = begin; i < end; ++i) {
-        if (qual_names.count(ops[i].qual_id) == 0 && asked.emplace(ops[i].qual_id, true).second) {
-          ids.Add(ops[i].qual_id);
-        }
-      }
-      if (ids.size() > 0) {
-        for (const pqxx::row& row : tx.Run(kQualNamesByIds, Args(ids))) qual_names[Int(row[0])] = Text(row[1]);
-      }
-    }
-
-    // Workers: existing ones in one query; the missing ones validated and created in op order.
-    std::map<WorkerRef, WorkerId> workers;
-    {
-      PgArray providers, names;
-      for (size_t i = begin; i < end; ++i) {
-        if (workers.emplace(ops[i].worker, 0).second) {
-          providers.Add(ops[i].worker.provider);
-          names.Add(ops[i].worker.name);
-        }
-      }
-      for (const pqxx::row& row : tx.Run(kWorkersByRefs, Args(providers, names))) {
-        workers[WorkerRef{Text(row[1]), Text(row[2])}] = Int(row[0]);
-      }
-    }
-    std::vector<WorkerRef> fresh;
-    {
-      std::map<WorkerRef, bool> queued;
-      for (size_t i = begin; i < end; ++i) {
-        const GrantOp& op = ops[i];
-        if (qual_names.count(op.qual_id) == 0) {
-          return Status::NotFound("qualification id " + std::to_string(op.qual_id) + " does not exist");
-        }
-        if (workers[op.worker] == 0 && queued.emplace(op.worker, true).second) {
-          CG_RETURN_IF_ERROR(pg_internal::CheckWorkerRef(op.worker));
-          fresh.push_back(op.worker);
-        }
-      }
-    }
-    std::unordered_map<WorkerId, bool> is_new;
-    if (!fresh.empty()) {
-      PgArray providers, names;
-      for (const WorkerRef& ref : fresh) {
-        providers.Add(ref.provider);
-        names.Add(ref.name);
-      }
-      for (const pqxx::row& row : tx.Run(kWorkersInsert, Args(providers, names, now))) {
-        const WorkerId id = Int(row[0]);
-        workers[WorkerRef{Text(row[1]), Text(row[2])}] = id;
-        is_new[id] = true;
-      }
-      // Any still missing were created by another process meanwhile (the INSERT waited for it).
-      PgArray again_p, again_n;
-      for (const WorkerRef& ref : fresh) {
-        if (workers[ref] == 0) {
-          again_p.Add(ref.provider);
-          again_n.Add(ref.name);
-        }
-      }
-      if (again_p.size() > 0) {
-        for (const pqxx::row& row : tx.Run(kWorkersByRefs, Args(again_p, again_n))) {
-          workers[WorkerRef{Text(row[1]), Text(row[2])}] = Int(row[0]);
-        }
-      }
-      for (const WorkerRef& ref : fresh) {
-        if (workers[ref] == 0) return Status::Unavailable("worker '" + ref.ToString() + "' changed concurrently");
-      }
-    }
-
-    // The stored grants of every (worker, qualification) pair the chunk touches.
-    struct State {
-      bool in_db = false;   // a row exists in the table now
-      bool stored = false;  // a row exists after the ops so far
-      bool dirty = false;
-      int64_t value = 0;
-      int64_t granted_at = 0;
-      std::optional<int64_t> expires;
-      const std::string* actor = nullptr;
-    };
-    std::unordered_map<std::pair<WorkerId, QualId>, State, PairHash> states;
-    {
-      PgArray ws, qs;
-      for (size_t i = begin; i < end; ++i) {
-        const WorkerId w = workers[ops[i].worker];
-        if (states.emplace(std::make_pair(w, ops[i].qual_id), State{}).second && is_new.count(w) == 0) {
-          ws.Add(w);
-          qs.Add(ops[i].qual_id);
-        }
-      }
-      if (ws.size() > 0) {
-        for (const pqxx::row& row : tx.Run(kGrantsByPairs, Args(ws, qs))) {
-          State& s = states[{Int(row[0]), Int(row[1])}];
-          s.in_db = s.stored = true;
-          s.value = Int(row[2]);
-          s.granted_at = Int(row[3]);
-          s.expires = OptInt(row[4]);
-        }
-      }
-    }
-
-    // Replay the ops in order.
-    const size_t first_entry = out->size();
-    for (size_t i = begin; i < end; ++i) {
-      const GrantOp& op = ops[i];
-      const WorkerId worker = workers[op.worker];
-      State& s = states[{worker, op.qual_id}];
-      // The current grant; an expired one counts as absent (see sqlite_store.hpp).
-      std::optional<int64_t> cur_value;
-      int64_t cur_granted_at = now;
-      std::optional<int64_t> cur_expires;
-      if (s.stored && !(s.expires && *s.expires <= now)) {
-        cur_value = s.value;
-        cur_granted_at = s.granted_at;
-        cur_expires = s.expires;
-      }
-      AuditEntry e;
-      e.at = now;
-      e.worker_id = worker;
-      e.worker = op.worker;
-      e.qual_id = op.qual_id;
-      e.qualification = qual_names[op.qual_id];
-      e.actor = op.actor;
-      e.reason = op.reason;
-      if (op.kind == GrantOp::Kind::kRevoke) {
-        if (!s.stored) continue;  // nothing to revoke: no change, no audit entry
-        e.kind = AuditEntry::Kind::kRevoke;
-        e.old_value = s.value;
-        s.stored = false;
-        s.dirty = true;
-      } else {
-        int64_t value = op.value;
-        std::optional<int64_t> expires = op.expires_at;
-        if (op.kind == GrantOp::Kind::kAdd && cur_value) {
-          value = *cur_value + op.value;
-          expires = cur_expires;  // a counter keeps its expiry
-        }
-        e.kind = cur_value ? AuditEntry::Kind::kChange : AuditEntry::Kind::kGrant;
-        e.old_value = cur_value;
-        e.new_value = value;
-        e.new_expires_at = expires;
-        s.stored = true;
-        s.dirty = true;
-        s.value = value;
-        s.granted_at = cur_granted_at;
-        s.expires = expires;
-        s.actor = &op.actor;
-      }
-      out->push_back(std::move(e));
-    }
-
-    // Write the final state of every pair that changed.
-    {
-      std::vector<std::pair<std::pair<WorkerId, QualId>, const State*>> changed;
-      for (const auto& [key, s] : states) {
-        if (s.dirty && (s.stored || s.in_db)) changed.emplace_back(key, &s);
-      }
-      std::sort(changed.begin(), changed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-      PgArray uw, uq, uv, ug, uu, ue, ua, dw, dq;
-      for (const auto& [key, s] : changed) {
-        if (s->stored) {
-          uw.Add(key.first);
-          uq.Add(key.second);
-          uv.Add(s->value);
-          ug.Add(s->granted_at);
-          uu.Add(now);
-          ue.Add(s->expires);
-          ua.Add(*s->actor);
-        } else {
-          dw.Add(key.first);
-          dq.Add(key.second);
-        }
-      }
-      if (dw.size() > 0) tx.Run(kGrantsDelete, Args(dw, dq));
-      if (uw.size() > 0) tx.Run(kGrantsUpsert, Args(uw, uq, uv, ug, uu, ue, ua));
-    }
-    CG_RETURN_IF_ERROR(InsertAudit(tx, out, first_entry));
-
-    if (progress) {
-      for (size_t k = (begin / kProgressEvery + 1) * kProgressEvery; k <= end && k < ops.size(); k += kProgressEvery) {
-        progress(k);
-      }
-    }
-  }
-  if (progress) progress(ops.size());
-  return Status::Ok();
-}
-
-Result<std::vector<AuditEntry>> PgStore::ApplyGrantOps(const std::vector<GrantOp>& ops,
-                                                       const std::function<void(size_t)>& progress) {
-  std::vector<AuditEntry> out;
-  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
-    out.clear();
-    if (!ops.empty()) LockAuditAndNotify(tx);
-    return ApplyGrantOpsInTx(tx, ops, progress, &out);
-  }));
-  return out;
-}
-
-Result<std::vector<Grant>> PgStore::GrantsForQualification(QualId qual) {
-  std::vector<Grant> out;
-  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
-    out.clear();
-    if (tx.Run(kQualExists, Args(qual)).empty()) {
-      return Status::NotFound("qualification id " + std::to_string(qual) + " does not exist");
-    }
-    for (const pqxx::row& row : tx.Run(kGrantsForQual, Args(qual))) out.push_back(ReadGrant(row));
-    return Status::Ok();
-  }));
-  return out;
-}
-
-Result<std::vector<Grant>> PgStore::GrantsForWorker(WorkerId worker) {
-  std::vector<Grant> out;
-  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
-    out.clear();
-    CG_RETURN_IF_ERROR(CheckWorkerExists(tx, worker, nullptr));
-    for (const pqxx::row& row : tx.Run(kGrantsForWorker, Args(worker))) out.push_back(ReadGrant(row));
-    return Status::Ok();
-  }));
-  return out;
-}
-
-Status PgStore::ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) {
-  int64_t seq = 0;
-  // One REPEATABLE READ snapshot: the grants seen are exactly those as of `seq` (audit seqs are in
-  // commit order, see kAuditLockKey), so a cache loaded from the scan and then fed
-  // ChangesSince(seq) misses nothing and replays nothing twice. Read in pages, in key order.
-  CG_RETURN_IF_ERROR(Transact(TxKind::kSnapshot, [&](Tx& tx) -> Status {
-    seq = Int(tx.Run(kMaxAuditSeq)[0][0]);
-    int64_t after_worker = -1;
-    int64_t after_qual = -1;
-    while (true) {
-      pqxx::result page = tx.Run(kGrantsPage, Args(after_worker, after_qual, kScanPage));
-      for (const pqxx::row& row : page) {
-        Grant g = ReadGrant(row);
-        after_worker = g.worker_id;
-        after_qual = g.qual_id;
-        fn(g);
-      }
-      if (static_cast<int64_t>(page.size()) < kScanPage) return Status::Ok();
-    }
-  }));
-  if (as_of_seq != nullptr) *as_of_seq = seq;
-  return Status::Ok();
-}
-
-Result<std::vector<AuditEntry>> PgStore::ChangesSince(int64_t after_seq, int64_t limit) {
-  std::vector<AuditEntry> out;
-  if (limit <= 0) return out;
-  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
-    out.clear();
-    for (const pqxx::row& row : tx.Run(kChangesSince, Args(after_seq, limit))) out.push_back(ReadAudit(row));
-    return Status::Ok();
-  }));
-  return out;
-}
-
-Result<std::vector<AuditEntry>> PgStore::History(std::optional<QualId> qual, std::optional<WorkerId> worker) {
-  std::vector<AuditEntry> out;
-  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
-    out.clear();
-    pqxx::result r;
-    if (qual && worker) {
-      r = tx.Run(kHistoryBoth, Args(*qual, *worker));
-    } else if (qual) {
-      r = tx.Run(kHistoryQual, Args(*qual));
-    } else if (worker) {
-      r = tx.Run(kHistoryWorker, Args(*worker));
-    } else {
-      r = tx.Run(kHistoryAll);
-    }
-    for (const pqxx::row& row : r) out.push_back(ReadAudit(row));
-    return Status::Ok();
-  }));
-  return out;
-}
-
+// ---- change token ------------------------------------------------------------------------------
 Result<int64_t> PgStore::ExternalChangeToken() {
   // The round trip makes the server send us every notification committed before it: a backend
   // that is signalled about a NOTIFY passes it on before it answers our next query. Without it we

@@ -11,6 +11,8 @@
 //    need one snapshot across statements (ScanAllGrants) run REPEATABLE READ, READ ONLY; other
 //    reads are single statements (or independent lookups) in autocommit. A transaction that fails
 //    with serialization_failure or deadlock_detected is retried a few times before Unavailable.
+//  - Group commit (BeginBatch / EndBatch) is not implemented: the Store defaults apply, and every
+//    call commits on its own.
 //  - Errors: every exception is caught here. A constraint violation (a duplicate name, agent id or
 //    run id) -> Conflict, as SQLite; a lost or refused connection -> Unavailable, with a message
 //    naming host, port and database but never the password (the next call reconnects); a data
@@ -100,6 +102,8 @@ class PgStore final : public Store {
   Result<std::string> GetItem(const std::string& run_id, int64_t item_index) override;
 
   Result<std::optional<AgentRecord>> ReserveUnit(const std::string& run_id, AgentRecord agent) override;
+  Result<std::optional<AgentRecord>> ReserveUnitWithItem(const std::string& run_id, AgentRecord agent,
+                                                         std::string* item_json) override;
   Result<bool> CreateEvalUnit(const std::string& run_id, AgentRecord agent, int64_t cap,
                               const std::string& gold_set) override;
   Status CreateOnboardingAgent(const AgentRecord& agent) override;
@@ -148,6 +152,8 @@ class PgStore final : public Store {
   // Writes entries[first..] to the audit log and fills in their seq. Needs LockAuditAndNotify.
   Status InsertAudit(pg_internal::Tx& tx, std::vector<AuditEntry>* entries, size_t first);
   Status InsertAgent(pg_internal::Tx& tx, const AgentRecord& agent, int64_t run_rowid);
+  // ReserveUnit; also reads the unit's item into *item_json when it is not null.
+  Result<std::optional<AgentRecord>> Reserve(const std::string& run_id, AgentRecord agent, std::string* item_json);
 
   std::string uri_;
   std::string where_;  // "host:port/dbname as user" for messages; never the password

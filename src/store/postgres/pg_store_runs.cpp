@@ -9,6 +9,7 @@ namespace crowdgate {
 
 using pg_internal::Args;
 using pg_internal::Int;
+using pg_internal::kProgressEvery;
 using pg_internal::OptInt;
 using pg_internal::PgArray;
 using pg_internal::Sql;
@@ -17,7 +18,6 @@ using pg_internal::Tx;
 
 namespace {
 
-constexpr size_t kProgressEvery = 10000;
 // Items per INSERT in CreateRun, and a bound on the bytes of one array parameter.
 constexpr size_t kItemChunk = 5000;
 constexpr size_t kItemChunkBytes = 16 << 20;
@@ -297,6 +297,16 @@ Result<std::string> PgStore::GetItem(const std::string& run_id, int64_t item_ind
 
 // ---- units and agents --------------------------------------------------------------------------
 Result<std::optional<AgentRecord>> PgStore::ReserveUnit(const std::string& run_id, AgentRecord agent) {
+  return Reserve(run_id, std::move(agent), nullptr);
+}
+
+Result<std::optional<AgentRecord>> PgStore::ReserveUnitWithItem(const std::string& run_id, AgentRecord agent,
+                                                                std::string* item_json) {
+  return Reserve(run_id, std::move(agent), item_json);
+}
+
+Result<std::optional<AgentRecord>> PgStore::Reserve(const std::string& run_id, AgentRecord agent,
+                                                    std::string* item_json) {
   if (agent.kind != "unit") return Status::InvalidArgument("ReserveUnit needs an agent of kind unit");
   std::optional<AgentRecord> out;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
@@ -317,6 +327,11 @@ Result<std::optional<AgentRecord>> PgStore::ReserveUnit(const std::string& run_i
     agent.unit_id = Int(r[0][0]);
     agent.item_index = Int(r[0][1]);
     agent.run_id = run_id;
+    if (item_json != nullptr) {  // in the same round of the transaction: saves a GetItem
+      pqxx::result item = tx.Run(kItemGet, Args(rid, agent.item_index));
+      if (item.empty()) return Status::Internal("run '" + run_id + "' has no item " + std::to_string(agent.item_index));
+      *item_json = Text(item[0][0]);
+    }
     out = agent;
     return Status::Ok();
   }));

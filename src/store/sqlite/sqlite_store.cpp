@@ -505,16 +505,25 @@ Status SqliteStore::ExecCached(std::string_view sql) {
   return q.Run();
 }
 
+namespace {
+
+// Runs a transaction body; an exception (a bug, or std::bad_alloc) becomes an Internal status.
+Status RunGuarded(const std::function<Status()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("unexpected exception in the SQLite store: ") + e.what());
+  }
+}
+
+}  // namespace
+
 Status SqliteStore::Transact(TxKind kind, const std::function<Status()>& body) {
+  if (in_batch_ && kind == TxKind::kRead) return RunGuarded(body);  // nothing to undo
   if (in_batch_) {
     // The batch already holds the write lock; a savepoint makes this call all-or-nothing.
     CG_RETURN_IF_ERROR(ExecCached("SAVEPOINT step"));
-    Status s;
-    try {
-      s = body();
-    } catch (const std::exception& e) {
-      s = Status::Internal(std::string("unexpected exception in the SQLite store: ") + e.what());
-    }
+    Status s = RunGuarded(body);
     if (!s.ok()) (void)ExecCached("ROLLBACK TO step");
     Status released = ExecCached("RELEASE step");
     return s.ok() ? released : s;
@@ -522,12 +531,7 @@ Status SqliteStore::Transact(TxKind kind, const std::function<Status()>& body) {
   // Writers take the write lock up front (BEGIN IMMEDIATE): a deferred transaction that reads and
   // then writes can fail with SQLITE_BUSY in the middle, without the busy timeout helping.
   CG_RETURN_IF_ERROR(ExecCached(kind == TxKind::kWrite ? "BEGIN IMMEDIATE" : "BEGIN"));
-  Status s;
-  try {
-    s = body();
-  } catch (const std::exception& e) {
-    s = Status::Internal(std::string("unexpected exception in the SQLite store: ") + e.what());
-  }
+  Status s = RunGuarded(body);
   if (s.ok()) {
     s = ExecCached("COMMIT");
     if (s.ok()) return s;
@@ -1191,6 +1195,16 @@ Result<std::vector<AgentRecord>> SqliteStore::ReadAgents(SqliteQuery& q) {
 }
 
 Result<std::optional<AgentRecord>> SqliteStore::ReserveUnit(const std::string& run_id, AgentRecord agent) {
+  return Reserve(run_id, std::move(agent), nullptr);
+}
+
+Result<std::optional<AgentRecord>> SqliteStore::ReserveUnitWithItem(const std::string& run_id, AgentRecord agent,
+                                                                    std::string* item_json) {
+  return Reserve(run_id, std::move(agent), item_json);
+}
+
+Result<std::optional<AgentRecord>> SqliteStore::Reserve(const std::string& run_id, AgentRecord agent,
+                                                        std::string* item_json) {
   if (agent.kind != "unit") return Status::InvalidArgument("ReserveUnit needs an agent of kind unit");
   std::optional<AgentRecord> out;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
@@ -1218,6 +1232,13 @@ Result<std::optional<AgentRecord>> SqliteStore::ReserveUnit(const std::string& r
       if (q.Changes() != 1) return Status::Internal("unit vanished during ReserveUnit");
     }
     CG_RETURN_IF_ERROR(InsertAgent(agent, rid));
+    if (item_json != nullptr) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT data_json FROM items WHERE run = ?1 AND item_index = ?2"));
+      q.Bind(1, rid).Bind(2, agent.item_index);
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Internal("run '" + run_id + "' has no item " + std::to_string(agent.item_index));
+      *item_json = q.Text(0);
+    }
     out = agent;
     return Status::Ok();
   }));

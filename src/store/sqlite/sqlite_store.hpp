@@ -92,6 +92,8 @@ class SqliteStore final : public Store {
   Result<std::string> GetItem(const std::string& run_id, int64_t item_index) override;
 
   Result<std::optional<AgentRecord>> ReserveUnit(const std::string& run_id, AgentRecord agent) override;
+  Result<std::optional<AgentRecord>> ReserveUnitWithItem(const std::string& run_id, AgentRecord agent,
+                                                         std::string* item_json) override;
   Result<bool> CreateEvalUnit(const std::string& run_id, AgentRecord agent, int64_t cap,
                               const std::string& gold_set) override;
   Status CreateOnboardingAgent(const AgentRecord& agent) override;
@@ -139,6 +141,8 @@ class SqliteStore final : public Store {
   // Writes (*entries)[first..] to the audit log, several rows per statement, and fills in their seq.
   Status FlushAudit(std::vector<AuditEntry>* entries, size_t first);
   Status InsertAgent(const AgentRecord& agent, int64_t run_rowid);
+  // ReserveUnit; also reads the unit's item into *item_json when it is not null.
+  Result<std::optional<AgentRecord>> Reserve(const std::string& run_id, AgentRecord agent, std::string* item_json);
   Result<std::vector<AgentRecord>> ReadAgents(SqliteQuery& q);
 
   sqlite3* db_;
