@@ -78,11 +78,12 @@ bench: build
 	build/release/bench/crowdgate_bench
 
 # Issue #6: the http-work crowd against 1 and 3 `crowdgate serve` processes on PostgreSQL, beside 1 on SQLite, in
-# one run (scripts/with_pg.sh starts a throwaway PostgreSQL cluster and sets CROWDGATE_TEST_PG).
+# one run, after http-work itself (in process, SQLite) for reference (scripts/with_pg.sh starts a throwaway
+# PostgreSQL cluster and sets CROWDGATE_TEST_PG).
 # BENCH_PG_ARGS=--smoke for a quick correctness run.
 BENCH_PG_ARGS ?=
 bench-pg: build
-	bash scripts/with_pg.sh build/release/bench/crowdgate_bench $(BENCH_PG_ARGS) http-work-pg
+	bash scripts/with_pg.sh build/release/bench/crowdgate_bench $(BENCH_PG_ARGS) http-work http-work-pg
 
 clean:
 	rm -rf build

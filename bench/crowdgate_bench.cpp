@@ -334,7 +334,7 @@ HttpFigures HttpWork(const Args& a, const std::string& name, int64_t population,
   Served s = ServeRun("http", population, items, /*golds=*/false);
   TaskServerOptions so;
   so.http.port = 0;
-  so.http.max_connections_per_ip = connections + 100;
+  so.http.max_connections_per_ip = 3 * connections;  // a run opens its connections while the last run's are still closing
   so.http.log = [](const std::string&) {};
   so.batching.max_batch = max_batch;
   TaskServer server(s.engine.get(), s.dispatcher.get(), so);

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +57,7 @@ pid_t Spawn(const std::vector<std::string>& args, const std::string& out_path, c
   argv.push_back(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGTERM);  // an interrupted bench leaves no server behind
     const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (out < 0 || err < 0 || ::dup2(out, STDOUT_FILENO) < 0 || ::dup2(err, STDERR_FILENO) < 0) ::_exit(127);
@@ -102,6 +104,8 @@ class ServeProcess {
       int status = 0;
       if (::waitpid(pid_, &status, WNOHANG) == pid_) {
         pid_ = -1;
+        exit_ = WIFEXITED(status) ? "exited " + std::to_string(WEXITSTATUS(status))
+                                  : "killed by signal " + std::to_string(WTERMSIG(status));
         break;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -122,9 +126,11 @@ class ServeProcess {
   }
   int port() const { return port_; }
   std::string Stderr() const { return Slurp(err_path_); }
+  const std::string& exit() const { return exit_; }  // how it ended, when it ended before serving
 
  private:
   std::string err_path_;
+  std::string exit_;
   pid_t pid_ = -1;
   int port_ = 0;
 };
@@ -270,7 +276,8 @@ Figures Measure(const Setup& setup, const HttpMultiOptions& o, const std::string
     // Room for the previous run's sessions that are still closing when the next run connects.
     servers.push_back(std::make_unique<ServeProcess>(dir, db, s, 2 * connections + 100));
     if (servers.back()->port() == 0) {
-      f.failure = "serve " + std::to_string(s) + " did not start: " + servers.back()->Stderr();
+      f.failure = "serve " + std::to_string(s) + " did not start (" + servers.back()->exit() +
+                  "): " + servers.back()->Stderr();
       return f;
     }
     lo.ports.push_back(servers.back()->port());
@@ -335,7 +342,7 @@ int HttpWorkPg(const HttpMultiOptions& o, const std::function<void(const MultiRo
       std::cerr << "crowdgate_bench: " << why << "\n";
       std::exit(2);
     }
-    std::cerr << "crowdgate_bench: skipping " << why << "\n";
+    std::cerr << "crowdgate_bench: skipped: " << why << "\n";
     return 0;
   }
   int failures = 0;

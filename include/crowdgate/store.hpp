@@ -146,6 +146,9 @@ class Store {
     (void)commit;
     return Status::Ok();
   }
+  // True when no other connection can commit while a batch is open (SQLite: the batch holds the
+  // database's write lock), so a cache refreshed once per batch stays current for all of it.
+  virtual bool BatchExcludesOtherWriters() const { return false; }
 
   // ---- runs (task server) -------------------------------------------------------------
   // Stores the run, its items (JSON objects) and units_per_item units per item.

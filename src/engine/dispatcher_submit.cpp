@@ -195,7 +195,7 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
     }
     return Status::Conflict("agent " + agent_id + " has already submitted");
   }
-  CG_RETURN_IF_ERROR(core_.AfterWrite(*entries));
+  if (!entries->empty()) CG_RETURN_IF_ERROR(core_.AfterWrite(*entries));  // no grant changed: nothing to learn
   return std::optional<SubmitResponse>(response);
 }
 

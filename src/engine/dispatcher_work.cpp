@@ -50,6 +50,11 @@ Result<WorkerId> DispatcherImpl::WorkerIdLocked(const WorkerRef& ref) {
   auto it = worker_ids_.find(key);
   if (it != worker_ids_.end()) return it->second;
   CG_ASSIGN_OR_RETURN(Worker w, core_.store().EnsureWorker(ref));
+  // A cache of the workers seen lately, not of everyone ever seen: bounded, so a server that
+  // meets millions of workers does not keep a name for each. Ids never change, so dropping it
+  // all now and then costs one store lookup per worker afterwards.
+  constexpr size_t kMaxCachedWorkers = 1 << 16;
+  if (worker_ids_.size() >= kMaxCachedWorkers) worker_ids_.clear();
   worker_ids_.emplace(key, w.id);
   return w.id;
 }
@@ -98,11 +103,11 @@ WorkResponse DispatcherImpl::Respond(const RunState& run, const AgentRecord& age
 
 Result<WorkResponse> DispatcherImpl::RequestWork(const WorkRequest& request) {
   Lock l(core_.mu());
-  // Inside a batch we hold the database's write lock, so no one else can commit: one look at
-  // the change feed per batch is enough.
+  // When a batch shuts out every other writer (SQLite), one look at the change feed per batch
+  // is enough; otherwise (PostgreSQL: other servers commit meanwhile) look on every request.
   if (!in_batch_ || !batch_refreshed_) {
     CG_RETURN_IF_ERROR(core_.Refresh());
-    batch_refreshed_ = in_batch_;
+    batch_refreshed_ = in_batch_ && core_.store().BatchExcludesOtherWriters();
   }
   CG_RETURN_IF_ERROR(MaybeExpireLocked());
   CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> run, RunLocked(request.run_id));

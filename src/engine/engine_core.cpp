@@ -32,8 +32,11 @@ Status EngineCore::Refresh() {
 
 Status EngineCore::AfterWrite(const std::vector<AuditEntry>& written) {
   if (!written.empty() && written.front().seq == last_seq_ + 1) {
+    // Our write follows on from what the index has seen: nothing to read back. Anything other
+    // connections commit later is for the next Refresh(), which their commit signals.
     for (const auto& e : written) ApplyEntry(e);
     last_seq_ = written.back().seq;
+    return Status::Ok();
   }
   constexpr int64_t kBatch = 10000;
   while (true) {

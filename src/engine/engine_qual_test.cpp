@@ -189,7 +189,7 @@ TEST(EngineCrossProcessTest, GrantsByAnotherConnectionApplyAtTheNextCheck) {
 }
 
 // Worker ids are not all held in memory (issue #4): a worker loaded at open, one never seen and
-// one first seen by another connection later are all answered right, before and after a reopen.
+// one first seen by another connection after this engine looked for it are all answered right.
 TEST(EngineCrossProcessTest, WorkersLoadedAtOpenUnseenOrCreatedLaterAreAllChecked) {
   TempDir dir;
   FakeEnv env;

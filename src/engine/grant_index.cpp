@@ -110,37 +110,63 @@ EligibilityResult GrantIndex::Check(WorkerId worker, uint32_t provider_bit,
 
 // ---- changes ----------------------------------------------------------------------------
 
-bool GrantIndex::LiveIn(size_t begin, size_t end) const {
+bool GrantIndex::LiveIn(const Segment& s, size_t begin, size_t end) {
   for (size_t i = begin; i < end; ++i) {
-    if (entries_[i].expires_at != kDead) return true;
+    if (s.entries[i].expires_at != kDead) return true;
   }
   return false;
 }
 
+void GrantIndex::OverflowChanged(WorkerId worker, int64_t delta) {
+  size_t& count = InBase(worker) ? SegmentOf(worker).overflow : far_grants_;
+  count = static_cast<size_t>(static_cast<int64_t>(count) + delta);
+}
+
 void GrantIndex::ExtendBase(size_t workers) {
-  const size_t old = base_workers();
-  if (workers <= old) return;
-  const uint32_t end = offsets_.empty() ? 0 : offsets_.back();
-  offsets_.Resize(workers + 1, end);
-  moved_.resize((workers + 63) / 64, 0);
+  const size_t old = base_workers_;
+  while (base_workers_ < workers) {
+    if (segments_.empty() || segments_.back().offsets.size() - 1 == kSegmentWorkers) {
+      Segment next;
+      next.offsets.Reserve(kSegmentWorkers + 1);
+      next.offsets.PushBack(0);
+      if (!segments_.empty()) {
+        // A bulk load fills segments one after the other: size the next one like the last,
+        // and give the finished one its spare capacity back (only the last one is appended to).
+        Segment& full = segments_.back();
+        full.entries.ShrinkToFit();
+        next.entries.Reserve(full.entries.size() + full.entries.size() / 8);
+      }
+      segments_.push_back(std::move(next));
+    }
+    Segment& last = segments_.back();
+    const size_t add = std::min(workers - base_workers_, kSegmentWorkers - (last.offsets.size() - 1));
+    last.offsets.Resize(last.offsets.size() + add, last.offsets.back());
+    base_workers_ += add;
+  }
+  moved_.resize((base_workers_ + 63) / 64, 0);
   if (!overflow_.empty()) {
-    for (size_t w = old; w < workers; ++w) {
-      if (overflow_.count(static_cast<WorkerId>(w)) != 0) SetMoved(static_cast<WorkerId>(w));
+    for (size_t w = old; w < base_workers_; ++w) {
+      auto it = overflow_.find(static_cast<WorkerId>(w));
+      if (it == overflow_.end()) continue;
+      SetMoved(static_cast<WorkerId>(w), true);
+      far_grants_ -= it->second.size();
+      SegmentOf(static_cast<WorkerId>(w)).overflow += it->second.size();
     }
   }
 }
 
 void GrantIndex::MoveToOverflow(WorkerId worker, std::vector<Entry>* out) {
-  const auto w = static_cast<size_t>(worker);
-  for (uint32_t i = offsets_[w]; i < offsets_[w + 1]; ++i) {
-    Entry& e = entries_[i];
+  Segment& s = SegmentOf(worker);
+  const size_t i = LocalOf(worker);
+  for (uint32_t k = s.offsets[i]; k < s.offsets[i + 1]; ++k) {
+    Entry& e = s.entries[k];
     if (e.expires_at == kDead) continue;
     out->push_back(e);
     e.expires_at = kDead;
-    ++dead_slots_;
-    ++overflow_grants_;
+    ++s.dead;
+    ++s.overflow;
   }
-  SetMoved(worker);
+  SetMoved(worker, true);
 }
 
 void GrantIndex::Set(WorkerId worker, QualId qual, int64_t value, int64_t expires_at, int32_t flags) {
@@ -148,31 +174,32 @@ void GrantIndex::Set(WorkerId worker, QualId qual, int64_t value, int64_t expire
   if (expires_at == kDead) ++expires_at;  // kDead marks revoked slots; one microsecond later reads the same
   const Entry entry{value, expires_at, key, flags};
 
-  if (!InBase(worker) && worker >= 0 && static_cast<uint64_t>(worker) < DenseLimit(base_workers()) &&
-      entries_.size() < UINT32_MAX) {
+  if (!InBase(worker) && worker >= 0 && static_cast<uint64_t>(worker) < DenseLimit(base_workers_)) {
     ExtendBase(static_cast<size_t>(worker) + 1);  // a new worker id just past the base
   }
   if (InBase(worker) && !Moved(worker)) {
-    const auto w = static_cast<size_t>(worker);
-    const uint32_t begin = offsets_[w];
-    const uint32_t end = offsets_[w + 1];
-    Entry* first = entries_.data() + begin;
-    Entry* last = entries_.data() + end;
+    const size_t segment = static_cast<size_t>(worker) >> kSegmentBits;
+    Segment& s = segments_[segment];
+    const size_t i = LocalOf(worker);
+    const uint32_t begin = s.offsets[i];
+    const uint32_t end = s.offsets[i + 1];
+    Entry* first = s.entries.data() + begin;
+    Entry* last = s.entries.data() + end;
     Entry* it = std::lower_bound(first, last, key, EntryLess);
     if (it != last && it->qual_id == key) {  // in place: a new value, or a revoked slot reused
       if (it->expires_at == kDead) {
-        if (!LiveIn(begin, end)) ++worker_count_;
-        --dead_slots_;
+        if (!LiveIn(s, begin, end)) ++worker_count_;
+        --s.dead;
         ++grant_count_;
       }
       *it = entry;
       return;
     }
-    if (it == last && w + 1 == offsets_.size() - 1 && entries_.size() < UINT32_MAX) {
+    if (it == last && static_cast<size_t>(worker) + 1 == base_workers_ && s.entries.size() < UINT32_MAX) {
       // The last worker of the base (the bulk-load case): append.
-      if (!LiveIn(begin, end)) ++worker_count_;
-      entries_.PushBack(entry);
-      ++offsets_[w + 1];
+      if (!LiveIn(s, begin, end)) ++worker_count_;
+      s.entries.PushBack(entry);
+      ++s.offsets[i + 1];
       ++grant_count_;
       return;
     }
@@ -182,9 +209,9 @@ void GrantIndex::Set(WorkerId worker, QualId qual, int64_t value, int64_t expire
     MoveToOverflow(worker, &moved);
     if (moved.empty()) ++worker_count_;
     moved.insert(std::lower_bound(moved.begin(), moved.end(), key, EntryLess), entry);
-    ++overflow_grants_;
+    ++s.overflow;
     ++grant_count_;
-    MaybeCompact();
+    MaybeCompactSegment(segment);
     return;
   }
   std::vector<Entry>& v = overflow_[worker];
@@ -195,27 +222,33 @@ void GrantIndex::Set(WorkerId worker, QualId qual, int64_t value, int64_t expire
   }
   if (v.empty()) ++worker_count_;
   v.insert(it, entry);
-  ++overflow_grants_;
   ++grant_count_;
-  MaybeCompact();
+  OverflowChanged(worker, 1);
+  if (InBase(worker)) {
+    MaybeCompactSegment(static_cast<size_t>(worker) >> kSegmentBits);
+  } else {
+    MaybeAbsorbFar();
+  }
 }
 
 void GrantIndex::Remove(WorkerId worker, QualId qual) {
   uint32_t key = 0;
   if (!KeyOf(qual, &key)) return;
   if (InBase(worker) && !Moved(worker)) {
-    const auto w = static_cast<size_t>(worker);
-    const uint32_t begin = offsets_[w];
-    const uint32_t end = offsets_[w + 1];
-    Entry* first = entries_.data() + begin;
-    Entry* last = entries_.data() + end;
+    const size_t segment = static_cast<size_t>(worker) >> kSegmentBits;
+    Segment& s = segments_[segment];
+    const size_t i = LocalOf(worker);
+    const uint32_t begin = s.offsets[i];
+    const uint32_t end = s.offsets[i + 1];
+    Entry* first = s.entries.data() + begin;
+    Entry* last = s.entries.data() + end;
     Entry* it = std::lower_bound(first, last, key, EntryLess);
     if (it == last || it->qual_id != key || it->expires_at == kDead) return;
     it->expires_at = kDead;
-    ++dead_slots_;
+    ++s.dead;
     --grant_count_;
-    if (!LiveIn(begin, end)) --worker_count_;
-    MaybeCompact();
+    if (!LiveIn(s, begin, end)) --worker_count_;
+    MaybeCompactSegment(segment);
     return;
   }
   auto found = overflow_.find(worker);
@@ -224,7 +257,7 @@ void GrantIndex::Remove(WorkerId worker, QualId qual) {
   auto it = std::lower_bound(v.begin(), v.end(), key, EntryLess);
   if (it == v.end() || it->qual_id != key) return;
   v.erase(it);
-  --overflow_grants_;
+  OverflowChanged(worker, -1);
   --grant_count_;
   if (v.empty()) {
     --worker_count_;
@@ -235,26 +268,28 @@ void GrantIndex::Remove(WorkerId worker, QualId qual) {
 void GrantIndex::RemoveQualification(QualId qual) {
   uint32_t key = 0;
   if (!KeyOf(qual, &key)) return;
-  const size_t workers = base_workers();
-  for (size_t w = 0; w < workers; ++w) {
-    const uint32_t begin = offsets_[w];
-    const uint32_t end = offsets_[w + 1];
-    if (begin == end) continue;
-    Entry* first = entries_.data() + begin;
-    Entry* last = entries_.data() + end;
-    Entry* it = std::lower_bound(first, last, key, EntryLess);
-    if (it == last || it->qual_id != key || it->expires_at == kDead) continue;  // moved runs are all dead
-    it->expires_at = kDead;
-    ++dead_slots_;
-    --grant_count_;
-    if (!LiveIn(begin, end)) --worker_count_;
+  for (Segment& s : segments_) {
+    const size_t workers = s.offsets.size() - 1;
+    for (size_t i = 0; i < workers; ++i) {
+      const uint32_t begin = s.offsets[i];
+      const uint32_t end = s.offsets[i + 1];
+      if (begin == end) continue;
+      Entry* first = s.entries.data() + begin;
+      Entry* last = s.entries.data() + end;
+      Entry* it = std::lower_bound(first, last, key, EntryLess);
+      if (it == last || it->qual_id != key || it->expires_at == kDead) continue;  // moved runs are all dead
+      it->expires_at = kDead;
+      ++s.dead;
+      --grant_count_;
+      if (!LiveIn(s, begin, end)) --worker_count_;
+    }
   }
   for (auto it = overflow_.begin(); it != overflow_.end();) {
     auto& v = it->second;
     auto e = std::lower_bound(v.begin(), v.end(), key, EntryLess);
     if (e != v.end() && e->qual_id == key) {
       v.erase(e);
-      --overflow_grants_;
+      OverflowChanged(it->first, -1);
       --grant_count_;
     }
     if (v.empty()) {
@@ -264,7 +299,7 @@ void GrantIndex::RemoveQualification(QualId qual) {
       ++it;
     }
   }
-  MaybeCompact();
+  for (size_t i = 0; i < segments_.size(); ++i) MaybeCompactSegment(i);
 }
 
 void GrantIndex::Apply(const AuditEntry& e, int32_t flags) {
@@ -292,16 +327,74 @@ void GrantIndex::Load(const Grant& g, int32_t flags) {
 
 // ---- compaction -------------------------------------------------------------------------
 
-void GrantIndex::MaybeCompact() {
-  // Geometric: the waste must reach a quarter of the live base, and twice what the last
-  // compaction could not absorb (overflow workers with far-off ids), so compactions stay rare.
-  const size_t waste = dead_slots_ + overflow_grants_;
-  if (waste >= compaction_floor_ && waste >= (entries_.size() - dead_slots_) / 4 && waste >= 2 * waste_after_compact_) {
-    Compact();
-  }
+void GrantIndex::MaybeCompactSegment(size_t segment) {
+  // Geometric: the waste must reach an eighth of the segment's live grants, so the copying is
+  // amortised O(1) per change, and one segment is all a change ever waits for.
+  const Segment& s = segments_[segment];
+  const size_t waste = s.dead + s.overflow;
+  if (waste >= compaction_floor_ && waste >= (s.entries.size() - s.dead) / 8) CompactSegment(segment);
 }
 
-void GrantIndex::Compact() {
+void GrantIndex::CompactSegment(size_t segment) {
+  Segment& s = segments_[segment];
+  if (s.dead == 0 && s.overflow == 0) return;
+  const size_t total = s.entries.size() - s.dead + s.overflow;
+  if (total >= UINT32_MAX) return;  // offsets are 32-bit (4 billion grants in 8192 workers)
+  const size_t workers = s.offsets.size() - 1;
+  const WorkerId first_worker = static_cast<WorkerId>(segment << kSegmentBits);
+
+  // 1. Forward: squeeze out dead slots (moved runs are all dead). Every run only moves down.
+  size_t out = 0;
+  uint32_t old_begin = s.offsets[0];
+  for (size_t i = 0; i < workers; ++i) {
+    const uint32_t old_end = s.offsets[i + 1];
+    s.offsets[i] = static_cast<uint32_t>(out);
+    for (uint32_t k = old_begin; k < old_end; ++k) {
+      if (s.entries[k].expires_at != kDead) s.entries[out++] = s.entries[k];
+    }
+    old_begin = old_end;
+  }
+  s.offsets[workers] = static_cast<uint32_t>(out);
+
+  // 2. Backward: spread the runs to their final places, filling in the moved workers' runs from
+  // the overflow. A run's final start is at or past its squeezed start, and everything past it
+  // is already final.
+  s.entries.Resize(std::max(total, out));
+  size_t end = total;
+  uint32_t squeezed_end = s.offsets[workers];
+  for (size_t i = workers; i-- > 0;) {
+    const uint32_t squeezed_begin = s.offsets[i];
+    s.offsets[i + 1] = static_cast<uint32_t>(end);
+    const WorkerId worker = first_worker + static_cast<WorkerId>(i);
+    if (Moved(worker)) {
+      auto it = overflow_.find(worker);
+      if (it != overflow_.end()) {
+        end -= it->second.size();
+        std::copy(it->second.begin(), it->second.end(), s.entries.data() + end);
+        overflow_.erase(it);
+      }
+      SetMoved(worker, false);
+    } else {
+      const size_t n = squeezed_end - squeezed_begin;
+      end -= n;
+      if (end != squeezed_begin && n > 0) {
+        std::memmove(s.entries.data() + end, s.entries.data() + squeezed_begin, n * sizeof(Entry));
+      }
+    }
+    squeezed_end = squeezed_begin;
+  }
+  s.offsets[0] = static_cast<uint32_t>(end);  // 0
+  s.entries.Resize(total);
+  s.dead = 0;
+  s.overflow = 0;
+  if (segment + 1 < segments_.size()) s.entries.ShrinkToFit();  // the last one is appended to
+}
+
+void GrantIndex::MaybeAbsorbFar() {
+  if (far_grants_ >= compaction_floor_ && far_grants_ >= 2 * far_after_absorb_) AbsorbFar();
+}
+
+void GrantIndex::AbsorbFar() {
   // The base grows to cover the overflow workers past it whose ids are dense enough: worth it
   // while the offsets (4 bytes per id) cost less than ~32 bytes per grant covered.
   std::vector<std::pair<WorkerId, size_t>> beyond;
@@ -309,98 +402,58 @@ void GrantIndex::Compact() {
     if (worker >= 0 && !InBase(worker)) beyond.emplace_back(worker, v.size());
   }
   std::sort(beyond.begin(), beyond.end());
-  size_t workers = base_workers();
-  {
-    uint64_t grants = entries_.size() - dead_slots_;
-    for (size_t i = 0; i < beyond.size(); ++i) {
-      grants += beyond[i].second;
-      const auto id = static_cast<uint64_t>(beyond[i].first);
-      if (id < DenseLimit(workers) || id < 8 * grants + 4096) workers = static_cast<size_t>(id) + 1;
-    }
+  size_t workers = base_workers_;
+  uint64_t grants = grant_count_ - far_grants_;
+  for (const auto& [id, n] : beyond) {
+    grants += n;
+    const auto w = static_cast<uint64_t>(id);
+    if (w < DenseLimit(workers) || w < 8 * grants + 4096) workers = static_cast<size_t>(w) + 1;
   }
-  size_t absorbed = 0;  // overflow grants that move into the base
-  for (const auto& [worker, v] : overflow_) {
-    if (worker >= 0 && static_cast<uint64_t>(worker) < workers) absorbed += v.size();
-  }
-  const size_t total = entries_.size() - dead_slots_ + absorbed;
-  if (total >= UINT32_MAX) return;  // offsets are 32-bit; stay as is (4 billion grants)
+  const size_t old_segments = segments_.size();
+  ExtendBase(workers);  // the covered overflow workers become moved workers of their segments
+  const size_t first = old_segments > 0 ? old_segments - 1 : 0;
+  for (size_t i = first; i < segments_.size(); ++i) CompactSegment(i);
+  far_after_absorb_ = far_grants_;
+}
 
-  if (dead_slots_ > 0 || absorbed > 0) {
-    // 1. Forward: squeeze out dead slots (moved runs are all dead). Every run only moves down.
-    const size_t old_workers = base_workers();
-    size_t out = 0;
-    uint32_t old_begin = old_workers > 0 ? offsets_[0] : 0;
-    for (size_t w = 0; w < old_workers; ++w) {
-      const uint32_t old_end = offsets_[w + 1];
-      offsets_[w] = static_cast<uint32_t>(out);
-      for (uint32_t i = old_begin; i < old_end; ++i) {
-        if (entries_[i].expires_at != kDead) entries_[out++] = entries_[i];
-      }
-      old_begin = old_end;
-    }
-    if (old_workers > 0) offsets_[old_workers] = static_cast<uint32_t>(out);
-    dead_slots_ = 0;
-
-    // 2. Backward: spread the runs to their final places, filling in the overflow runs. A run's
-    // final start is at or past its squeezed start, and everything past it is already final.
-    ExtendBase(workers);  // new ids: empty squeezed runs; overflow workers among them: moved
-    entries_.Resize(std::max(total, out));
-    size_t end = total;
-    uint32_t squeezed_end = offsets_[workers];
-    for (size_t w = workers; w-- > 0;) {
-      const uint32_t squeezed_begin = offsets_[w];
-      offsets_[w + 1] = static_cast<uint32_t>(end);
-      if (Moved(static_cast<WorkerId>(w))) {
-        auto it = overflow_.find(static_cast<WorkerId>(w));
-        if (it != overflow_.end()) {
-          end -= it->second.size();
-          std::copy(it->second.begin(), it->second.end(), entries_.data() + end);
-          overflow_grants_ -= it->second.size();
-          overflow_.erase(it);
-        }
-      } else {
-        const size_t n = squeezed_end - squeezed_begin;
-        end -= n;
-        if (end != squeezed_begin && n > 0) {
-          std::memmove(entries_.data() + end, entries_.data() + squeezed_begin, n * sizeof(Entry));
-        }
-      }
-      squeezed_end = squeezed_begin;
-    }
-    if (workers > 0) offsets_[0] = static_cast<uint32_t>(end);  // 0
-    entries_.Resize(total);
-    std::fill(moved_.begin(), moved_.end(), 0);
-    // Negative and far-off ids stay in the overflow map; none of them is in the base range.
+void GrantIndex::Compact() {
+  AbsorbFar();
+  for (size_t i = 0; i < segments_.size(); ++i) CompactSegment(i);
+  for (Segment& s : segments_) {
+    s.entries.ShrinkToFit();
+    s.offsets.ShrinkToFit();
   }
-  waste_after_compact_ = overflow_grants_;
-  entries_.ShrinkToFit();
-  offsets_.ShrinkToFit();
+  segments_.shrink_to_fit();
   moved_.shrink_to_fit();
   if (overflow_.empty()) std::unordered_map<WorkerId, std::vector<Entry>>().swap(overflow_);
 }
 
 void GrantIndex::Clear() {
-  offsets_.Release();
-  entries_.Release();
+  std::vector<Segment>().swap(segments_);
+  base_workers_ = 0;
   std::vector<uint64_t>().swap(moved_);
   std::unordered_map<WorkerId, std::vector<Entry>>().swap(overflow_);
   big_quals_.clear();
-  dead_slots_ = 0;
-  overflow_grants_ = 0;
-  waste_after_compact_ = 0;
+  far_grants_ = 0;
+  far_after_absorb_ = 0;
   worker_count_ = 0;
   grant_count_ = 0;
 }
 
 GrantIndex::Stats GrantIndex::stats() const {
   Stats s;
-  s.base_workers = base_workers();
-  s.base_slots = entries_.size();
-  s.dead_slots = dead_slots_;
+  s.base_workers = base_workers_;
+  s.segments = segments_.size();
   s.overflow_workers = overflow_.size();
-  s.overflow_grants = overflow_grants_;
-  s.bytes = offsets_.bytes() + entries_.bytes() + moved_.capacity() * sizeof(uint64_t) +
+  s.overflow_grants = far_grants_;
+  s.bytes = segments_.capacity() * sizeof(Segment) + moved_.capacity() * sizeof(uint64_t) +
             overflow_.bucket_count() * sizeof(void*) + big_quals_.capacity() * sizeof(QualId);
+  for (const Segment& seg : segments_) {
+    s.base_slots += seg.entries.size();
+    s.dead_slots += seg.dead;
+    s.overflow_grants += seg.overflow;
+    s.bytes += seg.offsets.bytes() + seg.entries.bytes();
+  }
   for (const auto& [worker, v] : overflow_) {
     // A node: next pointer, key, vector header; plus the vector's block.
     s.bytes += sizeof(void*) + sizeof(WorkerId) + sizeof(std::vector<Entry>) + v.capacity() * sizeof(Entry);

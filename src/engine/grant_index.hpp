@@ -5,18 +5,21 @@
 // store's change feed (audit log): Apply() takes entries in seq order; replaying an
 // entry twice is harmless because each entry carries the resulting value.
 //
-// Layout (sized for 1M+ workers; see issue #4): the bulk of the grants sit in one CSR
-// ("compressed sparse row") base: offsets_[w] .. offsets_[w + 1] is worker w's run of
-// entries_, sorted by qualification, 4 bytes of offset per worker id plus 24 bytes per grant
-// and no per-worker allocation. Changes after the bulk load go where they are cheapest:
+// Layout (sized for 1M+ workers; see issue #4): the bulk of the grants sit in a CSR
+// ("compressed sparse row") base cut into segments of 8192 worker ids: in a segment,
+// offsets[i] .. offsets[i + 1] is the run of its i-th worker in entries, sorted by
+// qualification: 4 bytes of offset per worker id plus 24 bytes per grant, and no per-worker
+// allocation. Changes after the bulk load go where they are cheapest:
 //  - a new value / expiry / flags of an existing grant is written in place;
 //  - a revoke leaves a tombstone in place (it reads as expired at every `now`);
 //  - a grant for the last worker id of the base, or for a new id just past it, is appended;
 //  - any other new grant moves the worker's whole run to the overflow map (a per-worker
 //    sorted vector) and marks it "moved" in a bitmap, so each worker is in exactly one place.
-// Once overflow grants plus dead base slots exceed a quarter of the base (and a floor), the
-// overflow is merged back in place (Compact(); amortised O(1) per change, no second copy of
-// the base is made).
+// Once a segment's overflow grants plus dead slots reach an eighth of its live grants (and a
+// floor), that segment alone is rebuilt in place with its overflow merged back: amortised O(1)
+// per change, and a pause bounded by one segment (~1 MB at 5 grants a worker), never the
+// whole index. Workers whose ids are far past the base stay in the overflow until they are
+// dense enough to be worth covering.
 #pragma once
 
 #include <cstdint>
@@ -97,8 +100,8 @@ class PodArray {
     if (size_ == capacity_) Realloc(capacity_ < 16 ? 16 : capacity_ * 2);
     data_[size_++] = v;
   }
-  // New elements (when growing) are copies of `fill`.
-  void Resize(size_t n, const T& fill = T{}) {
+  // New elements (when growing) are copies of `fill` (by value: it may be one of ours).
+  void Resize(size_t n, T fill = T{}) {
     if (n > capacity_) Realloc(n > capacity_ * 2 ? n : capacity_ * 2);
     for (size_t i = size_; i < n; ++i) data_[i] = fill;
     size_ = n;
@@ -158,10 +161,10 @@ class GrantIndex {
   void Load(const Grant& g, int32_t flags = 0);
   void Clear();
   // Merges the overflow into the base, drops revoked slots and gives back spare capacity
-  // (call after a bulk Load; also happens by itself as changes pile up).
+  // (call after a bulk Load; also happens by itself, a segment at a time, as changes pile up).
   void Compact();
   // Expected number of workers, before a bulk Load.
-  void Reserve(size_t workers) { offsets_.Reserve(workers + 2); }
+  void Reserve(size_t workers) { segments_.reserve(workers / kSegmentWorkers + 1); }
 
   // The worker's unexpired value of `qual`, or nullopt.
   std::optional<int64_t> Value(WorkerId worker, QualId qual, int64_t now) const;
@@ -178,22 +181,33 @@ class GrantIndex {
 
   // Where the grants and the bytes are (tests, benchmarks, diagnostics).
   struct Stats {
-    size_t base_workers = 0;      // worker ids covered by the base (offsets_.size() - 1)
-    size_t base_slots = 0;        // entries_ in use, live and dead
+    size_t base_workers = 0;      // worker ids covered by the base
+    size_t base_slots = 0;        // base entries in use, live and dead
     size_t dead_slots = 0;        // revoked, or belonging to a worker moved to the overflow
+    size_t segments = 0;
     size_t overflow_workers = 0;
     size_t overflow_grants = 0;
     size_t bytes = 0;             // heap bytes of the structure (capacity, not just size)
   };
   Stats stats() const;
-  // The smallest amount of overflow + dead slots that triggers an automatic Compact() (tests
-  // lower it to exercise compaction on small indexes).
+  // The smallest amount of overflow + dead slots in a segment (or of overflow grants of workers
+  // past the base) that triggers an automatic compaction (tests lower it for small indexes).
   void set_compaction_floor(size_t n) { compaction_floor_ = n; }
 
  private:
   static constexpr int64_t kDead = INT64_MIN;      // expires_at of a revoked base slot
   static constexpr uint32_t kBigQual = 1u << 31;   // keys >= this stand for ids in big_quals_
+  static constexpr int kSegmentBits = 13;
+  static constexpr size_t kSegmentWorkers = size_t{1} << kSegmentBits;
   using Span = std::span<const Entry>;
+
+  // Worker ids [i * kSegmentWorkers, i * kSegmentWorkers + offsets.size() - 1) of the base.
+  struct Segment {
+    detail::PodArray<uint32_t> offsets;  // workers in the segment + 1
+    detail::PodArray<Entry> entries;
+    size_t dead = 0;      // revoked slots, and slots of workers moved to the overflow
+    size_t overflow = 0;  // grants of its moved workers, held in the overflow map
+  };
 
   // The key a qualification id is stored under; false when `qual` has no key (and so no grant).
   bool KeyOf(QualId qual, uint32_t* key) const {
@@ -206,22 +220,28 @@ class GrantIndex {
   bool BigKeyOf(QualId qual, uint32_t* key) const;
   uint32_t KeyOrAdd(QualId qual);
 
-  bool InBase(WorkerId worker) const { return static_cast<uint64_t>(worker) < base_workers(); }
-  size_t base_workers() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
+  bool InBase(WorkerId worker) const { return static_cast<uint64_t>(worker) < base_workers_; }
+  Segment& SegmentOf(WorkerId worker) { return segments_[static_cast<size_t>(worker) >> kSegmentBits]; }
+  static size_t LocalOf(WorkerId worker) { return static_cast<size_t>(worker) & (kSegmentWorkers - 1); }
   bool Moved(WorkerId worker) const {
     const auto w = static_cast<uint64_t>(worker);
     return (moved_[w >> 6] >> (w & 63)) & 1;
   }
-  void SetMoved(WorkerId worker) {
+  void SetMoved(WorkerId worker, bool moved) {
     const auto w = static_cast<uint64_t>(worker);
-    moved_[w >> 6] |= uint64_t{1} << (w & 63);
+    if (moved) {
+      moved_[w >> 6] |= uint64_t{1} << (w & 63);
+    } else {
+      moved_[w >> 6] &= ~(uint64_t{1} << (w & 63));
+    }
   }
 
   // The worker's grants (sorted by key; base runs may hold dead slots).
   Span Grants(WorkerId worker) const {
     if (InBase(worker) && (overflow_.empty() || !Moved(worker))) {
-      const auto w = static_cast<size_t>(worker);
-      return Span(entries_.data() + offsets_[w], offsets_[w + 1] - offsets_[w]);
+      const Segment& s = segments_[static_cast<size_t>(worker) >> kSegmentBits];
+      const size_t i = LocalOf(worker);
+      return Span(s.entries.data() + s.offsets[i], s.offsets[i + 1] - s.offsets[i]);
     }
     if (overflow_.empty()) return Span();
     auto it = overflow_.find(worker);
@@ -236,20 +256,24 @@ class GrantIndex {
   // covers are marked moved.
   void ExtendBase(size_t workers);
   void MoveToOverflow(WorkerId worker, std::vector<Entry>* out);
-  bool LiveIn(size_t begin, size_t end) const;
-  void MaybeCompact();
+  // A change to the overflow grants of `worker` (of its segment's count, or of the far count).
+  void OverflowChanged(WorkerId worker, int64_t delta);
+  static bool LiveIn(const Segment& s, size_t begin, size_t end);
+  void MaybeCompactSegment(size_t segment);
+  void CompactSegment(size_t segment);
+  void MaybeAbsorbFar();
+  void AbsorbFar();
 
-  detail::PodArray<uint32_t> offsets_;  // base_workers() + 1 offsets into entries_
-  detail::PodArray<Entry> entries_;
+  std::vector<Segment> segments_;
+  size_t base_workers_ = 0;             // worker ids [0, base_workers_) are in the base
   std::vector<uint64_t> moved_;         // bit per base worker id: its grants are in overflow_
   std::unordered_map<WorkerId, std::vector<Entry>> overflow_;  // sorted by key, no dead slots
   std::vector<QualId> big_quals_;       // key kBigQual + i stands for big_quals_[i]
-  size_t dead_slots_ = 0;
-  size_t overflow_grants_ = 0;
-  size_t waste_after_compact_ = 0;      // overflow grants the last Compact() left (far-off ids)
+  size_t far_grants_ = 0;               // overflow grants of workers outside the base
+  size_t far_after_absorb_ = 0;         // what the last AbsorbFar() left there
   size_t worker_count_ = 0;
   size_t grant_count_ = 0;
-  size_t compaction_floor_ = 1 << 16;
+  size_t compaction_floor_ = 64;
 };
 
 // Evaluates one compiled requirement against a value (nullopt = no grant).

@@ -275,31 +275,93 @@ TEST(GrantIndexTest, CopiesAndMovesAreIndependent) {
   EXPECT_EQ(c.Value(7, 2, 0), 71);
 }
 
+TEST(GrantIndexTest, SegmentsCompactOneAtATime) {
+  // 3 segments of 8192 worker ids; churn in the middle one is merged back there alone.
+  GrantIndex index;
+  for (WorkerId w = 1; w <= 20'000; ++w) {
+    for (QualId q : {2, 4}) index.Load(LoadGrant(w, q, w + q));
+  }
+  index.Compact();
+  EXPECT_EQ(index.stats().segments, 3u);
+  for (WorkerId w = 8192; w < 8192 + 2000; ++w) index.Apply(SetEntry(w, 3, -w));  // each moves a worker
+  auto s = index.stats();
+  EXPECT_LT(s.overflow_workers, 2000u);   // compactions happened on the way...
+  EXPECT_LT(s.dead_slots, 2048u + 16);    // ...none waiting more than an eighth of the segment
+  EXPECT_EQ(index.grant_count(), 42'000u);
+  for (WorkerId w : {WorkerId{1}, WorkerId{8191}, WorkerId{8192}, WorkerId{10'191}, WorkerId{10'192}, WorkerId{16'383},
+                     WorkerId{16'384}, WorkerId{20'000}}) {
+    EXPECT_EQ(index.Value(w, 2, 0), w + 2) << w;
+    EXPECT_EQ(index.Value(w, 4, 0), w + 4) << w;
+    EXPECT_EQ(index.Value(w, 3, 0), w >= 8192 && w < 10'192 ? std::optional<int64_t>(-w) : std::nullopt) << w;
+  }
+  // New workers past the end keep being appended to the last segment, then to new ones.
+  for (WorkerId w = 20'001; w <= 30'000; ++w) index.Apply(SetEntry(w, 1, w));
+  s = index.stats();
+  EXPECT_EQ(s.segments, 4u);
+  EXPECT_EQ(s.base_workers, 30'001u);
+  EXPECT_EQ(index.Value(30'000, 1, 0), 30'000);
+  index.Compact();
+  s = index.stats();
+  EXPECT_EQ(s.overflow_workers, 0u);
+  EXPECT_EQ(s.dead_slots, 0u);
+  EXPECT_EQ(s.base_slots, 52'000u);
+  EXPECT_EQ(index.worker_count(), 30'000u);
+}
+
 // Property: whatever the sequence of loads, grants, changes, revokes, qualification deletes and
 // compactions (automatic ones included, with a tiny floor), the index answers exactly as a plain
-// map of (worker, qualification) -> grant does.
+// map of worker -> qualification -> grant does.
 struct ModelGrant {
   int64_t value;
   int64_t expires_at;
   int32_t flags;
 };
 
+struct Model {
+  std::map<WorkerId, std::map<QualId, ModelGrant>> grants;  // no empty inner maps
+  size_t count = 0;
+
+  void Set(WorkerId w, QualId q, ModelGrant g) {
+    auto& m = grants[w];
+    count += m.count(q) == 0 ? 1 : 0;
+    m[q] = g;
+  }
+  void Erase(WorkerId w, QualId q) {
+    auto it = grants.find(w);
+    if (it == grants.end() || it->second.erase(q) == 0) return;
+    --count;
+    if (it->second.empty()) grants.erase(it);
+  }
+  const ModelGrant* Find(WorkerId w, QualId q) const {
+    auto it = grants.find(w);
+    if (it == grants.end()) return nullptr;
+    auto g = it->second.find(q);
+    return g == it->second.end() ? nullptr : &g->second;
+  }
+};
+
 TEST(GrantIndexTest, AgreesWithAMapModel) {
   const bool ok = rc::check("GrantIndex agrees with a map", [] {
-    const std::vector<WorkerId> workers = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 40, 5000, -3, 1'000'000'000'000};
+    // Ids at the ends of segments (8192 ids each), far past a small base until one in between
+    // (3000, 7000) brings them within reach, far past any base, zero and negative.
+    const std::vector<WorkerId> workers = {0,  1,  2,    3,    4,    5,    6,    7,      8,      9,      10,
+                                           11, 40, 3000, 5000, 7000, 8191, 8192, 8193,   16'383, 16'384, 19'999,
+                                           -3, 1'000'000'000'000};
     const std::vector<QualId> quals = {1, 2, 3, 4, 5, QualId{1} << 33, -2};
     GrantIndex index;
     index.set_compaction_floor(*rc::gen::inRange<size_t>(1, 12));
-    std::map<std::pair<WorkerId, QualId>, ModelGrant> model;
+    Model model;
 
-    // A bulk load in store order (sorted), of a random subset.
-    const int load_workers = *rc::gen::inRange(0, 12);
+    // A bulk load in store order (sorted): a few workers with random grants, or 20,000 workers
+    // (three segments) with one grant each.
+    const bool wide = *rc::gen::inRange(0, 4) == 0;
+    const int load_workers = wide ? 20'000 : *rc::gen::inRange(0, 12);
     for (WorkerId w = 1; w <= load_workers; ++w) {
       for (QualId q = 1; q <= 5; ++q) {
-        if (*rc::gen::inRange(0, 3) == 0) continue;
-        const int64_t v = *rc::gen::inRange<int64_t>(-5, 6);
+        if (wide ? q != 1 + w % 5 : *rc::gen::inRange(0, 3) == 0) continue;
+        const int64_t v = wide ? w % 7 : *rc::gen::inRange<int64_t>(-5, 6);
         index.Load(LoadGrant(w, q, v));
-        model[{w, q}] = ModelGrant{v, INT64_MAX, 0};
+        model.Set(w, q, ModelGrant{v, INT64_MAX, 0});
       }
     }
     if (*rc::gen::arbitrary<bool>()) index.Compact();
@@ -315,52 +377,53 @@ TEST(GrantIndexTest, AgreesWithAMapModel) {
         std::optional<int64_t> expires;
         if (*rc::gen::inRange(0, 3) == 0) expires = *rc::gen::inRange<int64_t>(0, 20);
         AuditEntry e = SetEntry(w, q, v, expires);
-        if (model.count({w, q}) != 0) e.kind = AuditEntry::Kind::kChange;
+        if (model.Find(w, q) != nullptr) e.kind = AuditEntry::Kind::kChange;
         index.Apply(e, flags);
-        model[{w, q}] = ModelGrant{v, expires.value_or(INT64_MAX), flags};
+        model.Set(w, q, ModelGrant{v, expires.value_or(INT64_MAX), flags});
       } else if (kind == 5) {  // an unordered Load (a replay)
         const int64_t v = *rc::gen::inRange<int64_t>(-5, 6);
         index.Load(LoadGrant(w, q, v));
-        model[{w, q}] = ModelGrant{v, INT64_MAX, 0};
+        model.Set(w, q, ModelGrant{v, INT64_MAX, 0});
       } else if (kind <= 7) {
         index.Apply(RevokeEntry(w, q));
-        model.erase({w, q});
+        model.Erase(w, q);
       } else if (kind == 8) {
         if (*rc::gen::inRange(0, 4) == 0) {
           index.Apply(DeleteEntry(q));
-          for (auto it = model.begin(); it != model.end();) it = it->first.second == q ? model.erase(it) : std::next(it);
+          std::vector<WorkerId> holders;
+          for (const auto& [mw, m] : model.grants) {
+            if (m.count(q) != 0) holders.push_back(mw);
+          }
+          for (WorkerId mw : holders) model.Erase(mw, q);
         } else {  // a change entry without a value removes too
           AuditEntry e = SetEntry(w, q, 0);
           e.kind = AuditEntry::Kind::kChange;
           e.new_value.reset();
           index.Apply(e);
-          model.erase({w, q});
+          model.Erase(w, q);
         }
       } else {
         index.Compact();
       }
 
-      // Every (worker, qualification), at a few moments.
-      std::map<WorkerId, bool> has_grant;
-      for (const auto& [key, g] : model) has_grant[key.first] = true;
-      RC_ASSERT(index.grant_count() == model.size());
-      RC_ASSERT(index.worker_count() == has_grant.size());
+      RC_ASSERT(index.grant_count() == model.count);
+      RC_ASSERT(index.worker_count() == model.grants.size());
       for (const int64_t now : {int64_t{0}, int64_t{10}, int64_t{25}}) {
         for (WorkerId cw : workers) {
           std::vector<CompiledRequirement> reqs;
           for (QualId cq : quals) {
-            auto it = model.find({cw, cq});
-            const bool live = it != model.end() && it->second.expires_at > now;
+            const ModelGrant* g = model.Find(cw, cq);
+            const bool live = g != nullptr && g->expires_at > now;
             const GrantIndex::Entry* e = index.Find(cw, cq, now);
             RC_ASSERT((e != nullptr) == live);
             if (live) {
-              RC_ASSERT(e->value == it->second.value);
-              RC_ASSERT(e->expires_at == it->second.expires_at);
-              RC_ASSERT(e->flags == it->second.flags);
+              RC_ASSERT(e->value == g->value);
+              RC_ASSERT(e->expires_at == g->expires_at);
+              RC_ASSERT(e->flags == g->flags);
             }
-            RC_ASSERT(index.Value(cw, cq, now) == (live ? std::optional<int64_t>(it->second.value) : std::nullopt));
-            CompiledRequirement r = Req(cq, live ? Comparator::kEqualTo : Comparator::kDoesNotExist,
-                                        live ? it->second.value : 0);
+            RC_ASSERT(index.Value(cw, cq, now) == (live ? std::optional<int64_t>(g->value) : std::nullopt));
+            CompiledRequirement r =
+                Req(cq, live ? Comparator::kEqualTo : Comparator::kDoesNotExist, live ? g->value : 0);
             r.source_index = static_cast<int>(reqs.size());
             reqs.push_back(r);
           }
@@ -372,6 +435,16 @@ TEST(GrantIndexTest, AgreesWithAMapModel) {
           const EligibilityResult fail = index.Check(cw, ProviderBit("local"), reqs, now);
           RC_ASSERT(!fail.passed);
           RC_ASSERT(fail.failed_index == 0);
+        }
+      }
+      // A sample of the bulk-loaded workers too.
+      if (wide) {
+        for (WorkerId cw = 1; cw <= 20'000; cw += 997) {
+          for (QualId cq = 1; cq <= 5; ++cq) {
+            const ModelGrant* g = model.Find(cw, cq);
+            RC_ASSERT(index.Value(cw, cq, 0) == (g != nullptr && g->expires_at > 0 ? std::optional<int64_t>(g->value)
+                                                                                  : std::nullopt));
+          }
         }
       }
     }

@@ -2,9 +2,14 @@
 // simulated crowd of 1,000 distinct workers, spread across the three servers (a worker hops between servers from one
 // request to the next: it may get its unit from one server and submit it to another), labels a run with golds and a
 // gold cap. Mid-run the test grants the run's block_qualification to some active workers through ONE server's
-// requester API. Afterwards the database itself is read through crowdgate's Store API and must show that:
-//   - no unit was held by two agents at once, no unit was completed by two agents, no worker did two copies of an item;
-//   - the gold cap held (gold_served <= max_gold_units, and equals the gold agents that were not given back);
+// requester API, and a few workers walk away holding a unit or a gold; once their leases have ended (every server's
+// expiry timer races to time them out), a late crowd of 100 more workers takes what came back. Afterwards the
+// database itself is read through crowdgate's Store API and must show that:
+//   - no unit was held by two agents at once (a unit's next agent was created only after the previous one was
+//     returned, or timed out at its deadline), no unit was completed by two agents, no worker did two copies of an
+//     item, nothing is left open or assigned;
+//   - the gold cap held under contention (gold_served == max_gold_units == the gold agents not timed out: each
+//     expired gold gave back exactly one slot, which the late crowd used);
 //   - the gold counters equal the scored gold submissions and G-completed-count the completed real units;
 //   - every submission answered 200 is stored exactly once, by the right worker, with its data unchanged;
 //   - the block was honoured by ALL THREE servers within one request: right after the grant call returned, the
@@ -17,6 +22,7 @@
 //               with a message when it is unset.
 // ctest runs the two as separate entries: multi_server_sqlite_test (label e2e) and multi_server_test (labels e2e,
 // postgres) so `ctest -L postgres` under scripts/with_pg.sh covers PostgreSQL and every other ctest run covers SQLite.
+// CROWDGATE_MULTI_SERVER_SEED=N changes the crowd's random choices (which server, which label).
 #include <unistd.h>
 
 #include <algorithm>

@@ -524,7 +524,10 @@ Status SqliteStore::Transact(TxKind kind, const std::function<Status()>& body) {
     // The batch already holds the write lock; a savepoint makes this call all-or-nothing.
     CG_RETURN_IF_ERROR(ExecCached("SAVEPOINT step"));
     Status s = RunGuarded(body);
-    if (!s.ok()) (void)ExecCached("ROLLBACK TO step");
+    if (!s.ok()) {
+      (void)ExecCached("ROLLBACK TO step");
+      run_rids_.clear();
+    }
     Status released = ExecCached("RELEASE step");
     return s.ok() ? released : s;
   }
@@ -536,6 +539,7 @@ Status SqliteStore::Transact(TxKind kind, const std::function<Status()>& body) {
     s = ExecCached("COMMIT");
     if (s.ok()) return s;
   }
+  run_rids_.clear();
   if (!sqlite3_get_autocommit(db_)) {
     // A failed ROLLBACK leaves nothing better to report than the original error.
     (void)ExecCached("ROLLBACK");
@@ -554,15 +558,23 @@ Status SqliteStore::EndBatch(bool commit) {
   if (!in_batch_) return Status::Internal("EndBatch without BeginBatch");
   in_batch_ = false;
   Status s = commit ? ExecCached("COMMIT") : Status::Ok();
-  if ((!commit || !s.ok()) && !sqlite3_get_autocommit(db_)) (void)ExecCached("ROLLBACK");
+  if (!commit || !s.ok()) {
+    run_rids_.clear();
+    if (!sqlite3_get_autocommit(db_)) (void)ExecCached("ROLLBACK");
+  }
   return s;
 }
 
 Result<int64_t> SqliteStore::RunRowId(const std::string& run_id) {
+  auto it = run_rids_.find(run_id);
+  if (it != run_rids_.end()) return it->second;
   CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT rid FROM runs WHERE id = ?1"));
   q.Bind(1, run_id);
   CG_ASSIGN_OR_RETURN(bool row, q.Next());
   if (!row) return Status::NotFound("run '" + run_id + "' does not exist");
+  // Runs are never deleted or renamed, so the row id of a committed run never changes. (A row
+  // read inside a transaction that then rolls back is forgotten: see Transact / EndBatch.)
+  run_rids_.emplace(run_id, q.Int(0));
   return q.Int(0);
 }
 

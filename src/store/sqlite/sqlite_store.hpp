@@ -112,6 +112,7 @@ class SqliteStore final : public Store {
 
   Status BeginBatch() override;
   Status EndBatch(bool commit) override;
+  bool BatchExcludesOtherWriters() const override { return true; }  // BEGIN IMMEDIATE
 
   // Test-only: the raw connection (to check pragmas).
   sqlite3* TEST_db() { return db_; }
@@ -149,6 +150,7 @@ class SqliteStore final : public Store {
   Env* env_;
   std::string path_;
   bool in_batch_ = false;  // BeginBatch .. EndBatch: Transact uses savepoints
+  std::unordered_map<std::string, int64_t> run_rids_;  // run id -> rowid (RunRowId)
   // Keyed by the SQL literal itself; finalized in the destructor.
   std::unordered_map<std::string_view, sqlite3_stmt*> stmts_;
 };
