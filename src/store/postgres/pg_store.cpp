@@ -111,6 +111,9 @@ CREATE TABLE units (
   agent_id   TEXT
 );
 CREATE INDEX units_by_run_status ON units (run, status, kind, id);
+-- ReserveUnit's pick: without it the planner walks units_pkey in id order past every unit
+-- already taken, so each reservation got slower as a run progressed (quadratic in all).
+CREATE INDEX units_launched ON units (run, id) WHERE status = 'launched' AND kind = 'unit';
 CREATE INDEX units_by_worker ON units (worker_id, run) WHERE worker_id IS NOT NULL;
 CREATE TABLE agents (
   seq          BIGSERIAL PRIMARY KEY,

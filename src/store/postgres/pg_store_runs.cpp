@@ -68,10 +68,13 @@ constexpr Sql kReserveUnit{
     "SELECT 1 FROM agents a WHERE a.run = $1::bigint AND a.worker_id = $2::bigint AND a.kind = 'unit' "
     "AND a.item_index = u.item_index) ORDER BY u.id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED), "
     "upd AS (UPDATE units u SET status = 'assigned', worker_id = $2::bigint, agent_id = $3::text FROM pick "
-    "WHERE u.id = pick.id RETURNING u.id, u.item_index) "
-    "INSERT INTO agents (" CG_PG_AGENT_COLUMNS ") "
+    "WHERE u.id = pick.id RETURNING u.id, u.item_index), "
+    "ins AS (INSERT INTO agents (" CG_PG_AGENT_COLUMNS ") "
     "SELECT $3::text, $4::text, $1::bigint, upd.id, $2::bigint, 'unit', $5::text, upd.item_index, $6::text, "
-    "$7::text, $8::bigint, $9::bigint, $10::bigint, $11::text, $12::text FROM upd RETURNING unit_id, item_index"};
+    "$7::text, $8::bigint, $9::bigint, $10::bigint, $11::text, $12::text FROM upd RETURNING unit_id, item_index) "
+    // The unit's item comes back with it: no second round trip for the work response.
+    "SELECT ins.unit_id, ins.item_index, i.data_json FROM ins "
+    "JOIN items i ON i.run = $1::bigint AND i.item_index = ins.item_index"};
 // The caps: a conditional counter update, so concurrent servers can never overrun them.
 constexpr Sql kCountGold{"cg_count_gold",
                          "UPDATE runs SET gold_served = gold_served + 1 WHERE rid = $1 AND gold_served < $2 "
@@ -327,11 +330,7 @@ Result<std::optional<AgentRecord>> PgStore::Reserve(const std::string& run_id, A
     agent.unit_id = Int(r[0][0]);
     agent.item_index = Int(r[0][1]);
     agent.run_id = run_id;
-    if (item_json != nullptr) {  // in the same round of the transaction: saves a GetItem
-      pqxx::result item = tx.Run(kItemGet, Args(rid, agent.item_index));
-      if (item.empty()) return Status::Internal("run '" + run_id + "' has no item " + std::to_string(agent.item_index));
-      *item_json = Text(item[0][0]);
-    }
+    if (item_json != nullptr) *item_json = Text(r[0][2]);
     out = agent;
     return Status::Ok();
   }));
