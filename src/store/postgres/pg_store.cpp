@@ -134,6 +134,8 @@ CREATE TABLE agents (
   check_result TEXT NOT NULL
 );
 CREATE INDEX agents_by_run_worker ON agents (run, worker_id, kind, item_index);
+-- OpenAgents, on every work request: only the open ones, not the worker's whole history.
+CREATE INDEX agents_open_by_run_worker ON agents (run, worker_id, seq) WHERE status IN ('in_task', 'onboarding');
 CREATE INDEX agents_by_run ON agents (run, seq);
 CREATE INDEX agents_open_by_deadline ON agents (deadline, seq) WHERE status IN ('in_task', 'onboarding');
 CREATE INDEX agents_scored_gold ON agents (worker_id, eval_set, seq)

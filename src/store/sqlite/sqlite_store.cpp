@@ -127,8 +127,14 @@ CREATE TABLE golds_seen (
 ) WITHOUT ROWID;
 )sql";
 
+// Migration 2 (issue #4): OpenAgents, asked on every work request, walked every agent the worker
+// ever had in the run (agents_by_run_worker), so a worker's requests slowed as their history grew.
+constexpr const char* kMigration2 = R"sql(
+CREATE INDEX agents_open_by_run_worker ON agents (run, worker_id) WHERE status IN ('in_task', 'onboarding');
+)sql";
+
 // Ordered; entry i upgrades version i to i + 1. Never edit a shipped migration: append one.
-constexpr const char* kMigrations[] = {kMigration1};
+constexpr const char* kMigrations[] = {kMigration1, kMigration2};
 
 constexpr size_t kProgressEvery = 10000;
 
@@ -309,6 +315,11 @@ class SqliteQuery {
   "SELECT a.id, a.token_hash, r.id, a.unit_id, a.worker_id, w.provider, w.name, a.kind, a.status, "            \
   "a.item_index, a.session, a.eval_set, a.created_at, a.deadline, a.submitted_at, a.data_json, a.check_result " \
   "FROM agents a JOIN runs r ON r.rid = a.run JOIN workers w ON w.id = a.worker_id "
+// The same, reading agents through the named index.
+#define CG_AGENT_SELECT_INDEXED(index)                                                                          \
+  "SELECT a.id, a.token_hash, r.id, a.unit_id, a.worker_id, w.provider, w.name, a.kind, a.status, "            \
+  "a.item_index, a.session, a.eval_set, a.created_at, a.deadline, a.submitted_at, a.data_json, a.check_result " \
+  "FROM agents a INDEXED BY " index " JOIN runs r ON r.rid = a.run JOIN workers w ON w.id = a.worker_id "
 
 namespace {
 
@@ -1327,8 +1338,10 @@ Result<std::vector<AgentRecord>> SqliteStore::OpenAgents(const std::string& run_
   CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
     CG_RETURN_IF_ERROR(CheckWorkerExists(worker, nullptr));
-    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_AGENT_SELECT "WHERE a.run = ?1 AND a.worker_id = ?2 AND "
-                                                             "a.status IN ('in_task', 'onboarding') ORDER BY a.rowid"));
+    // INDEXED BY: without statistics the planner may take agents_by_run_worker, every agent ever.
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_AGENT_SELECT_INDEXED("agents_open_by_run_worker")
+                                             "WHERE a.run = ?1 AND a.worker_id = ?2 AND "
+                                             "a.status IN ('in_task', 'onboarding') ORDER BY a.rowid"));
     q.Bind(1, rid).Bind(2, worker);
     CG_ASSIGN_OR_RETURN(out, ReadAgents(q));
     return Status::Ok();
