@@ -21,12 +21,9 @@
 #include <thread>
 #include <vector>
 
-#ifdef CROWDGATE_BENCH_HAVE_PQXX
-#include <pqxx/pqxx>
-#endif
-
 #include "http_load.hpp"
 #include "server/http_client.hpp"
+#include "store/postgres/pg_scratch_db.hpp"
 
 namespace crowdgate::bench {
 namespace {
@@ -135,32 +132,7 @@ class ServeProcess {
   int port_ = 0;
 };
 
-// `uri` with its database (the path) replaced by `db`.
-std::string WithDatabase(const std::string& uri, const std::string& db) {
-  const size_t scheme = uri.find("://");
-  const size_t host = scheme == std::string::npos ? 0 : scheme + 3;
-  const size_t query = uri.find('?', host);
-  const size_t slash = uri.find('/', host);
-  const size_t path_end = query == std::string::npos ? uri.size() : query;
-  if (slash == std::string::npos || slash > path_end) return uri.substr(0, path_end) + "/" + db + uri.substr(path_end);
-  return uri.substr(0, slash) + "/" + db + uri.substr(path_end);
-}
-
-// One statement outside a transaction (CREATE / DROP DATABASE); "" on success, else the error.
-std::string PgExec(const std::string& uri, const std::string& sql) {
-#ifdef CROWDGATE_BENCH_HAVE_PQXX
-  try {
-    pqxx::connection c(uri);
-    pqxx::nontransaction tx(c);
-    tx.exec(sql);
-    return "";
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-#else
-  return "crowdgate_bench was built without libpqxx (pkg-config libpqxx), so it cannot create databases";
-#endif
-}
+using pg_scratch::WithDatabase;
 
 // The http-work run: `items` items, 1 unit each, 5 requirements q1..q5 >= 0 (every worker passes), no golds.
 std::string WriteConfig(const ScratchDir& dir, int64_t items) {
@@ -228,8 +200,8 @@ Figures Measure(const Setup& setup, const HttpMultiOptions& o, const std::string
   std::string pg_db;
   if (setup.backend == "postgresql") {
     pg_db = "crowdgate_bench_" + std::to_string(::getpid()) + "_" + std::to_string(seq);
-    PgExec(pg_admin, "DROP DATABASE IF EXISTS " + pg_db + " WITH (FORCE)");
-    if (std::string err = PgExec(pg_admin, "CREATE DATABASE " + pg_db); !err.empty()) {
+    pg_scratch::Exec(pg_admin, "DROP DATABASE IF EXISTS " + pg_db + " WITH (FORCE)");
+    if (std::string err = pg_scratch::Exec(pg_admin, "CREATE DATABASE " + pg_db); !err.empty()) {
       f.failure = "CREATE DATABASE " + pg_db + ": " + err;
       return f;
     }
@@ -238,7 +210,7 @@ Figures Measure(const Setup& setup, const HttpMultiOptions& o, const std::string
   struct DropDb {
     std::string admin, name;
     ~DropDb() {
-      if (!name.empty()) PgExec(admin, "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
+      if (!name.empty()) pg_scratch::Exec(admin, "DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
     }
   } drop{pg_admin, pg_db};
 

@@ -44,7 +44,7 @@
 #include <nlohmann/json.hpp>
 
 #ifdef CROWDGATE_TEST_HAVE_PQXX
-#include <pqxx/pqxx>
+#include "store/postgres/pg_scratch_db.hpp"
 #endif
 
 #include "crowdgate/env.hpp"
@@ -81,33 +81,6 @@ uint32_t Seed() {
   const char* s = std::getenv("CROWDGATE_MULTI_SERVER_SEED");
   return s != nullptr ? static_cast<uint32_t>(std::strtoul(s, nullptr, 10)) : 20240606u;
 }
-
-// ---- a fresh PostgreSQL database for one test ---------------------------------------------------------------
-
-// `uri` with its database (the path) replaced by `db`: postgresql://u@h:p/postgres?x=y -> postgresql://u@h:p/db?x=y
-std::string WithDatabase(const std::string& uri, const std::string& db) {
-  const size_t scheme = uri.find("://");
-  const size_t host = scheme == std::string::npos ? 0 : scheme + 3;
-  const size_t query = uri.find('?', host);
-  const size_t slash = uri.find('/', host);
-  const size_t path_end = query == std::string::npos ? uri.size() : query;
-  if (slash == std::string::npos || slash > path_end) return uri.substr(0, path_end) + "/" + db + uri.substr(path_end);
-  return uri.substr(0, slash) + "/" + db + uri.substr(path_end);
-}
-
-#ifdef CROWDGATE_TEST_HAVE_PQXX
-// Runs one statement outside a transaction (CREATE/DROP DATABASE) on the server's maintenance database.
-std::string PgExec(const std::string& uri, const std::string& sql) {
-  try {
-    pqxx::connection c(uri);
-    pqxx::nontransaction tx(c);
-    tx.exec(sql);
-    return "";
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-}
-#endif
 
 // ---- what the crowd saw ----------------------------------------------------------------------------------------
 
@@ -184,9 +157,9 @@ class MultiServerTest : public ::testing::TestWithParam<std::string> {
 #ifdef CROWDGATE_TEST_HAVE_PQXX
       pg_admin_ = pg;
       pg_db_ = "crowdgate_ms_" + std::to_string(::getpid()) + "_" + Env::Default()->RandomHex128().substr(0, 8);
-      const std::string err = PgExec(pg_admin_, "CREATE DATABASE " + pg_db_);
+      const std::string err = pg_scratch::Exec(pg_admin_, "CREATE DATABASE " + pg_db_);
       ASSERT_EQ(err, "") << "CREATE DATABASE " << pg_db_ << " on " << pg_admin_;
-      db_ = WithDatabase(pg_admin_, pg_db_);
+      db_ = pg_scratch::WithDatabase(pg_admin_, pg_db_);
 #else
       FAIL() << "CROWDGATE_TEST_PG is set but this test was built without libpqxx (pkg-config libpqxx), so it "
                 "cannot create a fresh database";
@@ -200,7 +173,7 @@ class MultiServerTest : public ::testing::TestWithParam<std::string> {
   void TearDown() override {
 #ifdef CROWDGATE_TEST_HAVE_PQXX
     if (!pg_db_.empty() && std::getenv("CROWDGATE_KEEP_TEST_DB") == nullptr) {
-      const std::string err = PgExec(pg_admin_, "DROP DATABASE IF EXISTS " + pg_db_ + " WITH (FORCE)");
+      const std::string err = pg_scratch::Exec(pg_admin_, "DROP DATABASE IF EXISTS " + pg_db_ + " WITH (FORCE)");
       EXPECT_EQ(err, "") << "DROP DATABASE " << pg_db_;
     }
 #endif

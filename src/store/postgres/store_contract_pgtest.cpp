@@ -27,6 +27,7 @@
 #include <pqxx/pqxx>
 
 #include "crowdgate/store.hpp"
+#include "store/postgres/pg_scratch_db.hpp"
 #include "store/postgres/pg_store.hpp"
 
 namespace crowdgate::store_test {
@@ -46,16 +47,7 @@ std::string AdminUri() {
   return v != nullptr ? std::string(v) : std::string();
 }
 
-// `uri` with its database (the path) replaced by `db`.
-std::string WithDatabase(const std::string& uri, const std::string& db) {
-  size_t start = uri.find("://");
-  start = start == std::string::npos ? 0 : start + 3;
-  const size_t query = uri.find('?', start);
-  const size_t stop = query == std::string::npos ? uri.size() : query;
-  const size_t slash = uri.find('/', start);
-  if (slash == std::string::npos || slash > stop) return uri.substr(0, stop) + "/" + db + uri.substr(stop);
-  return uri.substr(0, slash) + "/" + db + uri.substr(stop);
-}
+using pg_scratch::WithDatabase;
 
 std::string DatabaseOf(const std::string& uri) {
   const size_t query = uri.find('?');
