@@ -37,6 +37,9 @@ struct RunRecord {
   int64_t num_units = 0;
   int64_t gold_served = 0;       // gold units counted against max_gold_units
   int64_t screening_served = 0;  // screening units counted against max_screening_units
+  // What the run's provider created for it (Prolific: study id, completion codes, participant
+  // groups), as a JSON object; "{}" until the provider's launch step stores it.
+  std::string provider_state_json = "{}";
 };
 
 struct UnitRecord {
@@ -84,6 +87,34 @@ struct AgentFinish {
   std::optional<int64_t> submitted_at;
   std::string check_result;
   std::vector<GrantOp> grant_ops;  // counters / qualifications, in the same transaction
+};
+
+// One change bound for a crowd provider (a participant-group update, an approval, a bonus), written
+// in the same transaction as the change itself and delivered later by the outbox drainer.
+struct OutboxRow {
+  int64_t id = 0;                 // increasing: delivery order within an order_key
+  std::string provider;           // "prolific"
+  std::string kind;               // grant_sync | approve | reject | bonus
+  std::string run_id;             // "" for grant_sync (it concerns every run using the qualification)
+  std::string order_key;          // rows with the same key are delivered one at a time, in id order
+  std::string payload_json = "{}";   // what to deliver, provider-neutral JSON
+  std::string state = "pending";  // pending | retrying | done | failed
+  int64_t attempts = 0;
+  int64_t next_attempt_at = 0;    // not claimed before this time
+  std::string last_error;         // the provider's message of the last failure ("" if none)
+  std::string progress_json = "{}";  // steps already taken (a bonus set-up id, "pay sent", ...)
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  std::string claimed_by;         // the drainer holding the row ("" = none)
+  int64_t claimed_until = 0;      // the claim's lease end
+};
+
+struct OutboxCounts {
+  int64_t pending = 0;
+  int64_t retrying = 0;
+  int64_t done = 0;
+  int64_t failed = 0;
+  std::optional<int64_t> oldest_undelivered_at;  // created_at of the oldest pending/retrying row
 };
 
 struct CompletedCount {
@@ -204,8 +235,48 @@ class Store {
   // Sets the status of submitted units (review) and of the agents that submitted them
   // (accepted -> approved, rejected, soft_rejected). Only units in status completed (or
   // already reviewed) may change; returns how many units changed.
+  // `outbox` rows (the provider's side of the review: approvals, rejections, bonuses) are written
+  // in the same transaction.
   virtual Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                                      const std::string& new_status) = 0;
+                                      const std::string& new_status, const std::vector<OutboxRow>& outbox = {}) = 0;
+  // Stores what the run's provider created for it (RunRecord::provider_state_json).
+  virtual Status SetRunProviderState(const std::string& run_id, const std::string& state_json) = 0;
+  // Agents of this worker in this run under provider session `session` that were submitted
+  // (kinds unit, gold and screening; onboarding not counted).
+  virtual Result<int64_t> CountSessionSubmissions(const std::string& run_id, WorkerId worker,
+                                                  const std::string& session) = 0;
+  // Open agents (in_task or onboarding) of the run under provider session `session`, oldest first.
+  virtual Result<std::vector<AgentRecord>> OpenAgentsOfSession(const std::string& run_id,
+                                                               const std::string& session) = 0;
+
+  // ---- secrets ------------------------------------------------------------------------
+  // The database's secret called `name` (64 hex chars, 256 random bits), created on first use;
+  // every process on the database gets the same value. Used to sign worker links.
+  virtual Result<std::string> DatabaseSecret(const std::string& name) = 0;
+
+  // ---- provider outbox ------------------------------------------------------------------
+  // ApplyGrantOps (and FinishAgent's grant_ops) write one `grant_sync` row, in the same
+  // transaction, for every kSet or kRevoke op that changes a grant of a worker whose provider
+  // ProviderSyncsGrants() and whose op has provider_sync set: provider = the worker's provider,
+  // order_key = "grant:" + worker + "|" + qualification, payload {"worker": "prolific:PID",
+  // "qualification": NAME, "value": N or null when revoked, "expires_at": micros or null}.
+  // Appends rows (state pending) in one transaction; ids are assigned in order.
+  virtual Status EnqueueOutbox(const std::vector<OutboxRow>& rows) = 0;
+  // Claims up to `limit` rows for `claimer` until now + lease: rows in state pending or
+  // retrying, due (next_attempt_at <= now), not claimed by anyone else (or whose claim has
+  // lapsed), and first in their order_key among the rows not yet done or failed. Oldest first.
+  // Several processes may claim at once; no row is claimed by two of them (PostgreSQL:
+  // FOR UPDATE SKIP LOCKED).
+  virtual Result<std::vector<OutboxRow>> ClaimOutbox(const std::string& claimer, int64_t now, int64_t lease_micros,
+                                                     int limit) = 0;
+  // Writes state, attempts, next_attempt_at, last_error and progress_json of a row `row.claimed_by`
+  // holds; release = true also drops the claim. Conflict when the row is no longer claimed by
+  // row.claimed_by (its lease lapsed and another drainer took it).
+  virtual Status UpdateOutboxRow(const OutboxRow& row, bool release) = 0;
+  virtual Result<OutboxCounts> CountOutbox() = 0;
+  // Rows with id > after_id whose state is in `states` (empty = any), oldest first, at most `limit`.
+  virtual Result<std::vector<OutboxRow>> ListOutbox(const std::vector<std::string>& states, int64_t after_id,
+                                                    int64_t limit) = 0;
 
  protected:
   Store() = default;

@@ -97,6 +97,12 @@ struct GrantOp {
   std::optional<int64_t> expires_at;
   std::string actor;
   std::string reason;
+  // false = do not tell the worker's provider (`--no-sync`): no outbox row is written for this op.
+  bool provider_sync = true;
 };
+
+// True for providers whose participant lists crowdgate keeps in step with grants (Prolific's
+// participant groups): a kSet or kRevoke that changes such a worker's grant writes an outbox row.
+bool ProviderSyncsGrants(std::string_view provider);
 
 }  // namespace crowdgate

@@ -120,4 +120,6 @@ std::string_view AuditKindName(AuditEntry::Kind kind) {
   return "unknown";
 }
 
+bool ProviderSyncsGrants(std::string_view provider) { return provider == "prolific"; }
+
 }  // namespace crowdgate
