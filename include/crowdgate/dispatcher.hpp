@@ -101,6 +101,23 @@ struct ExportRow {
   std::string check_result;
 };
 
+// `crowdgate review`: which submitted units, what to do, and what the provider is told.
+struct ReviewRequest {
+  std::string run_id;
+  std::string action;              // approve | reject | soft-reject
+  std::vector<int64_t> unit_ids;   // explicit units, or
+  bool all = false;                // every submitted, not yet reviewed unit, or
+  std::string worker;              // every submitted, not yet reviewed unit of this worker
+  std::string reason;              // to the provider (Prolific: the message a rejection needs, >= 100 chars)
+  std::string category;            // Prolific's rejection category (TOO_QUICKLY, LOW_EFFORT, ...)
+  std::optional<double> bonus;     // paid once per reviewed provider session, in the study's currency
+};
+
+struct ReviewResult {
+  int64_t reviewed = 0;        // units whose status changed
+  int64_t provider_rows = 0;   // changes queued for the provider (approvals, rejections, bonuses)
+};
+
 class Dispatcher {
  public:
   // Shares the engine's store, grant index and lock; `engine` must outlive it.
@@ -138,9 +155,18 @@ class Dispatcher {
   virtual Result<std::vector<RunSummary>> ListRuns() = 0;
   virtual Result<RunSummary> Summarize(const std::string& run_id) = 0;
   virtual Result<std::vector<ExportRow>> Export(const std::string& run_id) = 0;
-  // action: approve | reject | soft-reject; empty unit_ids with all=true = every submitted unit.
-  virtual Result<int64_t> Review(const std::string& run_id, const std::string& action,
-                                 const std::vector<int64_t>& unit_ids, bool all) = 0;
+  // Sets the units' status and, for a run whose provider reviews (ProviderReviews: Prolific), queues
+  // the provider's side (approve / reject the participant's submission, a bonus) in the same
+  // transaction. The provider's own rules (Prolific: a rejection needs a reason of at least 100
+  // characters and a category) are checked before, by the caller (ProviderHub::CheckReview).
+  virtual Result<ReviewResult> Review(const ReviewRequest& request) = 0;
+  // The provider ended a worker's session (Prolific: the submission was returned or timed out):
+  // every open agent of the run under `session` ends as "returned" and its unit goes back to the
+  // pool. Returns how many agents ended.
+  virtual Result<int64_t> EndSession(const std::string& run_id, const std::string& session) = 0;
+  // Units (of every kind but onboarding) this worker submitted in the run under `session`.
+  virtual Result<int64_t> SessionSubmissions(const std::string& run_id, const WorkerRef& worker,
+                                             const std::string& session) = 0;
   virtual Status CloseRun(const std::string& run_id) = 0;
   // The resolved config and templates of a run (for rendering pages).
   virtual Result<std::shared_ptr<const RunView>> RunViewOf(const std::string& run_id) = 0;

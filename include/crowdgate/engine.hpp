@@ -41,6 +41,7 @@ struct GrantRequest {
   int64_t value = 1;
   std::optional<int64_t> expires_at;
   std::string reason;
+  bool provider_sync = true;  // false (`--no-sync`): the worker's provider is not told
 };
 
 // One row of a bulk import: worker text and value, with the line it came from.
@@ -89,8 +90,9 @@ class Engine {
   // Grants or replaces a value; creates the worker record if never seen.
   virtual Result<AuditEntry> Grant(const GrantRequest& request) = 0;
   // Returns false when the worker held no grant (nothing changes, nothing is logged).
+  // provider_sync false (`--no-sync`): the worker's provider is not told.
   virtual Result<bool> Revoke(const std::string& qualification, const std::string& worker,
-                              const std::string& reason) = 0;
+                              const std::string& reason, bool provider_sync = true) = 0;
   // All rows or none: a bad worker name fails the whole import naming its line.
   virtual Result<ImportSummary> Import(const std::string& qualification, const std::vector<ImportRow>& rows,
                                        const std::string& reason,

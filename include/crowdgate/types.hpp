@@ -104,5 +104,8 @@ struct GrantOp {
 // True for providers whose participant lists crowdgate keeps in step with grants (Prolific's
 // participant groups): a kSet or kRevoke that changes such a worker's grant writes an outbox row.
 bool ProviderSyncsGrants(std::string_view provider);
+// True for providers that hold their own record of each worker's session and are told the outcome
+// of a review (Prolific approves or rejects the submission, pays bonuses).
+bool ProviderReviews(std::string_view provider);
 
 }  // namespace crowdgate

@@ -11,5 +11,9 @@ void AddQualCommands(CLI::App& app, CliContext& ctx);
 void AddWorkerCommands(CLI::App& app, CliContext& ctx);
 void AddRunCommands(CLI::App& app, CliContext& ctx);
 void AddDemoCommand(CLI::App& app, CliContext& ctx);
+// provider status | sync | publish, and close.
+void AddProviderCommands(CLI::App& app, CliContext& ctx);
+// worker link (registered by AddWorkerCommands).
+void AddWorkerLinkCommand(CLI::App& worker, CliContext& ctx);
 
 }  // namespace crowdgate::cli

@@ -154,7 +154,7 @@ void AddGrant(CLI::App& qual, CliContext& ctx) {
   cmd->add_flag("--no-sync", a->no_sync, "Do not push the grant to the worker's provider");
   cmd->callback([&ctx, a] {
     ctx.action = [&ctx, a] {
-      GrantRequest req{a->name, a->worker, a->value, std::nullopt, a->reason};
+      GrantRequest req{a->name, a->worker, a->value, std::nullopt, a->reason, !a->no_sync};
       if (!a->expires.empty()) {
         auto t = ParseExpiry(a->expires, Env::Default()->NowMicros());
         if (!t.ok()) return Fail(t.status());
@@ -192,7 +192,7 @@ void AddRevoke(CLI::App& qual, CliContext& ctx) {
     ctx.action = [&ctx, a] {
       auto engine = ctx.OpenEngine();
       if (!engine.ok()) return Fail(engine.status());
-      auto revoked = (*engine)->Revoke(a->name, a->worker, a->reason);
+      auto revoked = (*engine)->Revoke(a->name, a->worker, a->reason, !a->no_sync);
       if (!revoked.ok()) return Fail(revoked.status());
       if (ctx.json) {
         PrintJson({{"revoked", *revoked}, {"qualification", a->name}, {"worker", a->worker}});
@@ -374,10 +374,11 @@ void AddQualCommands(CLI::App& app, CliContext& ctx) {
 }
 
 void AddWorkerCommands(CLI::App& app, CliContext& ctx) {
-  auto* worker = app.add_subcommand("worker", "Workers: their grants, and resetting onboarding");
+  auto* worker = app.add_subcommand("worker", "Workers: their grants, resetting onboarding, signed links");
   worker->require_subcommand(1);
   AddWorkerShow(*worker, ctx);
   AddResetOnboarding(*worker, ctx);
+  AddWorkerLinkCommand(*worker, ctx);
 }
 
 }  // namespace crowdgate::cli

@@ -7,6 +7,7 @@
 
 #include "cli/cli_commands.hpp"
 #include "cli/cli_context.hpp"
+#include "cli/cli_open.hpp"
 #include "cli/simulate.hpp"
 #include "core/run_config.hpp"
 #include "crowdgate/dispatcher.hpp"
@@ -16,24 +17,23 @@ namespace crowdgate::cli {
 
 namespace {
 
-struct Opened {
-  std::unique_ptr<Engine> engine;
-  std::unique_ptr<Dispatcher> dispatcher;
-};
-
-Result<Opened> OpenAll(const CliContext& ctx) {
-  Opened o;
-  CG_ASSIGN_OR_RETURN(o.engine, ctx.OpenEngine());
-  CG_ASSIGN_OR_RETURN(o.dispatcher, Dispatcher::Create(o.engine.get()));
-  return o;
-}
-
-Result<LaunchResult> LaunchFromFile(Dispatcher& d, const std::string& config_path,
+// Loads and checks the config (the provider first: nothing is stored for a run its provider
+// cannot take), stores the run, then creates the provider's side (a Prolific study). When that
+// fails the run is closed again, so no worker can land on a run the crowd never sees.
+Result<LaunchResult> LaunchFromFile(Opened& o, const std::string& config_path,
                                     const std::vector<std::string>& overrides) {
   CG_ASSIGN_OR_RETURN(RunConfig config, LoadRunConfig(config_path, overrides));
+  CG_RETURN_IF_ERROR(o.providers->CheckLaunch(config));
   Progress progress("launching " + config.task.task_name);
-  auto r = d.Launch(config, [&progress](size_t done, size_t total) { progress.Update(done, total); });
+  auto r = o.dispatcher->Launch(config, [&progress](size_t done, size_t total) { progress.Update(done, total); });
   progress.Finish();
+  if (!r.ok()) return r;
+  Status provider = o.providers->Launch(r->run_id);
+  if (!provider.ok()) {
+    Status closed = o.dispatcher->CloseRun(r->run_id);
+    return provider.WithContext("launch run " + r->run_id + " on " + config.provider.type +
+                                (closed.ok() ? " (the run is closed)" : ""));
+  }
   return r;
 }
 
@@ -70,6 +70,8 @@ struct ServeArgs {
   int port = 8080;
   double rate_limit = 0;          // requests/s per client address; 0 = off
   int max_connections_per_ip = 256;
+  std::string public_url;         // where providers send workers ("" = provider.public_url)
+  int provider_poll_ms = 5000;    // how often the drainer reads providers (returned submissions)
 };
 
 void AddServeOptions(CLI::App* cmd, ServeArgs* a) {
@@ -82,6 +84,11 @@ void AddServeOptions(CLI::App* cmd, ServeArgs* a) {
   cmd->add_option("--max-connections-per-ip", a->max_connections_per_ip,
                   "Open connections allowed per client address (default 256)")
       ->check(CLI::Range(1, 1000000));
+  cmd->add_option("--public-url", a->public_url,
+                  "Address providers send workers to, e.g. https://tasks.example.org (overrides provider.public_url)");
+  cmd->add_option("--provider-poll-ms", a->provider_poll_ms,
+                  "How often returned and timed-out Prolific submissions are looked for (default 5000)")
+      ->check(CLI::Range(50, 3600000));
 }
 
 int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::string& only_run) {
@@ -94,16 +101,18 @@ int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::st
   options.http.rate_limit_burst = 2 * args.rate_limit;
   options.http.max_connections_per_ip = args.max_connections_per_ip;
   if (const char* t = std::getenv("CROWDGATE_REQUESTER_TOKEN")) options.requester_token = t;
+  options.providers = o.providers.get();
   TaskServer server(o.engine.get(), o.dispatcher.get(), options);
   Status s = server.Start();
   if (!s.ok()) return Fail(s);
+  o.providers->StartDrainer(args.provider_poll_ms);
   auto runs = o.dispatcher->ListRuns();
   if (!runs.ok()) return Fail(runs.status());
   std::cerr << "crowdgate: serving on http://" << host << ":" << server.port() << "\n";
   for (const auto& r : *runs) {
     if (r.status != "open" || (!only_run.empty() && r.run_id != only_run)) continue;
     std::cerr << "  " << r.task_name << ": http://" << host << ":" << server.port() << "/runs/" << r.run_id
-              << "?worker=NAME\n";
+              << "  (local workers: crowdgate worker link NAME " << r.run_id << ")\n";
   }
   if (options.requester_token.empty() || std::getenv("CROWDGATE_REQUESTER_TOKEN") == nullptr) {
     std::cerr << "  requester token (set CROWDGATE_REQUESTER_TOKEN to choose one): " << server.requester_token() << "\n";
@@ -127,6 +136,7 @@ int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::st
   }
   std::cerr << "crowdgate: stopping\n";
   server.Stop();
+  o.providers->StopDrainer();
   return 0;
 }
 
@@ -137,11 +147,17 @@ void AddLaunch(CLI::App& app, CliContext& ctx) {
   cmd->add_option("CONFIG", *config, "Run config (YAML, Mephisto's task/blueprint/qualifications/provider groups)")
       ->required();
   cmd->add_option("OVERRIDES", *overrides, "key.path=value overrides, e.g. blueprint.min_golds=2");
-  cmd->callback([&ctx, config, overrides] {
-    ctx.action = [&ctx, config, overrides] {
-      auto o = OpenAll(ctx);
+  auto public_url = std::make_shared<std::string>();
+  cmd->add_option("--public-url", *public_url,
+                  "Address providers send workers to (Prolific's study URL), overrides provider.public_url");
+  cmd->footer("provider.type prolific creates the study on Prolific as a draft (PROLIFIC_API_TOKEN; publish it with\n"
+              "provider.publish: true or `crowdgate provider publish RUN`). MTurk closed on 2026-09-30: launching\n"
+              "on it is refused.");
+  cmd->callback([&ctx, config, overrides, public_url] {
+    ctx.action = [&ctx, config, overrides, public_url] {
+      auto o = OpenAll(ctx, true, *public_url);
       if (!o.ok()) return Fail(o.status());
-      auto r = LaunchFromFile(*o->dispatcher, *config, *overrides);
+      auto r = LaunchFromFile(*o, *config, *overrides);
       if (!r.ok()) return Fail(r.status());
       if (ctx.json) {
         PrintJson({{"run_id", r->run_id}, {"items", r->items}, {"units", r->units}});
@@ -159,7 +175,7 @@ void AddServe(CLI::App& app, CliContext& ctx) {
   AddServeOptions(cmd, args.get());
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
-      auto o = OpenAll(ctx);
+      auto o = OpenAll(ctx, true, args->public_url);
       if (!o.ok()) return Fail(o.status());
       return Serve(ctx, *o, *args, "");
     };
@@ -176,9 +192,9 @@ void AddRun(CLI::App& app, CliContext& ctx) {
   AddServeOptions(cmd, args.get());
   cmd->callback([&ctx, config, overrides, args] {
     ctx.action = [&ctx, config, overrides, args] {
-      auto o = OpenAll(ctx);
+      auto o = OpenAll(ctx, true, args->public_url);
       if (!o.ok()) return Fail(o.status());
-      auto r = LaunchFromFile(*o->dispatcher, *config, *overrides);
+      auto r = LaunchFromFile(*o, *config, *overrides);
       if (!r.ok()) return Fail(r.status());
       std::cout << r->run_id << std::endl;
       return Serve(ctx, *o, *args, r->run_id);
@@ -285,27 +301,42 @@ void AddExport(CLI::App& app, CliContext& ctx) {
 }
 
 void AddReview(CLI::App& app, CliContext& ctx) {
-  auto* cmd = app.add_subcommand("review", "Approve, reject or soft-reject submitted units");
-  auto run = std::make_shared<std::string>();
-  auto action = std::make_shared<std::string>();
-  auto units = std::make_shared<std::vector<int64_t>>();
-  auto all = std::make_shared<bool>(false);
-  cmd->add_option("RUN", *run, "Run id")->required();
-  cmd->add_option("ACTION", *action, "approve | reject | soft-reject")
+  auto* cmd = app.add_subcommand("review", "Approve, reject or soft-reject submitted units (and tell the provider)");
+  auto req = std::make_shared<ReviewRequest>();
+  auto bonus = std::make_shared<double>(0);
+  cmd->add_option("RUN", req->run_id, "Run id")->required();
+  cmd->add_option("ACTION", req->action, "approve | reject | soft-reject")
       ->required()
       ->check(CLI::IsMember({"approve", "reject", "soft-reject"}));
-  cmd->add_option("UNITS", *units, "Unit ids (see `crowdgate export`)");
-  cmd->add_flag("--all", *all, "Every submitted, not yet reviewed unit of the run");
-  cmd->callback([&ctx, run, action, units, all] {
-    ctx.action = [&ctx, run, action, units, all] {
-      auto o = OpenAll(ctx);
+  cmd->add_option("UNITS", req->unit_ids, "Unit ids (see `crowdgate export`)");
+  cmd->add_flag("--all", req->all, "Every submitted, not yet reviewed unit of the run");
+  cmd->add_option("--worker", req->worker, "Every submitted, not yet reviewed unit of this worker");
+  cmd->add_option("--reason", req->reason,
+                  "Why (Prolific: sent to the participant; a rejection needs at least 100 characters)");
+  cmd->add_option("--category", req->category,
+                  "Prolific rejection category: TOO_QUICKLY, TOO_SLOWLY, FAILED_INSTRUCTIONS, INCOMP_LONGITUDINAL, "
+                  "FAILED_CHECK, LOW_EFFORT, MALINGERING, NO_CODE, BAD_CODE, NO_DATA, UNSUPP_DEVICE, OTHER");
+  auto* bonus_opt = cmd->add_option("--bonus", *bonus,
+                                    "Bonus per participant session, in the study's currency (4.25 = 4.25), paid once");
+  cmd->footer(
+      "On a Prolific run the participant's submission is approved or rejected on Prolific and the bonus is paid\n"
+      "through the provider outbox (see `crowdgate provider status`); a soft rejection approves on Prolific.");
+  cmd->callback([&ctx, req, bonus, bonus_opt] {
+    ctx.action = [&ctx, req, bonus, bonus_opt] {
+      if (bonus_opt->count() > 0) req->bonus = *bonus;
+      auto o = OpenAll(ctx, true);
       if (!o.ok()) return Fail(o.status());
-      auto n = o->dispatcher->Review(*run, *action, *units, *all);
+      Status allowed = o->providers->CheckReview(*req);
+      if (!allowed.ok()) return Fail(allowed);
+      auto n = o->dispatcher->Review(*req);
       if (!n.ok()) return Fail(n.status());
       if (ctx.json) {
-        PrintJson({{"reviewed", *n}, {"action", *action}});
+        PrintJson({{"reviewed", n->reviewed}, {"action", req->action}, {"provider_changes", n->provider_rows}});
       } else {
-        std::cout << *action << ": " << *n << " units\n";
+        std::cout << req->action << ": " << n->reviewed << " units\n";
+        if (n->provider_rows > 0) {
+          std::cout << n->provider_rows << " changes queued for the provider (crowdgate provider status)\n";
+        }
       }
       return 0;
     };

@@ -126,7 +126,23 @@ std::vector<ConfigKeyDoc> BuildRegistry() {
       Key("provider.mturk_specific_qualifications", T::kList,
           "MTurk QualificationRequirement objects passed to MTurk as given.").Default(json::array()),
       Key("provider.prolific_specific_qualifications", T::kList,
-          "Prolific eligibility requirement objects passed to Prolific as given.").Default(json::array()),
+          "Prolific filters {filter_id, selected_values|selected_range} passed as given, or Mephisto's "
+          "{name: ...Requirement, ...} objects.").Default(json::array()),
+      Key("provider.trust_worker_param", T::kBool,
+          "Local workers: accept an unsigned ?worker=NAME (simulations, demos, tests only).").Default(false),
+      Key("provider.public_url", T::kString,
+          "Address providers send workers to (https://host[:port]); `--public-url` overrides it.").Nullable(),
+      Key("provider.publish", T::kBool, "Prolific: publish the study at launch (else `provider publish RUN`).")
+          .Default(false),
+      Key("provider.prolific_places", T::kInt, "Prolific: participants the study takes (total_available_places).")
+          .Min(1).RequiredIf("provider.type", json("prolific")),
+      Key("provider.units_per_session", T::kInt,
+          "Units a participant does before being sent back with the completion code (0 = until no work is left).")
+          .Default(0).Min(0),
+      Key("provider.prolific_workspace", T::kString, "Prolific: workspace id of the study (default: your first).")
+          .Nullable(),
+      Key("provider.estimated_completion_time", T::kInt, "Prolific: minutes a session is expected to take.")
+          .Default(10).Min(1),
   };
 }
 
@@ -709,11 +725,55 @@ Status CheckMturkQualification(const json& q, const std::string& where) {
   return Status::Ok();
 }
 
+// A Prolific filter: {filter_id, selected_values: [strings]} (select) or {filter_id,
+// selected_range: {lower?, upper?}} (range), optionally with weightings.
+Status CheckProlificFilter(const json& q, const std::string& where) {
+  if (!q["filter_id"].is_string() || q["filter_id"].get<std::string>().empty()) {
+    return Status::InvalidArgument(where + ".filter_id: expected a non-empty string such as \"age\"");
+  }
+  for (const auto& [k, v] : q.items()) {
+    if (k != "filter_id" && k != "selected_values" && k != "selected_range" && k != "weightings") {
+      return Status::InvalidArgument(where + ": unknown key \"" + k +
+                                     "\" (a Prolific filter has filter_id, selected_values or selected_range, "
+                                     "weightings)");
+    }
+  }
+  const bool values = q.contains("selected_values");
+  const bool range = q.contains("selected_range");
+  if (values == range) {
+    return Status::InvalidArgument(where + ": give exactly one of selected_values (a select filter) or "
+                                   "selected_range (a range filter)");
+  }
+  if (values) {
+    const json& v = q["selected_values"];
+    if (!v.is_array() || v.empty() ||
+        !std::all_of(v.begin(), v.end(), [](const json& x) { return x.is_string(); })) {
+      return Status::InvalidArgument(where + ".selected_values: expected a non-empty list of choice ids (strings)");
+    }
+  } else {
+    const json& r = q["selected_range"];
+    if (!r.is_object() || r.empty()) {
+      return Status::InvalidArgument(where + ".selected_range: expected an object {lower, upper}");
+    }
+    for (const auto& [k, v] : r.items()) {
+      if (k != "lower" && k != "upper") {
+        return Status::InvalidArgument(where + ".selected_range: unknown key \"" + k + "\" (lower, upper)");
+      }
+      if (!v.is_number() && !v.is_string() && !v.is_null()) {
+        return Status::InvalidArgument(where + ".selected_range." + k + ": expected a number or an ISO date");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 Status CheckProlificQualification(const json& q, const std::string& where) {
   if (!q.is_object()) return Status::InvalidArgument(where + ": expected an object, got " + DescribeValue(q));
+  if (q.contains("filter_id")) return CheckProlificFilter(q, where);
   if (!q.contains("name") || !q["name"].is_string() || q["name"].get<std::string>().empty()) {
-    return Status::InvalidArgument(where + ".name: missing or not a non-empty string (the Prolific requirement "
-                                   "type, e.g. \"CustomWhitelistEligibilityRequirement\")");
+    return Status::InvalidArgument(where + ".name: missing or not a non-empty string (a Prolific filter needs "
+                                   "filter_id; Mephisto's form needs the requirement type, e.g. "
+                                   "\"CustomWhitelistEligibilityRequirement\")");
   }
   return Status::Ok();
 }
@@ -726,6 +786,12 @@ void CheckProvider(const json& tree, ErrorList& errors) {
   }
   if (const json* list = Lookup(tree, prolific); list && list->is_array()) {
     for (size_t i = 0; i < list->size(); ++i) errors.Add(CheckProlificQualification((*list)[i], Where(prolific, i)));
+  }
+  if (const json* url = Lookup(tree, "provider.public_url"); url && url->is_string()) {
+    const std::string u = url->get<std::string>();
+    if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0) {
+      errors.Add("provider.public_url: expected an http:// or https:// address, got \"" + u + "\"");
+    }
   }
 }
 
@@ -955,6 +1021,16 @@ BlueprintConfig BuildBlueprint(const json& b, ErrorList& errors) {
 ProviderConfig BuildProvider(const json& p) {
   ProviderConfig provider;
   provider.type = p.value("type", "local");
+  provider.trust_worker_param = p.value("trust_worker_param", false);
+  provider.public_url = StrOr(p, "public_url");
+  while (!provider.public_url.empty() && provider.public_url.back() == '/') provider.public_url.pop_back();
+  provider.publish = p.value("publish", false);
+  provider.prolific_places = p.contains("prolific_places") && p["prolific_places"].is_number_integer()
+                                 ? p["prolific_places"].get<int64_t>()
+                                 : 0;
+  provider.units_per_session = p.value("units_per_session", int64_t{0});
+  provider.prolific_workspace = StrOr(p, "prolific_workspace");
+  provider.estimated_completion_time = p.value("estimated_completion_time", int64_t{10});
   for (const json& q : p.value("mturk_specific_qualifications", json::array())) {
     provider.mturk_specific_qualifications.push_back(q);
   }
@@ -1133,9 +1209,17 @@ json RunConfigToJson(const RunConfig& c) {
   PutIfSet(bp, "gold_file", b.gold_file);
   json quals = json::array();
   for (const Requirement& r : c.qualifications) quals.push_back(r.ToJson());
-  json provider = {{"type", c.provider.type},
-                   {"mturk_specific_qualifications", c.provider.mturk_specific_qualifications},
-                   {"prolific_specific_qualifications", c.provider.prolific_specific_qualifications}};
+  const ProviderConfig& p = c.provider;
+  json provider = {{"type", p.type},
+                   {"mturk_specific_qualifications", p.mturk_specific_qualifications},
+                   {"prolific_specific_qualifications", p.prolific_specific_qualifications},
+                   {"trust_worker_param", p.trust_worker_param},
+                   {"publish", p.publish},
+                   {"units_per_session", p.units_per_session},
+                   {"estimated_completion_time", p.estimated_completion_time}};
+  PutIfSet(provider, "public_url", p.public_url);
+  PutIfSet(provider, "prolific_workspace", p.prolific_workspace);
+  if (p.prolific_places > 0) provider["prolific_places"] = p.prolific_places;
   json out = {{"task", task}, {"blueprint", bp}, {"qualifications", quals}, {"provider", provider}};
   if (!c.source_path.empty()) out["source_path"] = c.source_path;
   return out;

@@ -162,6 +162,13 @@ struct ProviderConfig {
   // The providers' own requirement objects, validated and kept as given.
   std::vector<nlohmann::json> mturk_specific_qualifications;
   std::vector<nlohmann::json> prolific_specific_qualifications;
+  bool trust_worker_param = false;   // local: accept an unsigned ?worker= (simulations, demos, tests)
+  std::string public_url;            // "" = not set; no trailing slash
+  bool publish = false;              // prolific: publish the study at launch
+  int64_t prolific_places = 0;       // prolific: total_available_places (required for prolific)
+  int64_t units_per_session = 0;     // 0 = until no work is left for the participant
+  std::string prolific_workspace;    // "" = the account's first workspace
+  int64_t estimated_completion_time = 10;  // minutes
 };
 
 struct RunConfig {

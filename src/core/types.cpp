@@ -121,5 +121,6 @@ std::string_view AuditKindName(AuditEntry::Kind kind) {
 }
 
 bool ProviderSyncsGrants(std::string_view provider) { return provider == "prolific"; }
+bool ProviderReviews(std::string_view provider) { return provider == "prolific"; }
 
 }  // namespace crowdgate

@@ -33,8 +33,10 @@ class DispatcherImpl : public Dispatcher {
   Result<std::vector<RunSummary>> ListRuns() override;
   Result<RunSummary> Summarize(const std::string& run_id) override;
   Result<std::vector<ExportRow>> Export(const std::string& run_id) override;
-  Result<int64_t> Review(const std::string& run_id, const std::string& action, const std::vector<int64_t>& unit_ids,
-                         bool all) override;
+  Result<ReviewResult> Review(const ReviewRequest& request) override;
+  Result<int64_t> EndSession(const std::string& run_id, const std::string& session) override;
+  Result<int64_t> SessionSubmissions(const std::string& run_id, const WorkerRef& worker,
+                                     const std::string& session) override;
   Status CloseRun(const std::string& run_id) override;
   Result<std::shared_ptr<const RunView>> RunViewOf(const std::string& run_id) override;
 

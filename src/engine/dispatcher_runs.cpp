@@ -1,4 +1,5 @@
 // Launching runs and the requester's views of them: status, export, review, close.
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -134,29 +135,119 @@ Result<std::vector<ExportRow>> DispatcherImpl::Export(const std::string& run_id)
   return rows;
 }
 
-Result<int64_t> DispatcherImpl::Review(const std::string& run_id, const std::string& action,
-                                       const std::vector<int64_t>& unit_ids, bool all) {
+namespace {
+
+// The provider-neutral part of a review's checks; each provider adds its own (Provider::CheckReview).
+Status CheckReviewBonus(const ReviewRequest& r) {
+  if (r.bonus && !(*r.bonus > 0)) return Status::InvalidArgument("review --bonus: expected an amount above 0");
+  if (r.bonus && *r.bonus > 1000) {
+    return Status::InvalidArgument("review --bonus: more than 1000 per participant; pay such sums by hand");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ReviewResult> DispatcherImpl::Review(const ReviewRequest& request) {
   std::string status;
-  if (action == "approve") {
+  if (request.action == "approve") {
     status = "accepted";
-  } else if (action == "reject") {
+  } else if (request.action == "reject") {
     status = "rejected";
-  } else if (action == "soft-reject") {
+  } else if (request.action == "soft-reject") {
     status = "soft_rejected";
   } else {
-    return Status::InvalidArgument("review action \"" + action + "\": expected approve, reject or soft-reject");
+    return Status::InvalidArgument("review action \"" + request.action + "\": expected approve, reject or soft-reject");
   }
-  if (all == !unit_ids.empty()) return Status::InvalidArgument("review: give unit ids or --all, not both or neither");
+  const int selectors = (request.all ? 1 : 0) + (request.unit_ids.empty() ? 0 : 1) + (request.worker.empty() ? 0 : 1);
+  if (selectors != 1) return Status::InvalidArgument("review: give unit ids, --all or --worker W (exactly one)");
+  std::optional<WorkerRef> only_worker;
+  if (!request.worker.empty()) {
+    CG_ASSIGN_OR_RETURN(WorkerRef w, ParseWorkerRef(request.worker));
+    only_worker = w;
+  }
   Lock l(core_.mu());
-  CG_ASSIGN_OR_RETURN(RunRecord run, core_.store().GetRun(run_id));
-  std::vector<int64_t> ids = unit_ids;
-  if (all) {
-    CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> agents, core_.store().RunAgents(run_id));
-    for (const auto& a : agents) {
-      if (a.unit_id && a.status == "completed") ids.push_back(*a.unit_id);
+  CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> run, RunLocked(request.run_id));
+  const std::string& provider = run->config->provider.type;
+  CG_RETURN_IF_ERROR(CheckReviewBonus(request));
+  CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> agents, core_.store().RunAgents(request.run_id));
+  std::vector<int64_t> ids;
+  std::vector<const AgentRecord*> reviewed;  // the submitting agents of the units that will change
+  for (const auto& a : agents) {
+    if (!a.unit_id || a.status != "completed") continue;
+    const bool chosen = request.all || (only_worker && a.worker == *only_worker) ||
+                        std::find(request.unit_ids.begin(), request.unit_ids.end(), *a.unit_id) !=
+                            request.unit_ids.end();
+    if (!chosen) continue;
+    ids.push_back(*a.unit_id);
+    reviewed.push_back(&a);
+  }
+  // Units named explicitly but not submitted still go to the store, which counts only real changes.
+  for (int64_t id : request.unit_ids) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  }
+  // The provider's side: one row per participant session (a Prolific submission may hold
+  // several units; it is approved or rejected once, and paid one bonus).
+  std::vector<OutboxRow> rows;
+  if (ProviderReviews(provider)) {
+    std::vector<std::string> sessions;
+    for (const AgentRecord* a : reviewed) {
+      if (a->session.empty() || std::find(sessions.begin(), sessions.end(), a->session) != sessions.end()) continue;
+      sessions.push_back(a->session);
+      nlohmann::json base = {{"run_id", request.run_id}, {"worker", a->worker.ToString()}, {"session", a->session}};
+      auto row = [&](const std::string& kind, nlohmann::json payload) {
+        OutboxRow r;
+        r.provider = provider;
+        r.kind = kind;
+        r.run_id = request.run_id;
+        r.order_key = "session:" + a->session;
+        r.payload_json = payload.dump();
+        rows.push_back(std::move(r));
+      };
+      // A soft rejection pays the participant (Prolific approves) but keeps the unit out of the results.
+      if (request.action == "reject") {
+        nlohmann::json p = base;
+        p["message"] = request.reason;
+        p["rejection_category"] = request.category;
+        row("reject", p);
+      } else {
+        row("approve", base);
+      }
+      if (request.bonus) {
+        nlohmann::json p = base;
+        p["amount"] = *request.bonus;
+        row("bonus", p);
+      }
     }
   }
-  return core_.store().ReviewUnits(run_id, ids, status);
+  ReviewResult result;
+  result.provider_rows = static_cast<int64_t>(rows.size());
+  CG_ASSIGN_OR_RETURN(result.reviewed, core_.store().ReviewUnits(request.run_id, ids, status, rows));
+  return result;
+}
+
+Result<int64_t> DispatcherImpl::EndSession(const std::string& run_id, const std::string& session) {
+  if (session.empty()) return Status::InvalidArgument("end session: empty session id");
+  Lock l(core_.mu());
+  CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> open, core_.store().OpenAgentsOfSession(run_id, session));
+  int64_t ended = 0;
+  for (const AgentRecord& a : open) {
+    auto entries = core_.store().FinishAgent(EndAgent(a, "returned"));
+    if (entries.ok()) {
+      ++ended;
+    } else if (!entries.status().IsConflict()) {  // Conflict: it submitted or ended meanwhile
+      return entries.status();
+    }
+  }
+  return ended;
+}
+
+Result<int64_t> DispatcherImpl::SessionSubmissions(const std::string& run_id, const WorkerRef& worker,
+                                                   const std::string& session) {
+  Lock l(core_.mu());
+  auto w = core_.store().GetWorker(worker);
+  if (!w.ok()) return w.status().IsNotFound() ? Result<int64_t>(int64_t{0}) : Result<int64_t>(w.status());
+  return core_.store().CountSessionSubmissions(run_id, w->id, session);
 }
 
 Status DispatcherImpl::CloseRun(const std::string& run_id) {

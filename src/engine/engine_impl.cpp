@@ -74,6 +74,7 @@ Result<AuditEntry> EngineImpl::Grant(const GrantRequest& request) {
   op.expires_at = request.expires_at;
   op.actor = core_->actor();
   op.reason = request.reason;
+  op.provider_sync = request.provider_sync;
   CG_ASSIGN_OR_RETURN(std::vector<AuditEntry> entries, core_->store().ApplyGrantOps({op}));
   CG_RETURN_IF_ERROR(core_->AfterWrite(entries));
   if (entries.empty()) return Status::Internal("grant wrote no audit entry");
@@ -81,7 +82,7 @@ Result<AuditEntry> EngineImpl::Grant(const GrantRequest& request) {
 }
 
 Result<bool> EngineImpl::Revoke(const std::string& qualification, const std::string& worker,
-                                const std::string& reason) {
+                                const std::string& reason, bool provider_sync) {
   CG_ASSIGN_OR_RETURN(WorkerRef ref, ParseWorkerRef(worker));
   Lock l(core_->mu());
   CG_ASSIGN_OR_RETURN(Qualification q, core_->Qual(qualification));
@@ -91,6 +92,7 @@ Result<bool> EngineImpl::Revoke(const std::string& qualification, const std::str
   op.qual_id = q.id;
   op.actor = core_->actor();
   op.reason = reason;
+  op.provider_sync = provider_sync;
   CG_ASSIGN_OR_RETURN(std::vector<AuditEntry> entries, core_->store().ApplyGrantOps({op}));
   CG_RETURN_IF_ERROR(core_->AfterWrite());
   return !entries.empty();

@@ -23,8 +23,8 @@ class EngineImpl : public Engine {
   Result<std::vector<crowdgate::Grant>> ListGrants(const std::string& qualification) override;
   Status DeleteQualification(const std::string& name) override;
   Result<AuditEntry> Grant(const GrantRequest& request) override;
-  Result<bool> Revoke(const std::string& qualification, const std::string& worker,
-                      const std::string& reason) override;
+  Result<bool> Revoke(const std::string& qualification, const std::string& worker, const std::string& reason,
+                      bool provider_sync = true) override;
   Result<ImportSummary> Import(const std::string& qualification, const std::vector<ImportRow>& rows,
                                const std::string& reason,
                                const std::function<void(size_t done, size_t total)>& progress) override;

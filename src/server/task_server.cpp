@@ -1,10 +1,13 @@
 #include "server/task_server.hpp"
 
+#include <charconv>
 #include <chrono>
+#include <climits>
 #include <iostream>
 
 #include "core/run_config.hpp"
 #include "core/secure_compare.hpp"
+#include "providers/outbox_json.hpp"
 #include "server/worker_pages.hpp"
 
 namespace crowdgate {
@@ -68,29 +71,95 @@ Result<std::string> StringField(const nlohmann::json& j, const char* key, bool r
   return j[key].get<std::string>();
 }
 
-// The worker named by a page's query: local (?worker=), MTurk (workerId, assignmentId,
-// hitId) or Prolific (PROLIFIC_PID, STUDY_ID, SESSION_ID).
-Result<WorkRequest> PageWorker(const HttpRequest& req) {
-  WorkRequest w;
-  w.run_id = req.path_params.at("run_id");
+// Who a page's query says the worker is: local (?worker=NAME&sig=...), MTurk (workerId,
+// assignmentId, hitId) or Prolific (PROLIFIC_PID, STUDY_ID, SESSION_ID). The run's provider
+// decides whether to believe it (ProviderHub::Recognize).
+Result<Landing> PageLanding(const HttpRequest& req) {
   auto q = [&](const char* k) {
     auto it = req.query.find(k);
     return it == req.query.end() ? std::string() : it->second;
   };
+  Landing l;
   std::string text;
   if (!q("workerId").empty()) {
     text = "mturk:" + q("workerId");
-    w.session = q("assignmentId");
+    l.session = q("assignmentId");
   } else if (!q("PROLIFIC_PID").empty()) {
     text = "prolific:" + q("PROLIFIC_PID");
-    w.session = q("SESSION_ID");
+    l.session = q("SESSION_ID");
+    l.study = q("STUDY_ID");
   } else if (!q("worker").empty()) {
     text = q("worker");
+    l.sig = q("sig");
   } else {
-    return Status::InvalidArgument("say who you are: ?worker=NAME (local), MTurk's workerId, or Prolific's PROLIFIC_PID");
+    return Status::InvalidArgument(
+        "say who you are: open your link (?worker=NAME&sig=...), or come from Prolific (PROLIFIC_PID)");
   }
-  CG_ASSIGN_OR_RETURN(w.worker, ParseWorkerRef(text));
-  return w;
+  CG_ASSIGN_OR_RETURN(l.worker, ParseWorkerRef(text));
+  return l;
+}
+
+// The same from a JSON work request {"provider", "worker", "session", "study", "sig"}.
+Result<Landing> BodyLanding(const nlohmann::json& body) {
+  CG_RETURN_IF_ERROR(OnlyKeys(body, {"provider", "worker", "session", "study", "sig"}));
+  CG_ASSIGN_OR_RETURN(std::string provider, StringField(body, "provider", false));
+  CG_ASSIGN_OR_RETURN(std::string worker, StringField(body, "worker", true));
+  Landing l;
+  CG_ASSIGN_OR_RETURN(l.session, StringField(body, "session", false));
+  CG_ASSIGN_OR_RETURN(l.study, StringField(body, "study", false));
+  CG_ASSIGN_OR_RETURN(l.sig, StringField(body, "sig", false));
+  const bool qualified_name = worker.find(':') != std::string::npos;
+  CG_ASSIGN_OR_RETURN(l.worker, ParseWorkerRef(provider.empty() || qualified_name ? worker : provider + ":" + worker));
+  if (!provider.empty() && l.worker.provider != provider) {
+    return Status::InvalidArgument("worker \"" + worker + "\" does not belong to provider " + provider);
+  }
+  return l;
+}
+
+// A page for an error of the worker page: the status of the error, a message a person can read.
+HttpResponse PageError(const Status& status, const std::string& title) {
+  HttpResponse r = ErrorResponse(status);  // for the status code only
+  r.content_type = "text/html; charset=utf-8";
+  std::string message = status.message();
+  if (status.code() == Status::Code::kUnauthenticated) {
+    message = "This link does not let you in: " + message + ".";
+  }
+  r.body = RenderMessagePage(title, message);
+  r.headers.emplace_back("Cache-Control", "no-store");
+  r.headers.emplace_back("X-Content-Type-Options", "nosniff");
+  return r;
+}
+
+// Where a worker's session goes after this answer, if it is over: the provider's completion URL
+// (Prolific), chosen by whether they were refused or ran out of work after working.
+std::optional<std::string> SessionEnd(ProviderHub* hub, Dispatcher* d, const WorkRequest& w, const WorkResponse& work) {
+  if (work.outcome == "unit" || work.outcome == "onboarding") return std::nullopt;
+  if (work.reason == "too_many_concurrent") return std::nullopt;  // they still hold a unit
+  bool refused = work.outcome == "not_qualified";
+  if (!refused) {
+    Result<int64_t> done = w.session.empty() ? Result<int64_t>(int64_t{0}) : d->SessionSubmissions(w.run_id, w.worker, w.session);
+    refused = !done.ok() || *done == 0;  // nothing done in the session: screened out, not completed
+  }
+  return hub->SessionEndUrl(w.run_id, refused);
+}
+
+// True when the worker has done provider.units_per_session units in this session.
+bool SessionFull(ProviderHub* hub, Dispatcher* d, const WorkRequest& w) {
+  if (w.session.empty()) return false;
+  const int64_t limit = hub->UnitsPerSession(w.run_id);
+  if (limit <= 0) return false;
+  Result<int64_t> done = d->SessionSubmissions(w.run_id, w.worker, w.session);
+  return done.ok() && *done >= limit;
+}
+
+std::string CompletionPage(const std::string& title, const std::string& url, bool refused) {
+  const std::string text = refused ? "You cannot continue with this task. Please go back to Prolific:"
+                                   : "Thank you, you have finished. Please go back to Prolific to complete your "
+                                     "submission:";
+  return "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>" + HtmlEscape(title) +
+         "</title><meta http-equiv=\"refresh\" content=\"3;url=" + HtmlEscape(url) +
+         "\"></head><body>\n<h1>" + HtmlEscape(title) + "</h1>\n<p>" + HtmlEscape(text) + " <a id=\"cg-complete\" href=\"" +
+         HtmlEscape(url) + "\">" + HtmlEscape(url) + "</a></p>\n</body></html>\n";
 }
 
 std::string RefusalText(const WorkResponse& w) {
@@ -98,6 +167,20 @@ std::string RefusalText(const WorkResponse& w) {
     return "You are not currently qualified to work on this task (" + w.reason + ").";
   }
   return "There is no work for you right now (" + w.reason + "). Please try again later.";
+}
+
+constexpr int64_t kDefaultLinkLifetimeSeconds = 7 * 24 * 3600;
+
+// An integer query parameter within [lo, hi]; `fallback` when absent.
+Result<int64_t> QueryInt(const std::string& text, const char* name, int64_t fallback, int64_t lo, int64_t hi) {
+  if (text.empty()) return fallback;
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) {
+    return Status::InvalidArgument(std::string("query parameter ") + name + ": expected an integer from " +
+                                   std::to_string(lo) + " to " + std::to_string(hi) + ", got \"" + text + "\"");
+  }
+  return v;
 }
 
 template <typename F>
@@ -137,57 +220,68 @@ Router TaskServer::BuildRouter() {
   Dispatcher* d = dispatcher_;
   BatchQueue* q = queue_.get();
   Engine* engine = engine_;
+  ProviderHub* hub = options_.providers;
   const std::string requester_token = options_.requester_token;
 
   router.Add("GET", "/healthz", [](const HttpRequest&) { return JsonResponse(200, {{"status", "ok"}}); });
 
-  router.AddAsync("GET", "/runs/{run_id}", Batched(q, [d](const HttpRequest& req) -> Result<BatchQueue::Job> {
-                    CG_ASSIGN_OR_RETURN(WorkRequest w, PageWorker(req));
-                    return BatchQueue::Job([d, w](bool) -> std::optional<HttpResponse> {
-                      return Answer([&]() -> Result<HttpResponse> {
-                        CG_ASSIGN_OR_RETURN(std::shared_ptr<const RunView> view, d->RunViewOf(w.run_id));
-                        if (view->config->blueprint.type == BlueprintType::kJson) {
-                          return Status::NotFound("run " + w.run_id +
-                                                  " uses blueprint.type json: there is no page; use POST /api/v1/runs/" +
-                                                  w.run_id + "/work");
-                        }
-                        if (w.session == "ASSIGNMENT_ID_NOT_AVAILABLE") {  // MTurk preview: show, assign nothing
-                          return Html(200, RenderMessagePage(view->config->task.task_title,
-                                                             "Accept the HIT to start working on this task."));
-                        }
-                        CG_ASSIGN_OR_RETURN(WorkResponse work, d->RequestWork(w));
-                        if (work.outcome == "unit" || work.outcome == "onboarding") {
-                          return Html(200, RenderWorkPage(*view, work));
-                        }
-                        return Html(200, RenderMessagePage(view->config->task.task_title, RefusalText(work)));
-                      }());
-                    });
-                  }));
+  router.AddAsync("GET", "/runs/{run_id}", [q, d, hub](const HttpRequest& req, HttpResponder respond) {
+    const std::string run_id = req.path_params.at("run_id");
+    Result<Landing> landing = PageLanding(req);
+    if (!landing.ok()) return respond(PageError(landing.status(), "crowdgate"));
+    // Recognised on the io thread: a Prolific session may need one call to Prolific.
+    Result<WorkRequest> who = hub->Recognize(run_id, *landing);
+    if (!who.ok()) return respond(PageError(who.status(), "crowdgate"));
+    q->Submit(BatchQueue::Job([d, hub, w = std::move(who).value()](bool) -> std::optional<HttpResponse> {
+                Result<std::shared_ptr<const RunView>> view = d->RunViewOf(w.run_id);
+                if (!view.ok()) return PageError(view.status(), "crowdgate");
+                const std::string& title = (*view)->config->task.task_title;
+                if ((*view)->config->blueprint.type == BlueprintType::kJson) {
+                  return PageError(Status::NotFound("run " + w.run_id + " uses blueprint.type json: there is no "
+                                                    "page; use POST /api/v1/runs/" + w.run_id + "/work"),
+                                   title);
+                }
+                if (w.session == "ASSIGNMENT_ID_NOT_AVAILABLE") {  // MTurk preview: show, assign nothing
+                  return Html(200, RenderMessagePage(title, "Accept the HIT to start working on this task."));
+                }
+                if (SessionFull(hub, d, w)) {
+                  if (auto url = hub->SessionEndUrl(w.run_id, false)) return Html(200, CompletionPage(title, *url, false));
+                }
+                Result<WorkResponse> work = d->RequestWork(w);
+                if (!work.ok()) return PageError(work.status(), title);
+                if (work->outcome == "unit" || work->outcome == "onboarding") {
+                  return Html(200, RenderWorkPage(**view, *work));
+                }
+                if (auto url = SessionEnd(hub, d, w, *work)) {
+                  return Html(200, CompletionPage(title, *url, work->outcome == "not_qualified"));
+                }
+                return Html(200, RenderMessagePage(title, RefusalText(*work)));
+              }),
+              std::move(respond));
+  });
 
-  router.AddAsync("POST", "/api/v1/runs/{run_id}/work",
-                  Batched(q, [d](const HttpRequest& req) -> Result<BatchQueue::Job> {
-                    CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
-                    CG_RETURN_IF_ERROR(OnlyKeys(body, {"provider", "worker", "session"}));
-                    CG_ASSIGN_OR_RETURN(std::string provider, StringField(body, "provider", false));
-                    CG_ASSIGN_OR_RETURN(std::string worker, StringField(body, "worker", true));
-                    CG_ASSIGN_OR_RETURN(std::string session, StringField(body, "session", false));
-                    WorkRequest w;
-                    w.run_id = req.path_params.at("run_id");
-                    w.session = session;
-                    const bool qualified_name = worker.find(':') != std::string::npos;
-                    CG_ASSIGN_OR_RETURN(w.worker, ParseWorkerRef(provider.empty() || qualified_name
-                                                                     ? worker
-                                                                     : provider + ":" + worker));
-                    if (!provider.empty() && w.worker.provider != provider) {
-                      return Status::InvalidArgument("worker \"" + worker + "\" does not belong to provider " +
-                                                     provider);
-                    }
-                    return BatchQueue::Job([d, w](bool) -> std::optional<HttpResponse> {
-                      Result<WorkResponse> work = d->RequestWork(w);
-                      if (!work.ok()) return ErrorResponse(work.status());
-                      return JsonResponse(200, work->ToJson());
-                    });
-                  }));
+  router.AddAsync("POST", "/api/v1/runs/{run_id}/work", [q, d, hub](const HttpRequest& req, HttpResponder respond) {
+    Result<nlohmann::json> body = ParseBody(req);
+    if (!body.ok()) return respond(ErrorResponse(body.status()));
+    Result<Landing> landing = BodyLanding(*body);
+    if (!landing.ok()) return respond(ErrorResponse(landing.status()));
+    Result<WorkRequest> who = hub->Recognize(req.path_params.at("run_id"), *landing);
+    if (!who.ok()) return respond(ErrorResponse(who.status()));
+    q->Submit(BatchQueue::Job([d, hub, w = std::move(who).value()](bool) -> std::optional<HttpResponse> {
+                if (SessionFull(hub, d, w)) {
+                  if (auto url = hub->SessionEndUrl(w.run_id, false)) {
+                    return JsonResponse(200, {{"outcome", "no_work"}, {"reason", "no_units_left"},
+                                              {"completion_url", *url}});
+                  }
+                }
+                Result<WorkResponse> work = d->RequestWork(w);
+                if (!work.ok()) return ErrorResponse(work.status());
+                nlohmann::json out = work->ToJson();
+                if (auto url = SessionEnd(hub, d, w, *work)) out["completion_url"] = *url;
+                return JsonResponse(200, out);
+              }),
+              std::move(respond));
+  });
 
   auto token_of = [](const HttpRequest& req) { return BearerToken(req).value_or(""); };
 
@@ -260,6 +354,51 @@ Router TaskServer::BuildRouter() {
                return JsonResponse(200, out);
              }));
 
+  // A signed link for a local worker: {"worker": "alice", "expires_in_s": 604800} (default 7 days; 0 = never).
+  router.Add("POST", "/api/v1/requester/runs/{run_id}/links",
+             Guarded([hub, requester](const HttpRequest& req) -> Result<HttpResponse> {
+               CG_RETURN_IF_ERROR(requester(req));
+               CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
+               CG_RETURN_IF_ERROR(OnlyKeys(body, {"worker", "expires_in_s"}));
+               CG_ASSIGN_OR_RETURN(std::string worker, StringField(body, "worker", true));
+               int64_t expires_in = kDefaultLinkLifetimeSeconds;
+               if (body.contains("expires_in_s")) {
+                 if (!body["expires_in_s"].is_number_integer() || body["expires_in_s"].get<int64_t>() < 0) {
+                   return Status::InvalidArgument("field \"expires_in_s\": expected an integer >= 0 (0 = never)");
+                 }
+                 expires_in = body["expires_in_s"].get<int64_t>();
+               }
+               const int64_t expires_at =
+                   expires_in == 0 ? 0 : Env::Default()->NowMicros() / kMicrosPerSecond + expires_in;
+               CG_ASSIGN_OR_RETURN(std::string link, hub->WorkerLink(req.path_params.at("run_id"), worker, expires_at));
+               return JsonResponse(200, {{"link", link},
+                                         {"worker", worker},
+                                         {"expires_at", expires_at == 0 ? nlohmann::json(nullptr)
+                                                                        : nlohmann::json(FormatTimestamp(
+                                                                              expires_at * kMicrosPerSecond))}});
+             }));
+
+  // The provider outbox: counts by state and the rows, oldest first (?state=failed&limit=&cursor=).
+  router.Add("GET", "/api/v1/requester/outbox", Guarded([hub, requester](const HttpRequest& req) -> Result<HttpResponse> {
+               CG_RETURN_IF_ERROR(requester(req));
+               auto q = [&](const char* k) {
+                 auto it = req.query.find(k);
+                 return it == req.query.end() ? std::string() : it->second;
+               };
+               CG_ASSIGN_OR_RETURN(int64_t limit, QueryInt(q("limit"), "limit", 100, 1, 1000));
+               CG_ASSIGN_OR_RETURN(int64_t cursor, QueryInt(q("cursor"), "cursor", 0, 0, INT64_MAX));
+               std::vector<std::string> states;
+               if (!q("state").empty()) states.push_back(q("state"));
+               CG_ASSIGN_OR_RETURN(OutboxCounts counts, hub->CountOutbox());
+               CG_ASSIGN_OR_RETURN(std::vector<OutboxRow> rows, hub->ListOutbox(states, cursor, limit));
+               nlohmann::json list = nlohmann::json::array();
+               for (const OutboxRow& r : rows) list.push_back(OutboxRowJson(r));
+               nlohmann::json out = {{"counts", OutboxCountsJson(counts)}, {"rows", list}};
+               out["next_cursor"] = static_cast<int64_t>(rows.size()) == limit ? nlohmann::json(rows.back().id)
+                                                                               : nlohmann::json(nullptr);
+               return JsonResponse(200, out);
+             }));
+
   auto grant_route = [engine, requester](bool revoke) {
     return Guarded([engine, requester, revoke](const HttpRequest& req) -> Result<HttpResponse> {
       CG_RETURN_IF_ERROR(requester(req));
@@ -287,6 +426,7 @@ Router TaskServer::BuildRouter() {
 }
 
 Status TaskServer::Start() {
+  if (options_.providers == nullptr) return Status::Internal("TaskServer: options.providers is required");
   if (options_.requester_token.empty()) options_.requester_token = Env::Default()->RandomHex128();
   queue_ = std::make_unique<BatchQueue>(dispatcher_, options_.batching);
   queue_->Start();

@@ -15,6 +15,7 @@
 
 #include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
+#include "providers/provider_hub.hpp"
 #include "server/batch_queue.hpp"
 #include "server/http_server.hpp"
 
@@ -25,6 +26,9 @@ struct TaskServerOptions {
   std::string requester_token;  // required for /api/v1/requester/...; empty = generated at Start
   int expiry_interval_ms = 1000;  // how often overdue agents are timed out
   BatchQueue::Options batching;
+  // Recognises landing workers (signed links, Prolific sessions) and says where finished sessions
+  // go; required. Not owned.
+  ProviderHub* providers = nullptr;
 };
 
 class TaskServer {
