@@ -44,6 +44,7 @@
 #include "engine/grant_index.hpp"
 #include "http_load.hpp"
 #include "http_multi.hpp"
+#include "providers/provider_hub.hpp"
 #include "server/task_server.hpp"
 
 namespace crowdgate::bench {
@@ -134,7 +135,7 @@ std::string WriteRunConfig(const std::string& dir, int64_t items, bool golds, in
   for (int q = 1; q <= requirements; ++q) {
     yaml += "  - {qualification_name: q" + std::to_string(q) + ", comparator: GreaterThanOrEqualTo, value: 0}\n";
   }
-  yaml += "provider:\n  type: local\n";
+  yaml += "provider:\n  type: local\n  trust_worker_param: true  # simulated workers, no signed links\n";
   WriteFile(dir + "/config.yaml", yaml);
   return dir + "/config.yaml";
 }
@@ -261,6 +262,7 @@ struct Served {
   std::unique_ptr<ScratchDir> dir;
   std::unique_ptr<Engine> engine;
   std::unique_ptr<Dispatcher> dispatcher;
+  std::unique_ptr<ProviderHub> providers;  // after the dispatcher: destroyed first
   std::string run_id;
 };
 
@@ -279,6 +281,9 @@ Served ServeRun(const std::string& tag, int64_t workers, int64_t items, bool gol
   s.dispatcher = Must(Dispatcher::Create(s.engine.get()), "dispatcher");
   RunConfig config = Must(LoadRunConfig(config_path, {}), "config");
   s.run_id = Must(s.dispatcher->Launch(config, {}), "launch").run_id;
+  ProviderHubOptions po;
+  po.db_uri = db;
+  s.providers = Must(ProviderHub::Open(std::move(po), s.engine.get(), s.dispatcher.get()), "providers");
   return s;
 }
 
@@ -337,6 +342,7 @@ HttpFigures HttpWork(const Args& a, const std::string& name, int64_t population,
   so.http.max_connections_per_ip = 3 * connections;  // a run opens its connections while the last run's are still closing
   so.http.log = [](const std::string&) {};
   so.batching.max_batch = max_batch;
+  so.providers = s.providers.get();
   TaskServer server(s.engine.get(), s.dispatcher.get(), so);
   if (Status st = server.Start(); !st.ok()) Die(st, "server start");
   std::vector<double> tput, p50, p99, p999;

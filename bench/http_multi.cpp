@@ -151,7 +151,7 @@ std::string WriteConfig(const ScratchDir& dir, int64_t items) {
   for (int q = 1; q <= 5; ++q) {
     yaml += "  - {qualification_name: q" + std::to_string(q) + ", comparator: GreaterThanOrEqualTo, value: 0}\n";
   }
-  yaml += "provider:\n  type: local\n";
+  yaml += "provider:\n  type: local\n  trust_worker_param: true  # simulated workers, no signed links\n";
   WriteFile(dir.File("config.yaml"), yaml);
   return dir.File("config.yaml");
 }

@@ -65,6 +65,7 @@ class Status {
   bool IsConflict() const { return code() == Code::kConflict; }
   bool IsGone() const { return code() == Code::kGone; }
   bool IsUnavailable() const { return code() == Code::kUnavailable; }
+  bool IsUnauthenticated() const { return code() == Code::kUnauthenticated; }
 
   // Prefixes the message with context ("line 12: ..."), keeping the code.
   Status WithContext(std::string_view context) const {

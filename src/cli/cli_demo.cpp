@@ -59,12 +59,20 @@ Status RunDemo(const DemoArgs& a) {
             << config.blueprint.gold_items.size() << " golds, onboarding quiz "
             << *config.blueprint.onboarding_qualification << "\n";
 
+  ProviderHubOptions po;
+  po.db_uri = a.db;
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<ProviderHub> providers,
+                      ProviderHub::Open(std::move(po), engine.get(), dispatcher.get()));
   TaskServerOptions so;
   so.http.port = 0;
+  so.providers = providers.get();
   TaskServer server(engine.get(), dispatcher.get(), so);
   CG_RETURN_IF_ERROR(server.Start());
   const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/runs/" + launched.run_id;
-  std::cout << "3. serving " << url << "?worker=NAME\n";
+  // The example sets provider.trust_worker_param: true because its crowd is simulated: the
+  // simulator names its workers itself. Real local workers get signed links instead.
+  std::cout << "3. serving " << url << "?worker=NAME (trust_worker_param: a simulated crowd names itself; real "
+            << "workers get signed links: crowdgate worker link NAME " << launched.run_id << ")\n";
 
   SimOptions sim;
   sim.run_url = url;

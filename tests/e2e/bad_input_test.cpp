@@ -55,7 +55,8 @@ class BadInputTest : public CrowdgateFixture {
     const std::string config =
         Write("config.yaml",
               "task:\n  task_name: bad-input\n  task_title: Bad input\n  assignment_duration_in_seconds: 600\n"
-              "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\nqualifications: []\n");
+              "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\nqualifications: []\n"
+              "provider:\n  type: local\n  trust_worker_param: true\n");
     CommandResult r = Run("--json launch " + ShellQuote(config));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     return r.exit_code == 0 ? json::parse(r.out)["run_id"].get<std::string>() : "";

@@ -130,7 +130,7 @@ class CrashSafetyTest : public ::testing::Test {
             "  use_golds: true\n  gold_qualification_base: cs-gold\n  gold_file: golds.jsonl\n"
             "  gold_check: {fields: [label], match: case_insensitive}\n  min_golds: 1\n  max_incorrect_golds: 1\n"
             "  max_gold_units: " +
-            std::to_string(kMaxGoldUnits) + "\nqualifications: []\nprovider:\n  type: local\n");
+            std::to_string(kMaxGoldUnits) + "\nqualifications: []\nprovider:\n  type: local\n  trust_worker_param: true\n");
     CommandResult r = RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " --json launch " + ShellQuote(config));
     ASSERT_EQ(r.exit_code, 0) << r.err;
     run_ = json::parse(r.out)["run_id"];

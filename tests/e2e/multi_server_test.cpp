@@ -216,7 +216,7 @@ class MultiServerTest : public ::testing::TestWithParam<std::string> {
         "  use_golds: true\n  gold_qualification_base: ms-gold\n  gold_file: golds.jsonl\n"
         "  gold_check: {fields: [label], match: exact}\n  min_golds: 1\n  max_incorrect_golds: 0\n";
     yaml += "  max_gold_units: " + std::to_string(kMaxGoldUnits) + "\n";
-    yaml += "qualifications: []\nprovider:\n  type: local\n";
+    yaml += "qualifications: []\nprovider:\n  type: local\n  trust_worker_param: true\n";
     config_ = Write("config.yaml", yaml);
   }
 

@@ -33,6 +33,9 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 Headers Bearer(const std::string& token) { return {{"Authorization", "Bearer " + token}}; }
 
+// These tests name their workers with ?worker= / {"worker": ...}; signed links have their own test.
+const char* kTrustedLocal = "provider:\n  type: local\n  trust_worker_param: true\n";
+
 class ServerE2eTest : public CrowdgateFixture {
  protected:
   // Writes config.yaml (static_html, task.html, units.jsonl) with `extra` lines appended to blueprint and
@@ -43,7 +46,7 @@ class ServerE2eTest : public CrowdgateFixture {
     const std::string config =
         Write("config.yaml", "task:\n  task_name: e2e\n  task_title: E2E task\n" + task_extra +
                                  "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\n" +
-                                 extra + "qualifications: " + quals + "\n");
+                                 extra + "qualifications: " + quals + "\n" + kTrustedLocal);
     CommandResult r = Run("launch " + ShellQuote(config));
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::string out = r.out;
