@@ -772,10 +772,14 @@ class Handler(BaseHTTPRequestHandler):
                     status, out = 404, error_body(404, "Not found", f"No control endpoint {self.command} {path}.")
         except ApiError as e:
             status, out = e.status, error_body(e.status, e.title, e.detail)
-        self.send(status, out)
+        headers = {}
         if path == "/_fake/config" and status == 200 and state.config["down_mode"] == "refuse" \
                 and state.down_until > time.time():
-            self.server.go_down(state.down_until)
+            # Stop listening before answering, so a caller never races a closing socket; this connection
+            # closes after the answer.
+            self.server.go_down(state.down_until, keep=self.connection)
+            headers = {"Connection": "close"}
+        self.send(status, out, headers)
 
     def api(self, state, path, query, raw):
         started = time.time()
@@ -866,11 +870,19 @@ class FakeServer(ThreadingHTTPServer):
         self.conn_lock = threading.Lock()
         self.down_until = 0.0
 
-    def go_down(self, until):
-        """Refuse connections until `until`: stop listening and drop every open connection (the main loop
-        listens again afterwards, on the same port)."""
+    def go_down(self, until, keep):
+        """Refuse connections until `until`: stop listening and drop every open connection but `keep` (the
+        main loop listens again afterwards, on the same port). Called from a handler thread."""
         self.down_until = until
-        threading.Thread(target=self.shutdown, daemon=True).start()
+        self.shutdown()  # returns once serve_forever (in the main thread) has stopped
+        self.socket.close()
+        with self.conn_lock:
+            for c in list(self.connections):
+                if c is not keep:
+                    try:
+                        c.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
 
 
 def serve(port, port_file, token):
@@ -885,13 +897,6 @@ def serve(port, port_file, token):
     while True:
         server.serve_forever(poll_interval=0.05)
         until = server.down_until
-        server.socket.close()
-        with server.conn_lock:
-            for c in list(server.connections):
-                try:
-                    c.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
         while time.time() < until:
             time.sleep(0.02)
         for _ in range(200):  # the port may take a moment to be free again

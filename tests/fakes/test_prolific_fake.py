@@ -328,7 +328,6 @@ def test_slow_path_answers_late_but_takes_effect(fake):
 def test_down_refuses_connections_then_comes_back(fake):
     fake.ok("GET", "/api/v1/users/me/")
     fake.control("POST", "config", {"down_for_s": 1.0})
-    time.sleep(0.2)
     with pytest.raises(urllib.error.URLError) as err:
         urllib.request.urlopen(fake.base + "/api/v1/users/me/", timeout=2)
     assert isinstance(err.value.reason, ConnectionRefusedError)
