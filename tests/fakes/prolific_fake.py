@@ -12,6 +12,7 @@ as a refusal, not a violation. Control endpoints live under /_fake/ (no auth): s
 """
 
 import argparse
+import itertools
 import json
 import random
 import re
@@ -412,8 +413,11 @@ def group_out(g):
     return {k: v for k, v in g.items() if k != "members"} | {"participant_count": len(g["members"])}
 
 
-def members_out(g):
-    return {"results": [{"participant_id": p, "datetime_created": t} for p, t in sorted(g["members"].items())]}
+def members_out(g, limit=None):
+    """Members in the order they joined. Adding and removing answer with at most the first 100 (Prolific lists
+    the whole group; listing 100,000 members on every call would make the fake the bottleneck of a bench)."""
+    items = itertools.islice(g["members"].items(), limit)
+    return {"results": [{"participant_id": p, "datetime_created": t} for p, t in items]}
 
 
 def api_create_group(state, body, _m):
@@ -466,7 +470,7 @@ def api_add_members(state, body, m):
     t = now_iso()
     for p in ids:
         g["members"].setdefault(p, t)  # adding an existing member is ignored
-    return 200, members_out(g)
+    return 200, members_out(g, 100)
 
 
 def api_remove_members(state, body, m):
@@ -475,7 +479,7 @@ def api_remove_members(state, body, m):
     ids = require_str_list(body, "participant_ids")
     for p in ids:
         g["members"].pop(p, None)  # removing a non-member is ignored
-    return 200, members_out(g)
+    return 200, members_out(g, 100)
 
 
 def api_setup_bonus(state, body, _m):
@@ -672,6 +676,10 @@ def fake_complete(state, body, sid):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def encode(out):
+    return None if out is None else json.dumps(out).encode()
+
+
 def error_body(status, title, detail):
     return {"error": {"status": status, "error_code": 140000 + status, "title": title, "detail": detail}}
 
@@ -679,12 +687,16 @@ def error_body(status, title, detail):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as clients pool connections
     server_version = "ProlificFake/1.0"
+    # Buffered writes: status line, headers and body leave in one segment (flushed after each request), so
+    # Nagle's algorithm and delayed ACKs do not add 40 ms to every call.
+    wbufsize = 1 << 16
 
     def log_message(self, *args):  # quiet: tests read /_fake/calls instead
         pass
 
     def setup(self):
         super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.conn_lock:
             self.server.connections.add(self.connection)
 
@@ -711,7 +723,7 @@ class Handler(BaseHTTPRequestHandler):
         self.dispatch()
 
     def send(self, status, body, headers=None):
-        data = b"" if body is None else json.dumps(body).encode()
+        data = b"" if body is None else body if isinstance(body, bytes) else encode(body)
         self.send_response(status)
         if body is not None:
             self.send_header("Content-Type", "application/json")
@@ -770,6 +782,7 @@ class Handler(BaseHTTPRequestHandler):
                     status, out = fake_complete(state, body, m.group(1))
                 else:
                     status, out = 404, error_body(404, "Not found", f"No control endpoint {self.command} {path}.")
+                out = encode(out)  # under the lock: the answer may share dicts that other threads change
         except ApiError as e:
             status, out = e.status, error_body(e.status, e.title, e.detail)
         headers = {}
@@ -814,6 +827,7 @@ class Handler(BaseHTTPRequestHandler):
                     (state.violations if e.kind in ("violation", "unauthorized") else state.refusals).append(record)
             call["status"], call["outcome"] = status, outcome
             state.calls.append(call)
+            out = encode(out)
             delay = 0.0
             for rx, secs in cfg["slow_paths"].items():
                 if re.search(rx, path) or re.search(rx, f"{self.command} {path}"):
@@ -852,11 +866,12 @@ class Handler(BaseHTTPRequestHandler):
                 raise violation(f"{meth} {path} needs a JSON body.")
             args = dict(m.groupdict(), query=query)
             return fn(state, body, args)
+        # Calls the API does not have are violations too (a client bug), answered as Prolific would: 405 / 404.
         if methods_here:
-            raise violation(f"Method {self.command} not allowed on {path} (allowed: {methods_here}).",
-                            "Method not allowed")
+            raise ApiError(405, "Method not allowed",
+                           f"Method {self.command} not allowed on {path} (allowed: {methods_here}).")
         hint = " (Prolific paths end with a slash)" if not path.endswith("/") else ""
-        raise violation(f"No endpoint {self.command} {path}{hint}.", "Not found")
+        raise ApiError(404, "Not found", f"No endpoint {self.command} {path}{hint}.")
 
 
 class FakeServer(ThreadingHTTPServer):
