@@ -11,7 +11,7 @@ PACKAGES=(
   libpqxx-dev libpq-dev postgresql
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  curl
+  curl libcurl4-openssl-dev python3-pytest
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
