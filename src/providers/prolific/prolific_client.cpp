@@ -40,6 +40,15 @@ Result<ClientOptions> ClientOptionsFromEnv() {
     }
     options.base_url = std::move(base);
   }
+  if (const char* t = std::getenv("CROWDGATE_PROLIFIC_TIMEOUT_MS"); t != nullptr && *t != '\0') {
+    char* end = nullptr;
+    const long ms = std::strtol(t, &end, 10);
+    if (end == t || *end != '\0' || ms < 100 || ms > 600000) {
+      return Status::InvalidArgument("CROWDGATE_PROLIFIC_TIMEOUT_MS: expected milliseconds from 100 to 600000, got '" +
+                                     std::string(t) + "'");
+    }
+    options.timeout_ms = static_cast<int>(ms);
+  }
   return options;
 }
 

@@ -49,8 +49,9 @@ struct ClientOptions {
   int timeout_ms = 10000;                             // whole call, connect included
 };
 
-// PROLIFIC_API_TOKEN (required: InvalidArgument naming the variable when missing or empty) and
-// CROWDGATE_PROLIFIC_URL (optional, default the real API; must be http:// or https://).
+// PROLIFIC_API_TOKEN (required: InvalidArgument naming the variable when missing or empty),
+// CROWDGATE_PROLIFIC_URL (optional, default the real API; must be http:// or https://) and
+// CROWDGATE_PROLIFIC_TIMEOUT_MS (optional, default 10000: the bound of every call).
 Result<ClientOptions> ClientOptionsFromEnv();
 
 // The outcome of an HTTP answer's status code (200 → kOk, 429 → kRetry, 400 → kPermanent, ...).

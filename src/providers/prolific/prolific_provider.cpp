@@ -22,12 +22,8 @@ Delivery Done(int64_t calls) { return {Delivery::Outcome::kDone, "", std::nullop
 Delivery Retry(std::string why, int64_t calls, std::optional<int> after = std::nullopt) {
   return {Delivery::Outcome::kRetry, std::move(why), after, calls, false};
 }
-// A step that failed before reaching a decision: the provider is away when it said Unavailable.
-Delivery RetryAfter(const Status& s, int64_t calls) {
-  Delivery d = Retry(s.message(), calls);
-  d.provider_unavailable = s.IsUnavailable();
-  return d;
-}
+// A step that failed before reaching a decision (reading the submission first): try the row later.
+Delivery RetryAfter(const Status& s, int64_t calls) { return Retry(s.message(), calls); }
 Delivery Failed(std::string why, int64_t calls) {
   return {Delivery::Outcome::kFailed, std::move(why), std::nullopt, calls, false};
 }
@@ -39,8 +35,10 @@ Delivery FromCall(const CallResult& r, const std::string& what, int64_t calls) {
       return Done(calls);
     case CallOutcome::kRetry:
     case CallOutcome::kUnknown: {
+      // No answer at all (refused, timed out): the provider is away, so the drainer rests. A 429 or
+      // a 5xx delays only this row (and those queued behind it for the same worker).
       Delivery d = Retry(what + ": " + r.message, calls, r.retry_after_s);
-      d.provider_unavailable = true;
+      d.provider_unavailable = r.http_status == 0;
       return d;
     }
     case CallOutcome::kPermanent:
