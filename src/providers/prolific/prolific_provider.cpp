@@ -149,6 +149,14 @@ Status ProlificProvider::Launch(const ProviderRun& run, const std::string& publi
     workspace = Str(results[0], "id");
   }
   state["workspace_id"] = workspace;
+  // The study goes into the workspace's first project (Prolific files studies under projects).
+  CallResult projects = client->Request("GET", "/api/v1/workspaces/" + prolific::PercentEncode(workspace) + "/projects/");
+  CG_RETURN_IF_ERROR(StatusOf(projects, "list the projects of workspace " + workspace));
+  std::string project;
+  if (projects.body.is_object() && projects.body["results"].is_array() && !projects.body["results"].empty()) {
+    project = Str(projects.body["results"][0], "id");
+  }
+  state["project_id"] = project;
   // Allow and block lists as participant groups, filled from current grants.
   const ProlificLists lists = ListsOf(c);
   const int64_t now = ctx_.env->NowMicros();
@@ -217,6 +225,7 @@ Status ProlificProvider::Launch(const ProviderRun& run, const std::string& publi
   params.task_reward = c.task.task_reward;
   params.units_per_session = UnitsPerSession(c);
   params.prolific_specific_qualifications = c.provider.prolific_specific_qualifications;
+  params.project = project;
   if (state.contains("allow_group")) params.allowlist_group_ids.push_back(state["allow_group"]);
   if (state.contains("block_group")) params.blocklist_group_ids.push_back(state["block_group"]);
   CG_ASSIGN_OR_RETURN(json study, prolific::BuildStudyBody(params));
