@@ -148,8 +148,38 @@ CREATE TABLE golds_seen (
 );
 )sql";
 
+// Migration 2: the provider outbox, database secrets and what a run's provider created for it
+// (sqlite_store.cpp's migration 3 explains the indexes).
+constexpr const char* kMigration2 = R"sql(
+ALTER TABLE runs ADD COLUMN provider_state TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE secrets (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE outbox (
+  id              BIGSERIAL PRIMARY KEY,
+  provider        TEXT NOT NULL,
+  kind            TEXT NOT NULL,
+  run_id          TEXT NOT NULL,
+  order_key       TEXT COLLATE "C" NOT NULL,
+  payload_json    TEXT NOT NULL,
+  state           TEXT NOT NULL CHECK (state IN ('pending', 'retrying', 'done', 'failed')),
+  attempts        BIGINT NOT NULL,
+  next_attempt_at BIGINT NOT NULL,
+  last_error      TEXT NOT NULL,
+  progress_json   TEXT NOT NULL,
+  created_at      BIGINT NOT NULL,
+  updated_at      BIGINT NOT NULL,
+  claimed_by      TEXT NOT NULL,
+  claimed_until   BIGINT NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (state, next_attempt_at, id);
+CREATE INDEX outbox_undelivered ON outbox (id) WHERE state IN ('pending', 'retrying');
+CREATE INDEX outbox_undelivered_by_key ON outbox (order_key, id) WHERE state IN ('pending', 'retrying');
+)sql";
+
 // Ordered; entry i upgrades version i to i + 1. Never edit a shipped migration: append one.
-constexpr const char* kMigrations[] = {kMigration1};
+constexpr const char* kMigrations[] = {kMigration1, kMigration2};
 
 // Transaction-level advisory lock keys (bigint; ASCII "cgaudit1" / "cgmigrat"). Advisory locks are
 // per database, so these collide with nothing but other crowdgate processes on the same database.

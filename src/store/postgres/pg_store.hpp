@@ -35,6 +35,14 @@
 //    transaction-level advisory lock (kAuditLockKey in pg_store.cpp), so audit seqs are handed out
 //    in commit order and ChangesSince(after_seq) never skips an entry that commits later with a
 //    smaller seq. The same lock serialises every grant writer, so kAdd counters are exact.
+//  - The outbox: every transaction that inserts outbox rows first takes one transaction-level
+//    advisory lock (kOutboxLockKey in pg_store_outbox.cpp), so row ids are handed out in commit order
+//    and a drainer never delivers row N+1 of a key while row N, with a smaller id, is still
+//    uncommitted and invisible to it. Grant writers take it after the audit lock, never before.
+//    ClaimOutbox picks rows with SELECT ... FOR UPDATE SKIP LOCKED and marks them claimed in the
+//    same statement: two processes never claim one row. A row whose claim another drainer is
+//    writing at that moment is re-checked once that commits (READ COMMITTED re-evaluates a locked
+//    row's conditions), so a row just claimed, or just delivered, is not claimed again.
 //  - ExternalChangeToken: the connection LISTENs on channel "crowdgate_changes"; every transaction
 //    that writes audit rows or creates a run or changes its status NOTIFYs it (delivered at
 //    commit). The token counts notifications from OTHER connections (our own writes are already
@@ -118,7 +126,21 @@ class PgStore final : public Store {
   Result<std::vector<AgentRecord>> RunAgents(const std::string& run_id) override;
   Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) override;
   Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                              const std::string& new_status) override;
+                              const std::string& new_status, const std::vector<OutboxRow>& outbox = {}) override;
+  Status SetRunProviderState(const std::string& run_id, const std::string& state_json) override;
+  Result<int64_t> CountSessionSubmissions(const std::string& run_id, WorkerId worker,
+                                          const std::string& session) override;
+  Result<std::vector<AgentRecord>> OpenAgentsOfSession(const std::string& run_id, const std::string& session) override;
+
+  Result<std::string> DatabaseSecret(const std::string& name) override;
+
+  Status EnqueueOutbox(const std::vector<OutboxRow>& rows) override;
+  Result<std::vector<OutboxRow>> ClaimOutbox(const std::string& claimer, int64_t now, int64_t lease_micros,
+                                             int limit) override;
+  Status UpdateOutboxRow(const OutboxRow& row, bool release) override;
+  Result<OutboxCounts> CountOutbox() override;
+  Result<std::vector<OutboxRow>> ListOutbox(const std::vector<std::string>& states, int64_t after_id,
+                                            int64_t limit) override;
 
   // Test-only: the server process id behind the current connection (0 when disconnected).
   int TEST_backend_pid() const;
@@ -152,6 +174,8 @@ class PgStore final : public Store {
   // Writes entries[first..] to the audit log and fills in their seq. Needs LockAuditAndNotify.
   Status InsertAudit(pg_internal::Tx& tx, std::vector<AuditEntry>* entries, size_t first);
   Status InsertAgent(pg_internal::Tx& tx, const AgentRecord& agent, int64_t run_rowid);
+  // Appends rows (state pending) to the outbox under the outbox lock (see the header comment).
+  void InsertOutbox(pg_internal::Tx& tx, const std::vector<OutboxRow>& rows);
   // ReserveUnit; also reads the unit's item into *item_json when it is not null.
   Result<std::optional<AgentRecord>> Reserve(const std::string& run_id, AgentRecord agent, std::string* item_json);
 

@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "store/outbox_rows.hpp"
 #include "store/postgres/pg_internal.hpp"
 #include "store/postgres/pg_store.hpp"
 
@@ -282,6 +283,7 @@ Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
 
     // Replay the ops in order.
     const size_t first_entry = out->size();
+    std::vector<OutboxRow> sync_rows;  // grant_sync rows for the workers' providers
     for (size_t i = begin; i < end; ++i) {
       const GrantOp& op = ops[i];
       Pair& p = pairs[pair_of[i - begin]];
@@ -326,6 +328,7 @@ Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
         p.expires = expires;
         p.actor = &op.actor;
       }
+      if (store_outbox::NeedsGrantSync(op)) sync_rows.push_back(store_outbox::GrantSyncRow(op, e, now));
       out->push_back(std::move(e));
     }
 
@@ -350,6 +353,7 @@ Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
       AddAuditArgs(*out, first_entry, &args);
       CG_RETURN_IF_ERROR(AssignSeqs(tx.Run(kGrantsWrite, args), out, first_entry));
     }
+    InsertOutbox(tx, sync_rows);
 
     if (progress) {
       for (size_t k = (begin / kProgressEvery + 1) * kProgressEvery; k <= end && k < ops.size(); k += kProgressEvery) {

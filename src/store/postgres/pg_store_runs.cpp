@@ -2,6 +2,9 @@
 // pg_store.cpp for the plumbing and the schema.
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
+#include "store/outbox_rows.hpp"
 #include "store/postgres/pg_internal.hpp"
 #include "store/postgres/pg_store.hpp"
 
@@ -24,7 +27,7 @@ constexpr size_t kItemChunkBytes = 16 << 20;
 
 #define CG_PG_RUN_SELECT                                                                       \
   "SELECT id, task_name, config_json, status, created_at, num_items, num_units, gold_served, " \
-  "screening_served FROM runs "
+  "screening_served, provider_state FROM runs "
 #define CG_PG_AGENT_SELECT                                                                                      \
   "SELECT a.id, a.token_hash, r.id, a.unit_id, a.worker_id, w.provider, w.name, a.kind, a.status, "            \
   "a.item_index, a.session, a.eval_set, a.created_at, a.deadline, a.submitted_at, a.data_json, a.check_result " \
@@ -40,7 +43,8 @@ constexpr Sql kWorkerCheck{"cg_worker_check", "SELECT provider, name FROM worker
 constexpr Sql kWorkerLock{"cg_worker_lock", "SELECT provider, name FROM workers WHERE id = $1 FOR NO KEY UPDATE"};
 constexpr Sql kRunInsert{"cg_run_insert",
                          "INSERT INTO runs (id, task_name, config_json, status, created_at, num_items, num_units, "
-                         "gold_served, screening_served) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                         "gold_served, screening_served, provider_state) "
+                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) "
                          "ON CONFLICT (id) DO NOTHING RETURNING rid"};
 constexpr Sql kItemsInsert{"cg_items_insert",
                            "INSERT INTO items (run, item_index, data_json) "
@@ -55,6 +59,7 @@ constexpr Sql kUnitsInsert{"cg_units_insert",
 constexpr Sql kRunGet{"cg_run_get", CG_PG_RUN_SELECT "WHERE id = $1"};
 constexpr Sql kRunList{"cg_run_list", CG_PG_RUN_SELECT "ORDER BY created_at, rid"};
 constexpr Sql kRunSetStatus{"cg_run_set_status", "UPDATE runs SET status = $2 WHERE rid = $1"};
+constexpr Sql kRunSetProviderState{"cg_run_set_provider_state", "UPDATE runs SET provider_state = $2 WHERE rid = $1"};
 constexpr Sql kItemGet{"cg_item_get", "SELECT data_json FROM items WHERE run = $1 AND item_index = $2"};
 constexpr Sql kAgentInsert{"cg_agent_insert",
                            "INSERT INTO agents (" CG_PG_AGENT_COLUMNS ") "
@@ -96,6 +101,13 @@ constexpr Sql kAgentGet{"cg_agent_get", CG_PG_AGENT_SELECT "WHERE a.id = $1"};
 constexpr Sql kOpenAgents{"cg_open_agents", CG_PG_AGENT_SELECT
                           "WHERE a.run = $1 AND a.worker_id = $2 AND a.status IN ('in_task', 'onboarding') "
                           "ORDER BY a.seq"};
+constexpr Sql kOpenAgentsOfSession{"cg_open_agents_of_session", CG_PG_AGENT_SELECT
+                                   "WHERE a.run = $1 AND a.status IN ('in_task', 'onboarding') AND a.session = $2 "
+                                   "ORDER BY a.seq"};
+constexpr Sql kCountSessionSubmissions{"cg_count_session_submissions",
+                                       "SELECT COUNT(*) FROM agents WHERE run = $1 AND worker_id = $2 AND "
+                                       "kind IN ('unit', 'gold', 'screening') AND session = $3 AND "
+                                       "submitted_at IS NOT NULL"};
 constexpr Sql kOverdueAgents{"cg_overdue_agents", CG_PG_AGENT_SELECT
                              "WHERE a.status IN ('in_task', 'onboarding') AND a.deadline <= $1 "
                              "ORDER BY a.deadline, a.seq"};
@@ -149,6 +161,7 @@ RunRecord ReadRun(const pqxx::row& r) {
   run.num_units = Int(r[6]);
   run.gold_served = Int(r[7]);
   run.screening_served = Int(r[8]);
+  run.provider_state_json = Text(r[9]);
   return run;
 }
 
@@ -227,7 +240,9 @@ Status PgStore::CreateRun(const RunRecord& run, const std::vector<std::string>& 
     const int64_t num_items = static_cast<int64_t>(items_json.size());
     pqxx::result r = tx.Run(kRunInsert, Args(run.id, run.task_name, run.config_json, run.status,
                                              run.created_at != 0 ? run.created_at : env_->NowMicros(), num_items,
-                                             num_items * units_per_item, run.gold_served, run.screening_served));
+                                             num_items * units_per_item, run.gold_served, run.screening_served,
+                                             run.provider_state_json.empty() ? std::string("{}")
+                                                                             : run.provider_state_json));
     if (r.empty()) return Status::Conflict("run '" + run.id + "' already exists");
     const int64_t rid = Int(r[0][0]);
     size_t next_progress = kProgressEvery;
@@ -504,11 +519,12 @@ Result<std::vector<std::pair<std::string, int64_t>>> PgStore::UnitStatusCounts(c
 }
 
 Result<int64_t> PgStore::ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                                     const std::string& new_status) {
+                                     const std::string& new_status, const std::vector<OutboxRow>& outbox) {
   if (new_status != "accepted" && new_status != "rejected" && new_status != "soft_rejected") {
     return Status::InvalidArgument("review status must be accepted, rejected or soft_rejected, got '" + new_status +
                                    "'");
   }
+  for (const OutboxRow& row : outbox) CG_RETURN_IF_ERROR(store_outbox::CheckNewOutboxRow(row));
   int64_t changed = 0;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
@@ -516,9 +532,43 @@ Result<int64_t> PgStore::ReviewUnits(const std::string& run_id, const std::vecto
     for (int64_t id : unit_ids) ids.Add(id);
     const std::string agent_status = new_status == "accepted" ? "approved" : new_status;
     changed = Int(tx.Run(kReviewUnits, Args(ids, rid, new_status, agent_status))[0][0]);
+    InsertOutbox(tx, outbox);
     return Status::Ok();
   }));
   return changed;
+}
+
+Status PgStore::SetRunProviderState(const std::string& run_id, const std::string& state_json) {
+  if (!nlohmann::json::accept(state_json) || !nlohmann::json::parse(state_json).is_object()) {
+    return Status::InvalidArgument("a run's provider state must be a JSON object");
+  }
+  return Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
+    tx.Run(kRunSetProviderState, Args(rid, state_json));
+    return Status::Ok();
+  });
+}
+
+Result<int64_t> PgStore::CountSessionSubmissions(const std::string& run_id, WorkerId worker,
+                                                 const std::string& session) {
+  int64_t out = 0;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
+    CG_RETURN_IF_ERROR(CheckWorkerExists(tx, worker, nullptr));
+    out = Int(tx.Run(kCountSessionSubmissions, Args(rid, worker, session))[0][0]);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<AgentRecord>> PgStore::OpenAgentsOfSession(const std::string& run_id, const std::string& session) {
+  std::vector<AgentRecord> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
+    out = ReadAgents(tx.Run(kOpenAgentsOfSession, Args(rid, session)));
+    return Status::Ok();
+  }));
+  return out;
 }
 
 }  // namespace crowdgate

@@ -327,6 +327,85 @@ TEST_F(PgStoreTest, ChangeFeedNeverSkipsUnderConcurrentWriters) {
   EXPECT_EQ((*gs)[0].value, kWriters * kRounds);
 }
 
+// Two drainers on two connections: no row is ever held by both, every row is claimed exactly once,
+// and a row is claimed only after every earlier row of its key was delivered.
+TEST_F(PgStoreTest, TwoDrainersClaimEveryRowOnceAndEachKeyInOrder) {
+  constexpr int kKeys = 40;
+  constexpr int kPerKey = 12;
+  std::vector<OutboxRow> rows;
+  for (int i = 0; i < kKeys * kPerKey; ++i) {
+    OutboxRow r;
+    r.provider = "prolific";
+    r.kind = "grant_sync";
+    r.order_key = "key" + std::to_string(i % kKeys);
+    rows.push_back(r);
+  }
+  ASSERT_TRUE(store_->EnqueueOutbox(rows).ok());
+  Result<std::vector<OutboxRow>> listed = store_->ListOutbox({}, 0, 100000);
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), rows.size());
+  std::map<int64_t, int64_t> previous_of;  // row id -> id of the row before it in its key (0: none)
+  {
+    std::map<std::string, int64_t> last;
+    for (const OutboxRow& r : *listed) {
+      previous_of[r.id] = last[r.order_key];
+      last[r.order_key] = r.id;
+    }
+  }
+  std::mutex mu;
+  std::set<int64_t> claimed;     // every row ever claimed
+  std::set<int64_t> delivering;  // rows whose "done" is being written (recorded before the write)
+  int claims_of[2] = {0, 0};
+  const int64_t now = env_.NowMicros();
+  Race(2, [&](int t, Store& s) {
+    const std::string me = "drainer" + std::to_string(t);
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < give_up) {
+      Result<std::vector<OutboxRow>> got = s.ClaimOutbox(me, now, 600 * kSec, 7);
+      ASSERT_TRUE(got.ok()) << got.status().ToString();
+      if (got->empty()) {
+        std::lock_guard<std::mutex> l(mu);
+        if (delivering.size() == rows.size()) return;
+        continue;
+      }
+      for (OutboxRow r : *got) {
+        {
+          std::lock_guard<std::mutex> l(mu);
+          ASSERT_TRUE(claimed.insert(r.id).second) << "row " << r.id << " claimed twice";
+          const int64_t prev = previous_of.at(r.id);
+          ASSERT_TRUE(prev == 0 || delivering.count(prev) == 1)
+              << "row " << r.id << " claimed before row " << prev << " of its key was delivered";
+          ++claims_of[t];
+          delivering.insert(r.id);
+        }
+        EXPECT_EQ(r.claimed_by, me);
+        r.state = "done";
+        ASSERT_TRUE(s.UpdateOutboxRow(r, /*release=*/true).ok());
+      }
+    }
+    ADD_FAILURE() << me << " gave up";
+  });
+  EXPECT_EQ(claimed.size(), rows.size());
+  EXPECT_GT(claims_of[0], 0);
+  EXPECT_GT(claims_of[1], 0);
+  Result<OutboxCounts> counts = store_->CountOutbox();
+  ASSERT_TRUE(counts.ok());
+  EXPECT_EQ(counts->done, static_cast<int64_t>(rows.size()));
+  EXPECT_EQ(counts->pending + counts->retrying + counts->failed, 0);
+}
+
+// Two processes asking for a database secret at once agree on it.
+TEST_F(PgStoreTest, ConcurrentFirstUsesOfASecretAgree) {
+  std::string got[4];
+  Race(4, [&](int t, Store& s) {
+    Result<std::string> v = s.DatabaseSecret("links");
+    ASSERT_TRUE(v.ok()) << v.status().ToString();
+    got[t] = *v;
+  });
+  EXPECT_EQ(got[0].size(), 64u);
+  for (const std::string& g : got) EXPECT_EQ(g, got[0]);
+}
+
 TEST_F(PgStoreTest, ASubmitRacingOnTwoConnectionsCountsOnce) {
   MakeRun("run_a", 20, 1);
   Result<Qualification> done = store_->EnsureQualification("done", "");

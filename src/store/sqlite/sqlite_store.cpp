@@ -1,11 +1,16 @@
 #include "store/sqlite/sqlite_store.hpp"
 
+#include "store/outbox_rows.hpp"
+
 #include <cstdlib>
 
 #include <algorithm>
+#include <array>
 #include <concepts>
 #include <exception>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 namespace crowdgate {
 
@@ -133,8 +138,42 @@ constexpr const char* kMigration2 = R"sql(
 CREATE INDEX agents_open_by_run_worker ON agents (run, worker_id) WHERE status IN ('in_task', 'onboarding');
 )sql";
 
+// Migration 3: the provider outbox, database secrets and what a run's provider created for it.
+//  outbox_due                  CountOutbox, ListOutbox by state
+//  outbox_undelivered          ClaimOutbox's walk in id order (partial: pending and retrying only,
+//                              so delivered rows, however many, cost nothing)
+//  outbox_undelivered_by_key   ClaimOutbox's head-of-key test: the first undelivered row of the key
+// AUTOINCREMENT: ids only ever grow, so "after id N" (ListOutbox) and delivery order stay meaningful.
+constexpr const char* kMigration3 = R"sql(
+ALTER TABLE runs ADD COLUMN provider_state TEXT NOT NULL DEFAULT '{}';
+CREATE TABLE secrets (
+  name  TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE outbox (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  provider        TEXT NOT NULL,
+  kind            TEXT NOT NULL,
+  run_id          TEXT NOT NULL,
+  order_key       TEXT NOT NULL,
+  payload_json    TEXT NOT NULL,
+  state           TEXT NOT NULL CHECK (state IN ('pending', 'retrying', 'done', 'failed')),
+  attempts        INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  last_error      TEXT NOT NULL,
+  progress_json   TEXT NOT NULL,
+  created_at      INTEGER NOT NULL,
+  updated_at      INTEGER NOT NULL,
+  claimed_by      TEXT NOT NULL,
+  claimed_until   INTEGER NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (state, next_attempt_at, id);
+CREATE INDEX outbox_undelivered ON outbox (id) WHERE state IN ('pending', 'retrying');
+CREATE INDEX outbox_undelivered_by_key ON outbox (order_key, id) WHERE state IN ('pending', 'retrying');
+)sql";
+
 // Ordered; entry i upgrades version i to i + 1. Never edit a shipped migration: append one.
-constexpr const char* kMigrations[] = {kMigration1, kMigration2};
+constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
 
 constexpr size_t kProgressEvery = 10000;
 
@@ -146,6 +185,8 @@ constexpr int kAuditColumns = 10;
 constexpr int kItemBatch = 64;
 constexpr int kGrantBatch = 32;
 constexpr int kGrantColumns = 6;
+constexpr int kOutboxBatch = 32;
+constexpr int kOutboxColumns = 8;
 
 // "INSERT ... VALUES (?1, ..., ?10), (?11, ..., ?20), ..." built once from constants, never from input.
 // Function-local statics, so the text lives as long as the statement cache keyed by it.
@@ -176,6 +217,27 @@ std::string_view GrantBatchSql() {
     return s;
   }();
   return sql;
+}
+
+// Outbox rows: 8 bound columns each; state, attempts, last_error and the claim are constants, and
+// updated_at = created_at.
+std::string_view OutboxBatchSql(int rows) {
+  static const std::array<std::string, 2> sqls = [] {
+    auto make = [](int n) {
+      std::string s =
+          "INSERT INTO outbox (provider, kind, run_id, order_key, payload_json, next_attempt_at, progress_json, "
+          "created_at, updated_at, state, attempts, last_error, claimed_by, claimed_until) VALUES ";
+      for (int r = 0; r < n; ++r) {
+        const int b = r * kOutboxColumns;
+        s += r == 0 ? "(" : ", (";
+        for (int c = 0; c < kOutboxColumns; ++c) s += (c == 0 ? "?" : ", ?") + std::to_string(b + c + 1);
+        s += ", ?" + std::to_string(b + 8) + ", 'pending', 0, '', '', 0)";
+      }
+      return s;
+    };
+    return std::array<std::string, 2>{make(1), make(kOutboxBatch)};
+  }();
+  return rows == 1 ? sqls[0] : sqls[1];
 }
 
 // "INSERT INTO items ... VALUES (?1, ?2, ?3), (?1, ?4, ?5), ...": ?1 is the run.
@@ -310,7 +372,10 @@ class SqliteQuery {
   "a.new_value, a.new_expires_at, a.actor, a.reason FROM audit a LEFT JOIN workers w ON w.id = a.worker_id "
 #define CG_RUN_SELECT                                                                                  \
   "SELECT id, task_name, config_json, status, created_at, num_items, num_units, gold_served, " \
-  "screening_served FROM runs "
+  "screening_served, provider_state FROM runs "
+#define CG_OUTBOX_SELECT                                                                                     \
+  "SELECT id, provider, kind, run_id, order_key, payload_json, state, attempts, next_attempt_at, last_error, " \
+  "progress_json, created_at, updated_at, claimed_by, claimed_until FROM outbox "
 #define CG_AGENT_SELECT                                                                                         \
   "SELECT a.id, a.token_hash, r.id, a.unit_id, a.worker_id, w.provider, w.name, a.kind, a.status, "            \
   "a.item_index, a.session, a.eval_set, a.created_at, a.deadline, a.submitted_at, a.data_json, a.check_result " \
@@ -369,6 +434,27 @@ RunRecord ReadRun(const SqliteQuery& q) {
   r.num_units = q.Int(6);
   r.gold_served = q.Int(7);
   r.screening_served = q.Int(8);
+  r.provider_state_json = q.Text(9);
+  return r;
+}
+
+OutboxRow ReadOutboxRow(const SqliteQuery& q) {
+  OutboxRow r;
+  r.id = q.Int(0);
+  r.provider = q.Text(1);
+  r.kind = q.Text(2);
+  r.run_id = q.Text(3);
+  r.order_key = q.Text(4);
+  r.payload_json = q.Text(5);
+  r.state = q.Text(6);
+  r.attempts = q.Int(7);
+  r.next_attempt_at = q.Int(8);
+  r.last_error = q.Text(9);
+  r.progress_json = q.Text(10);
+  r.created_at = q.Int(11);
+  r.updated_at = q.Int(12);
+  r.claimed_by = q.Text(13);
+  r.claimed_until = q.Int(14);
   return r;
 }
 
@@ -812,6 +898,31 @@ Status SqliteStore::InsertAudit(AuditEntry* e) {
   return Status::Ok();
 }
 
+Status SqliteStore::InsertOutbox(const std::vector<OutboxRow>& rows, size_t first) {
+  const int64_t now = env_->NowMicros();
+  auto bind = [&](SqliteQuery& q, int base, const OutboxRow& r) {
+    q.Bind(base + 1, r.provider).Bind(base + 2, r.kind).Bind(base + 3, r.run_id).Bind(base + 4, r.order_key);
+    q.Bind(base + 5, r.payload_json).Bind(base + 6, r.next_attempt_at);
+    q.Bind(base + 7, r.progress_json.empty() ? std::string_view("{}") : std::string_view(r.progress_json));
+    q.Bind(base + 8, r.created_at != 0 ? r.created_at : now);
+  };
+  size_t i = first;
+  if (rows.size() - i >= static_cast<size_t>(kOutboxBatch)) {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(OutboxBatchSql(kOutboxBatch)));
+    for (; rows.size() - i >= static_cast<size_t>(kOutboxBatch); i += kOutboxBatch) {
+      for (int r = 0; r < kOutboxBatch; ++r) bind(q, r * kOutboxColumns, rows[i + r]);
+      CG_RETURN_IF_ERROR(q.Run());
+      q.ResetKeepBindings();
+    }
+  }
+  for (; i < rows.size(); ++i) {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(OutboxBatchSql(1)));
+    bind(q, 0, rows[i]);
+    CG_RETURN_IF_ERROR(q.Run());
+  }
+  return Status::Ok();
+}
+
 Status SqliteStore::FlushAudit(std::vector<AuditEntry>* entries, size_t first) {
   size_t i = first;
   if (entries->size() - i >= static_cast<size_t>(kAuditBatch)) {
@@ -850,6 +961,8 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
     const std::string* actor;
   };
   std::vector<PendingGrant> pending;
+  // grant_sync rows for the worker's provider, written in batches like the audit rows.
+  std::vector<OutboxRow> sync_rows;
   auto flush_grants = [&]() -> Status {
     size_t i = 0;
     auto bind = [&](SqliteQuery& q, int base, const PendingGrant& g) {
@@ -954,6 +1067,13 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
     }
     // The next op on this worker must look its grants up again.
     last_worker_is_new = false;
+    if (store_outbox::NeedsGrantSync(op)) {
+      sync_rows.push_back(store_outbox::GrantSyncRow(op, e, now));
+      if (sync_rows.size() == static_cast<size_t>(kOutboxBatch)) {
+        CG_RETURN_IF_ERROR(InsertOutbox(sync_rows, 0));
+        sync_rows.clear();
+      }
+    }
     out->push_back(std::move(e));
     if (out->size() - unflushed == static_cast<size_t>(kAuditBatch)) {
       CG_RETURN_IF_ERROR(FlushAudit(out, unflushed));
@@ -962,6 +1082,7 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
   }
   CG_RETURN_IF_ERROR(flush_grants());
   CG_RETURN_IF_ERROR(FlushAudit(out, unflushed));
+  CG_RETURN_IF_ERROR(InsertOutbox(sync_rows, 0));
   if (progress) progress(ops.size());
   return Status::Ok();
 }
@@ -1097,11 +1218,12 @@ Status SqliteStore::CreateRun(const RunRecord& run, const std::vector<std::strin
     int64_t rid = 0;
     {
       CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO runs (id, task_name, config_json, status, created_at, "
-                                               "num_items, num_units, gold_served, screening_served) "
-                                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"));
+                                               "num_items, num_units, gold_served, screening_served, provider_state) "
+                                               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
       q.Bind(1, run.id).Bind(2, run.task_name).Bind(3, run.config_json).Bind(4, run.status);
       q.Bind(5, run.created_at != 0 ? run.created_at : env_->NowMicros()).Bind(6, num_items);
       q.Bind(7, num_items * units_per_item).Bind(8, run.gold_served).Bind(9, run.screening_served);
+      q.Bind(10, run.provider_state_json.empty() ? std::string_view("{}") : std::string_view(run.provider_state_json));
       CG_RETURN_IF_ERROR(q.Run());
       rid = sqlite3_last_insert_rowid(db_);
     }
@@ -1504,11 +1626,12 @@ Result<std::vector<std::pair<std::string, int64_t>>> SqliteStore::UnitStatusCoun
 }
 
 Result<int64_t> SqliteStore::ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                                         const std::string& new_status) {
+                                         const std::string& new_status, const std::vector<OutboxRow>& outbox) {
   if (new_status != "accepted" && new_status != "rejected" && new_status != "soft_rejected") {
     return Status::InvalidArgument("review status must be accepted, rejected or soft_rejected, got '" + new_status +
                                    "'");
   }
+  for (const OutboxRow& row : outbox) CG_RETURN_IF_ERROR(store_outbox::CheckNewOutboxRow(row));
   int64_t changed = 0;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
@@ -1530,9 +1653,204 @@ Result<int64_t> SqliteStore::ReviewUnits(const std::string& run_id, const std::v
         a.ResetKeepBindings();
       }
     }
-    return Status::Ok();
+    return InsertOutbox(outbox, 0);
   }));
   return changed;
+}
+
+Status SqliteStore::SetRunProviderState(const std::string& run_id, const std::string& state_json) {
+  if (!nlohmann::json::accept(state_json) || !nlohmann::json::parse(state_json).is_object()) {
+    return Status::InvalidArgument("a run's provider state must be a JSON object");
+  }
+  return Transact(TxKind::kWrite, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE runs SET provider_state = ?2 WHERE rid = ?1"));
+    return q.Bind(1, rid).Bind(2, state_json).Run();
+  });
+}
+
+Result<int64_t> SqliteStore::CountSessionSubmissions(const std::string& run_id, WorkerId worker,
+                                                     const std::string& session) {
+  int64_t out = 0;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_RETURN_IF_ERROR(CheckWorkerExists(worker, nullptr));
+    // agents_by_run_worker narrows to the worker's agents in the run: a handful.
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT COUNT(*) FROM agents WHERE run = ?1 AND worker_id = ?2 AND "
+                                             "kind IN ('unit', 'gold', 'screening') AND session = ?3 AND "
+                                             "submitted_at IS NOT NULL"));
+    q.Bind(1, rid).Bind(2, worker).Bind(3, session);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    out = row ? q.Int(0) : 0;
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<AgentRecord>> SqliteStore::OpenAgentsOfSession(const std::string& run_id,
+                                                                  const std::string& session) {
+  std::vector<AgentRecord> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    // The run's open agents (a partial index: only open ones), filtered by session.
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query(CG_AGENT_SELECT_INDEXED("agents_open_by_run_worker")
+                                             "WHERE a.run = ?1 AND a.status IN ('in_task', 'onboarding') AND "
+                                             "a.session = ?2 ORDER BY a.rowid"));
+    q.Bind(1, rid).Bind(2, session);
+    CG_ASSIGN_OR_RETURN(out, ReadAgents(q));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// ---- secrets -----------------------------------------------------------------------------------
+Result<std::string> SqliteStore::DatabaseSecret(const std::string& name) {
+  if (name.empty()) return Status::InvalidArgument("a secret needs a name");
+  std::string out;
+  auto read = [&]() -> Status {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT value FROM secrets WHERE name = ?1"));
+    q.Bind(1, name);
+    CG_ASSIGN_OR_RETURN(bool row, q.Next());
+    if (row) out = q.Text(0);
+    return Status::Ok();
+  };
+  // Made once per database: read without the write lock first.
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, read));
+  if (!out.empty()) return out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    // Whoever inserts first wins; everyone reads the winner's value.
+    const std::string fresh = env_->RandomHex128() + env_->RandomHex128();
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO secrets (name, value) VALUES (?1, ?2) "
+                                             "ON CONFLICT (name) DO NOTHING"));
+    CG_RETURN_IF_ERROR(q.Bind(1, name).Bind(2, fresh).Run());
+    return read();
+  }));
+  if (out.empty()) return Status::Internal("secret '" + name + "' vanished after it was stored");
+  return out;
+}
+
+// ---- provider outbox -----------------------------------------------------------------------------
+Status SqliteStore::EnqueueOutbox(const std::vector<OutboxRow>& rows) {
+  for (const OutboxRow& row : rows) CG_RETURN_IF_ERROR(store_outbox::CheckNewOutboxRow(row));
+  if (rows.empty()) return Status::Ok();
+  return Transact(TxKind::kWrite, [&]() -> Status { return InsertOutbox(rows, 0); });
+}
+
+Result<std::vector<OutboxRow>> SqliteStore::ClaimOutbox(const std::string& claimer, int64_t now,
+                                                        int64_t lease_micros, int limit) {
+  if (claimer.empty()) return Status::InvalidArgument("a claimer needs a name");
+  if (lease_micros <= 0) return Status::InvalidArgument("a claim's lease must be positive");
+  std::vector<OutboxRow> out;
+  if (limit <= 0) return out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    out.clear();
+    // The single writer serialises claims. Walks the undelivered rows in id order and stops after
+    // `limit` takers; each candidate costs one probe of the key's first undelivered row.
+    CG_ASSIGN_OR_RETURN(
+        SqliteQuery q,
+        Query("UPDATE outbox SET claimed_by = ?3, claimed_until = ?4 WHERE id IN ("
+              "SELECT o.id FROM outbox o INDEXED BY outbox_undelivered "
+              "WHERE o.state IN ('pending', 'retrying') AND o.next_attempt_at <= ?1 AND o.claimed_until <= ?1 "
+              "AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_undelivered_by_key "
+              "WHERE p.order_key = o.order_key AND p.state IN ('pending', 'retrying') AND p.id < o.id) "
+              "ORDER BY o.id LIMIT ?2) "
+              "RETURNING id, provider, kind, run_id, order_key, payload_json, state, attempts, next_attempt_at, "
+              "last_error, progress_json, created_at, updated_at, claimed_by, claimed_until"));
+    q.Bind(1, now).Bind(2, limit).Bind(3, claimer).Bind(4, now + lease_micros);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) break;
+      out.push_back(ReadOutboxRow(q));
+    }
+    return Status::Ok();
+  }));
+  // RETURNING gives no order.
+  std::sort(out.begin(), out.end(), [](const OutboxRow& a, const OutboxRow& b) { return a.id < b.id; });
+  return out;
+}
+
+Status SqliteStore::UpdateOutboxRow(const OutboxRow& row, bool release) {
+  if (!store_outbox::IsOutboxState(row.state)) {
+    return Status::InvalidArgument("outbox state must be pending, retrying, done or failed, got '" + row.state + "'");
+  }
+  return Transact(TxKind::kWrite, [&]() -> Status {
+    {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                          Query("UPDATE outbox SET state = ?3, attempts = ?4, next_attempt_at = ?5, last_error = ?6, "
+                                "progress_json = ?7, updated_at = ?8, "
+                                "claimed_by = CASE WHEN ?9 THEN '' ELSE claimed_by END, "
+                                "claimed_until = CASE WHEN ?9 THEN 0 ELSE claimed_until END "
+                                "WHERE id = ?1 AND claimed_by = ?2"));
+      q.Bind(1, row.id).Bind(2, row.claimed_by).Bind(3, row.state).Bind(4, row.attempts);
+      q.Bind(5, row.next_attempt_at).Bind(6, row.last_error);
+      q.Bind(7, row.progress_json.empty() ? std::string_view("{}") : std::string_view(row.progress_json));
+      q.Bind(8, env_->NowMicros()).Bind(9, release ? 1 : 0);
+      CG_RETURN_IF_ERROR(q.Run());
+      if (q.Changes() == 1) return Status::Ok();
+    }
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT claimed_by FROM outbox WHERE id = ?1"));
+    q.Bind(1, row.id);
+    CG_ASSIGN_OR_RETURN(bool found, q.Next());
+    if (!found) return Status::NotFound("outbox row " + std::to_string(row.id) + " does not exist");
+    const std::string holder = q.Text(0);
+    return Status::Conflict("outbox row " + std::to_string(row.id) + " is " +
+                            (holder.empty() ? std::string("not claimed") : "claimed by '" + holder + "'") +
+                            ", not by '" + row.claimed_by + "'");
+  });
+}
+
+Result<OutboxCounts> SqliteStore::CountOutbox() {
+  OutboxCounts out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    out = OutboxCounts{};
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT state, COUNT(*), MIN(created_at) FROM outbox GROUP BY state"));
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      const std::string state = q.Text(0);
+      const int64_t n = q.Int(1);
+      const bool undelivered = state == "pending" || state == "retrying";
+      if (state == "pending") out.pending = n;
+      if (state == "retrying") out.retrying = n;
+      if (state == "done") out.done = n;
+      if (state == "failed") out.failed = n;
+      if (undelivered && (!out.oldest_undelivered_at || q.Int(2) < *out.oldest_undelivered_at)) {
+        out.oldest_undelivered_at = q.Int(2);
+      }
+    }
+  }));
+  return out;
+}
+
+Result<std::vector<OutboxRow>> SqliteStore::ListOutbox(const std::vector<std::string>& states, int64_t after_id,
+                                                       int64_t limit) {
+  for (const std::string& s : states) {
+    if (!store_outbox::IsOutboxState(s)) {
+      return Status::InvalidArgument("outbox state must be pending, retrying, done or failed, got '" + s + "'");
+    }
+  }
+  std::vector<OutboxRow> out;
+  if (limit <= 0) return out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    // At most four distinct states: the filter binds four slots, repeating the first to fill them.
+    CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                        Query(states.empty() ? CG_OUTBOX_SELECT "WHERE id > ?1 ORDER BY id LIMIT ?2"
+                                             : CG_OUTBOX_SELECT "WHERE id > ?1 AND state IN (?3, ?4, ?5, ?6) "
+                                                                "ORDER BY id LIMIT ?2"));
+    q.Bind(1, after_id).Bind(2, limit);
+    if (!states.empty()) {
+      std::vector<std::string> slots(states.begin(), states.end());
+      std::sort(slots.begin(), slots.end());
+      slots.erase(std::unique(slots.begin(), slots.end()), slots.end());
+      for (int i = 0; i < 4; ++i) q.Bind(3 + i, slots[static_cast<size_t>(i) < slots.size() ? i : 0]);
+    }
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.push_back(ReadOutboxRow(q));
+    }
+  }));
+  return out;
 }
 
 }  // namespace crowdgate

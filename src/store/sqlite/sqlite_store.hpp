@@ -34,6 +34,19 @@
 //    actually changed.
 //  - FinishAgent: release_unit wins over unit_status; a unit is released only if it is still held
 //    by this agent.
+//  - Provider outbox: EnqueueOutbox and ReviewUnits store rows as pending, unattempted and unclaimed
+//    whatever those fields say (created_at 0 = now; next_attempt_at as given, 0 = due at once);
+//    provider, kind and order_key must not be empty. ReviewUnits writes its rows even when no unit
+//    changed (the caller decides what is owed). A row whose claim has not lapsed is not claimed
+//    again, not even by the same claimer. UpdateOutboxRow with an empty claimed_by updates a row no
+//    one holds (an operator's retry); unknown id -> NotFound; unknown state -> InvalidArgument.
+//    The claim lease is checked at claim time only: an update by a claimer whose lease lapsed
+//    succeeds as long as nobody else took the row.
+//  - grant_sync rows are written for the ops that write a kGrant, kChange or kRevoke audit entry
+//    (so a kSet repeating the same value writes one too). DeleteQualification writes none.
+//  - CountSessionSubmissions counts agents with submitted_at set; OpenAgentsOfSession and
+//    CountSessionSubmissions answer NotFound for an unknown run (and the latter for an unknown worker).
+//  - SetRunProviderState needs a JSON object (else InvalidArgument). DatabaseSecret needs a name.
 //  - Units are numbered item-major (item 0 copy 0, item 0 copy 1, ...), so ReserveUnit hands out
 //    the copies of early items first, as Mephisto does.
 #pragma once
@@ -108,7 +121,21 @@ class SqliteStore final : public Store {
   Result<std::vector<AgentRecord>> RunAgents(const std::string& run_id) override;
   Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) override;
   Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                              const std::string& new_status) override;
+                              const std::string& new_status, const std::vector<OutboxRow>& outbox = {}) override;
+  Status SetRunProviderState(const std::string& run_id, const std::string& state_json) override;
+  Result<int64_t> CountSessionSubmissions(const std::string& run_id, WorkerId worker,
+                                          const std::string& session) override;
+  Result<std::vector<AgentRecord>> OpenAgentsOfSession(const std::string& run_id, const std::string& session) override;
+
+  Result<std::string> DatabaseSecret(const std::string& name) override;
+
+  Status EnqueueOutbox(const std::vector<OutboxRow>& rows) override;
+  Result<std::vector<OutboxRow>> ClaimOutbox(const std::string& claimer, int64_t now, int64_t lease_micros,
+                                             int limit) override;
+  Status UpdateOutboxRow(const OutboxRow& row, bool release) override;
+  Result<OutboxCounts> CountOutbox() override;
+  Result<std::vector<OutboxRow>> ListOutbox(const std::vector<std::string>& states, int64_t after_id,
+                                            int64_t limit) override;
 
   Status BeginBatch() override;
   Status EndBatch(bool commit) override;
@@ -142,6 +169,8 @@ class SqliteStore final : public Store {
   // Writes (*entries)[first..] to the audit log, several rows per statement, and fills in their seq.
   Status FlushAudit(std::vector<AuditEntry>* entries, size_t first);
   Status InsertAgent(const AgentRecord& agent, int64_t run_rowid);
+  // Appends rows[first..] to the outbox (state pending), several rows per statement, in order.
+  Status InsertOutbox(const std::vector<OutboxRow>& rows, size_t first);
   // ReserveUnit; also reads the unit's item into *item_json when it is not null.
   Result<std::optional<AgentRecord>> Reserve(const std::string& run_id, AgentRecord agent, std::string* item_json);
   Result<std::vector<AgentRecord>> ReadAgents(SqliteQuery& q);
