@@ -509,7 +509,7 @@ TEST_F(RunConfigTest, MturkSpecificQualifications) {
 
 TEST_F(RunConfigTest, ProlificSpecificQualifications) {
   auto r = Load(std::string(kMinimal) +
-                "provider:\n  type: prolific\n  prolific_specific_qualifications:\n"
+                "provider:\n  type: prolific\n  prolific_places: 10\n  prolific_specific_qualifications:\n"
                 "    - {name: CustomWhitelistEligibilityRequirement, white_list: [a, b]}\n");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(r->provider.prolific_specific_qualifications[0]["white_list"], json::array({"a", "b"}));
@@ -517,6 +517,45 @@ TEST_F(RunConfigTest, ProlificSpecificQualifications) {
               HasSubstr("provider.prolific_specific_qualifications[0].name: missing"));
   EXPECT_EQ(LoadError(std::string(kMinimal) + "provider: {type: upwork}\n"),
             "provider.type: expected one of: local, prolific, mturk, mturk_sandbox, got string \"upwork\"");
+}
+
+TEST_F(RunConfigTest, ProlificFiltersAndProviderKeys) {
+  auto r = Load(std::string(kMinimal) +
+                "provider:\n  type: prolific\n  prolific_places: 25\n  units_per_session: 4\n"
+                "  public_url: https://tasks.example.org/\n  publish: true\n  estimated_completion_time: 7\n"
+                "  prolific_workspace: ws1\n  prolific_specific_qualifications:\n"
+                "    - {filter_id: fluent-languages, selected_values: [\"19\"]}\n"
+                "    - {filter_id: age, selected_range: {lower: 18, upper: 40}}\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->provider.prolific_places, 25);
+  EXPECT_EQ(r->provider.units_per_session, 4);
+  EXPECT_EQ(r->provider.public_url, "https://tasks.example.org");  // no trailing slash
+  EXPECT_TRUE(r->provider.publish);
+  EXPECT_FALSE(r->provider.trust_worker_param);
+  EXPECT_EQ(r->provider.estimated_completion_time, 7);
+  EXPECT_EQ(r->provider.prolific_workspace, "ws1");
+  EXPECT_EQ(r->provider.prolific_specific_qualifications[1]["selected_range"]["upper"], 40);
+  // Round trip through the stored form.
+  auto back = RunConfigFromJson(RunConfigToJson(*r));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->provider.prolific_places, 25);
+  EXPECT_EQ(back->provider.public_url, "https://tasks.example.org");
+  EXPECT_EQ(back->provider.prolific_workspace, "ws1");
+
+  EXPECT_THAT(LoadError(std::string(kMinimal) + "provider: {type: prolific}\n"),
+              HasSubstr("provider.prolific_places: missing"));
+  EXPECT_THAT(LoadError(std::string(kMinimal) + "provider: {public_url: ftp://x}\n"),
+              HasSubstr("provider.public_url: expected an http:// or https:// address"));
+  auto filter_error = [&](const std::string& item) {
+    return LoadError(std::string(kMinimal) + "provider:\n  prolific_specific_qualifications: [" + item + "]\n");
+  };
+  EXPECT_THAT(filter_error("{filter_id: age}"), HasSubstr("exactly one of selected_values"));
+  EXPECT_THAT(filter_error("{filter_id: age, selected_values: [1]}"), HasSubstr("selected_values: expected"));
+  EXPECT_THAT(filter_error("{filter_id: age, selected_range: {low: 1}}"), HasSubstr("unknown key \"low\""));
+  EXPECT_THAT(filter_error("{filter_id: \"\", selected_values: [\"1\"]}"), HasSubstr("filter_id: expected"));
+  EXPECT_THAT(filter_error("{filter_id: a, selected_values: [\"1\"], colour: red}"), HasSubstr("unknown key"));
+  EXPECT_THAT(LoadError(std::string(kMinimal) + "provider: {units_per_session: -1}\n"),
+              HasSubstr("provider.units_per_session"));
 }
 
 // ---- round trip -----------------------------------------------------------------------------------
@@ -620,7 +659,7 @@ TEST_F(RunConfigTest, ReferenceDescribesEveryKey) {
                           "blueprint.onboarding_check", "qualifications", "provider.mturk_specific_qualifications"}) {
     EXPECT_TRUE(keys.count(key)) << key;
   }
-  EXPECT_EQ(keys.size(), 39u);
+  EXPECT_EQ(keys.size(), 46u);
   EXPECT_EQ(FindConfigKey("blueprint.nope"), nullptr);
   std::string md = ConfigReferenceMarkdown();
   for (const std::string& key : keys) EXPECT_THAT(md, HasSubstr("`" + key + "`"));

@@ -121,8 +121,12 @@ Result<std::shared_ptr<const ProviderRun>> ProviderHub::LoadRunLocked(const RunR
   auto run = std::make_shared<ProviderRun>();
   run->run_id = record.id;
   run->status = record.status;
-  auto config = nlohmann::json::parse(record.config_json, nullptr, false);
-  CG_ASSIGN_OR_RETURN(RunConfig parsed, RunConfigFromJson(config));
+  // The dispatcher stores {"config": resolved config, "task_html", "onboarding_html"}.
+  auto stored = nlohmann::json::parse(record.config_json, nullptr, false);
+  if (!stored.is_object() || !stored.contains("config")) {
+    return Status::Internal("run " + record.id + ": stored config is unreadable");
+  }
+  CG_ASSIGN_OR_RETURN(RunConfig parsed, RunConfigFromJson(stored["config"]));
   run->config = std::make_shared<const RunConfig>(std::move(parsed));
   run->state = nlohmann::json::parse(record.provider_state_json.empty() ? "{}" : record.provider_state_json, nullptr,
                                      false);

@@ -116,15 +116,13 @@ Result<Landing> BodyLanding(const nlohmann::json& body) {
   return l;
 }
 
-// A page for an error of the worker page: the status of the error, a message a person can read.
+// An error of the worker page. A link that does not let the worker in (401) gets a page a person can
+// read; every other error keeps the API's JSON error body, as before signed links.
 HttpResponse PageError(const Status& status, const std::string& title) {
-  HttpResponse r = ErrorResponse(status);  // for the status code only
+  HttpResponse r = ErrorResponse(status);
+  if (status.code() != Status::Code::kUnauthenticated) return r;
   r.content_type = "text/html; charset=utf-8";
-  std::string message = status.message();
-  if (status.code() == Status::Code::kUnauthenticated) {
-    message = "This link does not let you in: " + message + ".";
-  }
-  r.body = RenderMessagePage(title, message);
+  r.body = RenderMessagePage(title, "This link does not let you in: " + status.message() + ".");
   r.headers.emplace_back("Cache-Control", "no-store");
   r.headers.emplace_back("X-Content-Type-Options", "nosniff");
   return r;
