@@ -184,8 +184,11 @@ Result<AggregateResult> Wawa(const Judgments& judgments, const std::vector<int32
 Result<AggregateResult> DawidSkene(const Judgments& judgments, const AggregateOptions& options) {
   const std::vector<int32_t>& known = options.known;
   CG_RETURN_IF_ERROR(Validate(judgments, known));
-  if (!(options.smoothing > 0.0) || !(options.diagonal_prior >= 0.0) || !(options.tolerance >= 0.0) || options.max_iterations < 1) {
-    return Status::InvalidArgument("dawid-skene: smoothing must be > 0, tolerance >= 0 and max_iterations >= 1");
+  if (!(options.smoothing > 0.0) || !(options.diagonal_prior >= 0.0) ||
+      !(options.class_prior_smoothing > 0.0) || !(options.tolerance >= 0.0) || options.max_iterations < 1) {
+    return Status::InvalidArgument(
+        "dawid-skene: smoothing and class_prior_smoothing must be > 0, diagonal_prior and tolerance >= 0, "
+        "max_iterations >= 1");
   }
   const int64_t K = judgments.num_labels;
   const int64_t W = judgments.num_workers;
@@ -227,6 +230,7 @@ Result<AggregateResult> DawidSkene(const Judgments& judgments, const AggregateOp
   std::vector<double> log_prior(static_cast<size_t>(K));
   std::vector<double> acc(static_cast<size_t>(K));
   const double alpha = options.smoothing;
+  const double gamma = options.class_prior_smoothing;
   const double beta = options.diagonal_prior;
 
   auto m_step = [&] {
@@ -251,8 +255,8 @@ Result<AggregateResult> DawidSkene(const Judgments& judgments, const AggregateOp
         for (int64_t k = 0; k < K; ++k) log_pi[base + l * K + k] = std::log(counts[base + l * K + k] / denom[k]);
       }
     }
-    std::vector<double> prior(static_cast<size_t>(K), alpha);
-    double total = alpha * static_cast<double>(K);
+    std::vector<double> prior(static_cast<size_t>(K), gamma);
+    double total = gamma * static_cast<double>(K);
     for (size_t i = 0; i < N; ++i) {
       if (g.offsets[i] == g.offsets[i + 1]) continue;  // no evidence about the prior
       for (int64_t k = 0; k < K; ++k) prior[k] += T[i * K + k];

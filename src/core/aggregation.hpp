@@ -61,6 +61,9 @@ struct AggregateOptions {
   // an uninformative matrix (the likelihood is flat there); with thousands of judgments per
   // worker it moves the estimates by about diagonal_prior / judgments.
   double diagonal_prior = 1.0;
+  // Dawid-Skene: pseudo-count per class in the class prior (Laplace). Keeps a class that few
+  // items have from collapsing to probability 0 on small inputs.
+  double class_prior_smoothing = 1.0;
 };
 
 struct ItemLabel {
