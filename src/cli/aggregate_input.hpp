@@ -16,36 +16,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "cli/csv_columns.hpp"
+#include "cli/interner.hpp"
 #include "core/aggregation.hpp"
 #include "crowdgate/dispatcher.hpp"
 
 namespace crowdgate::cli {
-
-// Dense ids for strings, in order of first appearance. Views must outlive the interner.
-class Interner {
- public:
-  int32_t Intern(std::string_view s) {
-    auto [it, fresh] = ids_.try_emplace(s, static_cast<int32_t>(names_.size()));
-    if (fresh) names_.push_back(s);
-    return it->second;
-  }
-  // -1 if unknown.
-  int32_t Find(std::string_view s) const {
-    auto it = ids_.find(s);
-    return it == ids_.end() ? -1 : it->second;
-  }
-  void Reserve(size_t n) { ids_.reserve(n); }
-  size_t size() const { return names_.size(); }
-  std::string_view name(int32_t id) const { return names_[static_cast<size_t>(id)]; }
-
- private:
-  std::unordered_map<std::string_view, int32_t> ids_;
-  std::vector<std::string_view> names_;
-};
 
 struct LoadedJudgments {
   Judgments judgments;

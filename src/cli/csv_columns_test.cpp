@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "cli/aggregate_input.hpp"
+#include "cli/interner.hpp"
 #include "core/run_config.hpp"
 
 namespace crowdgate::cli {
@@ -71,6 +72,23 @@ TEST(CsvColumnsTest, RowCallbackErrorStopsTheRead) {
   });
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(s.message(), "stop");
+}
+
+// ---- interning -------------------------------------------------------------------------
+
+TEST(InternerTest, DenseIdsInOrderOfFirstAppearanceThroughGrowth) {
+  std::deque<std::string> names;
+  for (int i = 0; i < 5000; ++i) names.push_back((i % 2 ? "a-rather-long-item-name-" : "i") + std::to_string(i));
+  Interner in;
+  for (int round = 0; round < 2; ++round) {
+    for (size_t i = 0; i < names.size(); ++i) ASSERT_EQ(in.Intern(names[i]), static_cast<int32_t>(i));
+  }
+  EXPECT_EQ(in.size(), names.size());
+  EXPECT_EQ(in.Find("i4998"), 4998);
+  EXPECT_EQ(in.Find("a-rather-long-item-name-4999"), 4999);
+  EXPECT_EQ(in.Find("a-rather-long-item-name-4998"), -1);
+  EXPECT_EQ(in.Find(""), -1);
+  EXPECT_EQ(in.name(1), "a-rather-long-item-name-1");
 }
 
 // ---- a run's export as judgments ----------------------------------------------------------
