@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <algorithm>
 #include <array>
 #include <random>
 #include <vector>
@@ -137,6 +138,60 @@ TEST(AggregateTest, RejectsIdsOutOfRange) {
   EXPECT_FALSE(DawidSkene(Make(1, 1, 1, {{0, 0, 0}}), bad).ok());
   EXPECT_EQ(ParseAggregationMethod("wawa").value(), AggregationMethod::kWawa);
   EXPECT_FALSE(ParseAggregationMethod("mean").ok());
+}
+
+TEST(AggregateTest, InvariantsOnRandomInput) {
+  rc::check([] {
+    Judgments j;
+    j.num_items = *rc::gen::inRange(1, 30);
+    j.num_workers = *rc::gen::inRange(1, 8);
+    j.num_labels = *rc::gen::inRange(1, 6);
+    const int n = *rc::gen::inRange(0, 120);
+    for (int k = 0; k < n; ++k) {
+      j.Add(*rc::gen::inRange(0, j.num_items), *rc::gen::inRange(0, j.num_workers), *rc::gen::inRange(0, j.num_labels));
+    }
+    std::vector<int32_t> known(static_cast<size_t>(j.num_items), -1);
+    for (auto& k : known) {
+      if (*rc::gen::inRange(0, 5) == 0) k = *rc::gen::inRange(0, j.num_labels);
+    }
+    for (AggregationMethod m : kAll) {
+      AggregateOptions options;
+      options.method = m;
+      options.known = known;
+      auto r = Aggregate(j, options);
+      RC_ASSERT(r.ok());
+      std::vector<int32_t> count(static_cast<size_t>(j.num_items), 0);
+      for (int32_t i : j.item) ++count[static_cast<size_t>(i)];
+      for (size_t i = 0; i < r->items.size(); ++i) {
+        const ItemLabel& item = r->items[i];
+        RC_ASSERT(item.labels == count[i]);
+        if (known[i] >= 0) {
+          RC_ASSERT(item.label == known[i]);
+          RC_ASSERT(item.confidence == 1.0);
+        } else if (count[i] == 0) {
+          RC_ASSERT(item.label == -1);
+        } else {
+          RC_ASSERT(item.label >= 0 && item.label < j.num_labels);
+          RC_ASSERT(std::isfinite(item.confidence) && item.confidence > 0.0 && item.confidence <= 1.0 + 1e-12);
+        }
+      }
+      for (size_t w = 0; w < r->worker_accuracy.size(); ++w) {
+        if (r->worker_labels[w] == 0) continue;
+        RC_ASSERT(r->worker_accuracy[w] >= -1e-12 && r->worker_accuracy[w] <= 1.0 + 1e-12);
+      }
+      // Majority vote's label has the most votes.
+      if (m == AggregationMethod::kMajority) {
+        for (size_t i = 0; i < r->items.size(); ++i) {
+          if (known[i] >= 0 || count[i] == 0) continue;
+          std::vector<int> votes(static_cast<size_t>(j.num_labels), 0);
+          for (size_t k = 0; k < j.size(); ++k) {
+            if (static_cast<size_t>(j.item[k]) == i) ++votes[static_cast<size_t>(j.label[k])];
+          }
+          RC_ASSERT(votes[static_cast<size_t>(r->items[i].label)] == *std::max_element(votes.begin(), votes.end()));
+        }
+      }
+    }
+  });
 }
 
 // ---- Wawa --------------------------------------------------------------------------------
