@@ -57,6 +57,19 @@ TEST(MajorityVoteTest, TieGoesToTheLabelSeenFirstOnTheItem) {
   EXPECT_DOUBLE_EQ(r.items[0].confidence, 0.5);
 }
 
+TEST(AggregateTest, SymmetricTiesGoToTheLabelSeenFirstInEveryMethod) {
+  // Swapping the two labels and the two workers maps the data onto itself: the workers are
+  // alike, each item is an exact tie, and each goes to the label its first judgment gave
+  // (item 1 to label 1, which a lowest-id rule would not pick).
+  const Judgments j = Make(2, 2, 2, {{0, 0, 0}, {0, 1, 1}, {1, 1, 1}, {1, 0, 0}});
+  for (AggregationMethod m : kAll) {
+    const AggregateResult r = RunMethod(j, m);
+    EXPECT_EQ(r.items[0].label, 0) << AggregationMethodName(m);
+    EXPECT_EQ(r.items[1].label, 1) << AggregationMethodName(m);
+    EXPECT_NEAR(r.items[0].confidence, 0.5, 1e-9) << AggregationMethodName(m);
+  }
+}
+
 TEST(AggregateTest, ItemWithoutJudgmentsHasNoLabel) {
   const Judgments j = Make(2, 1, 2, {{1, 0, 1}});
   for (AggregationMethod m : kAll) {
