@@ -14,6 +14,9 @@
 //   memory         resident size of an Engine holding 1 million workers x 5 grants, own process
 //   scaling        eligibility and http-work at 1k / 10k / 100k / 1M workers
 //   http-work-pg   http-work against 1 and 3 `crowdgate serve` processes on PostgreSQL ($CROWDGATE_TEST_PG) and 1 on SQLite
+//   aggregate      label aggregation of 1M judgments (100k items x 10 workers, 3 classes): majority vote,
+//                  Dawid-Skene and Wawa compute on one core, the whole `crowdgate aggregate --input` command,
+//                  accuracy of each against the simulated truth
 //
 // Each workload prints one JSON line (`{"workload": ..., "median": ..., ...}`) and a row of the
 // table printed at the end. --smoke runs tiny sizes and checks correctness only (ctest bench_smoke):
@@ -22,6 +25,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <iomanip>
@@ -33,6 +37,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "aggregate_workload.hpp"
 #include "eligibility_workload.hpp"
 #include "bench_util.hpp"
 #include "cli/import_file.hpp"
@@ -558,6 +563,43 @@ void Scaling(const Args& a) {
   }
 }
 
+void Aggregate(const Args& a) {
+  const int64_t items = a.smoke ? 2000 : 100'000;
+  const AggregateFigures f = RunAggregateWorkload(items, 10, 3, a.runs, CROWDGATE_BENCH_CROWDGATE_BIN);
+  for (const auto& e : f.errors) Check(false, "aggregate: " + e);
+  Check(std::abs(f.command_accuracy - f.dawid_skene_accuracy) < 0.005,
+        "aggregate: the command's accuracy " + std::to_string(f.command_accuracy) + " matches the in-process one " +
+            std::to_string(f.dawid_skene_accuracy));
+  auto acc = [](double v) {
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(4) << v;
+    return os.str();
+  };
+  const Json figures = {{"judgments", f.judgments},
+                        {"items", items},
+                        {"iterations", f.iterations},
+                        {"raw_accuracy", f.raw_accuracy},
+                        {"majority_accuracy", f.majority_accuracy},
+                        {"dawid_skene_accuracy", f.dawid_skene_accuracy},
+                        {"wawa_accuracy", f.wawa_accuracy},
+                        {"command_accuracy", f.command_accuracy}};
+  Row mv{"aggregate/majority", "seconds of compute, 1M judgments", f.majority_s, "s", "< 0.1 s", true,
+         "accuracy " + acc(f.majority_accuracy) + " (raw labels " + acc(f.raw_accuracy) + ")"};
+  mv.met = mv.stats.median < 0.1;
+  Report(a, mv, figures);
+  Row ds{"aggregate/dawid-skene", "seconds of compute, 1M judgments", f.dawid_skene_s, "s", "< 0.5 s", true,
+         "accuracy " + acc(f.dawid_skene_accuracy) + ", " + std::to_string(f.iterations) + " iterations"};
+  ds.met = ds.stats.median < 0.5;
+  Report(a, ds, figures);
+  Row wawa{"aggregate/wawa", "seconds of compute, 1M judgments", f.wawa_s, "s", "-", true,
+           "accuracy " + acc(f.wawa_accuracy)};
+  Report(a, wawa, figures);
+  Row cmd{"aggregate/command", "seconds, aggregate --input (DS)", f.command_s, "s", "< 1.5 s", true,
+          "CSV in, JSONL out; accuracy " + acc(f.command_accuracy)};
+  cmd.met = cmd.stats.median < 1.5;
+  Report(a, cmd, figures);
+}
+
 void PrintTable() {
   std::cout << "\n" << std::left << std::setw(30) << "workload" << std::setw(36) << "metric" << std::right
             << std::setw(14) << "median" << std::setw(10) << "spread" << "  " << std::left << std::setw(13)
@@ -602,7 +644,7 @@ int Main(int argc, char** argv) {
     } else if (arg == "-h" || arg == "--help") {
       std::cout << "usage: crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]\n"
                    "workloads: eligibility gold-decision http-work http-saturate group-commit grant-import launch memory "
-                   "scaling http-work-pg\n";
+                   "scaling http-work-pg aggregate\n";
       return 0;
     } else {
       a.workloads.push_back(arg);
@@ -611,7 +653,7 @@ int Main(int argc, char** argv) {
   if (a.smoke && a.runs == 5) a.runs = 1;
   const std::vector<std::string> all = {"eligibility",  "gold-decision", "http-work", "http-saturate",
                                         "group-commit", "grant-import",  "launch",    "memory",
-                                        "scaling",      "http-work-pg"};
+                                        "scaling",      "http-work-pg",  "aggregate"};
   const bool named = !a.workloads.empty();
   if (a.workloads.empty()) a.workloads = all;
   for (const auto& w : a.workloads) {
@@ -630,6 +672,7 @@ int Main(int argc, char** argv) {
     if (w == "launch") Launch(a, a.smoke ? 2000 : 1'000'000, "launch");
     if (w == "memory") Memory(a);
     if (w == "scaling") Scaling(a);
+    if (w == "aggregate") Aggregate(a);
     if (w == "http-work-pg") {
       g_failures += HttpWorkPg({a.smoke, a.runs, named}, [&](const MultiRow& r) {
         const Row row{r.workload, r.metric, r.stats, r.unit, r.target, r.met, r.note};

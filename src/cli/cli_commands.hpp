@@ -15,5 +15,6 @@ void AddDemoCommand(CLI::App& app, CliContext& ctx);
 void AddProviderCommands(CLI::App& app, CliContext& ctx);
 // worker link (registered by AddWorkerCommands).
 void AddWorkerLinkCommand(CLI::App& worker, CliContext& ctx);
+void AddAggregateCommand(CLI::App& app, CliContext& ctx);
 
 }  // namespace crowdgate::cli
