@@ -11,5 +11,6 @@ void AddQualCommands(CLI::App& app, CliContext& ctx);
 void AddWorkerCommands(CLI::App& app, CliContext& ctx);
 void AddRunCommands(CLI::App& app, CliContext& ctx);
 void AddDemoCommand(CLI::App& app, CliContext& ctx);
+void AddImportMephistoCommand(CLI::App& app, CliContext& ctx);
 
 }  // namespace crowdgate::cli
