@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   clang libclang-rt-14-dev
   curl
+  pybind11-dev python3-dev python3-pytest
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
