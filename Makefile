@@ -10,7 +10,7 @@ FUZZ_TARGETS ?= config_fuzz requirement_fuzz csv_jsonl_fuzz http_fuzz
 FUZZ_SHORT_SECONDS ?= 10
 FUZZ_SECONDS ?= 600
 
-.PHONY: python setup build build-cli build-asan build-tsan build-fuzz test test-release test-pg test-asan test-tsan test-fuzz fuzz-long demo tour bench bench-pg clean
+.PHONY: python bench-mephisto setup build build-cli build-asan build-tsan build-fuzz test test-release test-pg test-asan test-tsan test-fuzz fuzz-long demo tour bench bench-pg clean
 
 setup:
 	bash scripts/setup.sh
@@ -89,6 +89,10 @@ bench: build
 BENCH_PG_ARGS ?=
 bench-pg: build
 	bash scripts/with_pg.sh build/release/bench/crowdgate_bench $(BENCH_PG_ARGS) http-work http-work-pg
+
+# import-mephisto of a Mephisto database with 1,000,000 grants: seconds and peak memory.
+bench-mephisto: build-cli
+	/usr/bin/python3 bench/mephisto_import.py
 
 clean:
 	rm -rf build

@@ -74,6 +74,7 @@ struct BulkChange {
   std::vector<std::string> workers;               // registered when never seen (PROVIDER:NAME or NAME)
   std::vector<GrantRequest> grants;               // written only where the live value or expiry differs
   std::vector<BulkRevoke> revokes;                // written only where a grant exists
+  std::string reason;  // audit reason of the grants and revokes that give none of their own
 };
 
 struct BulkCounts {
@@ -129,11 +130,12 @@ class Engine {
                                        const std::string& reason,
                                        const std::function<void(size_t done, size_t total)>& progress) = 0;
   // Applies a BulkChange: every name is validated first (a bad one fails the whole change
-  // naming it, and nothing is written); then qualifications, workers, grants and revokes are
-  // written in one store batch (one transaction on SQLite; a store without batches commits
-  // piece by piece). Only what differs is written, so applying the same change twice
-  // writes nothing the second time. With `dry_run` nothing is written and the summary says
-  // what would have been. `progress` is called with (done, total) writes.
+  // naming it, and nothing is written); then, in one store batch (one transaction on SQLite,
+  // holding its write lock; a store without batches commits piece by piece), what is there is
+  // compared with the change and qualifications, workers, grants and revokes are written
+  // only where they differ, so applying the same change twice writes nothing the second
+  // time. With `dry_run` nothing is written and the summary says what would have been.
+  // `progress` is called with (done, total) writes.
   virtual Result<BulkSummary> ApplyBulk(const BulkChange& change, bool dry_run,
                                         const std::function<void(size_t done, size_t total)>& progress) = 0;
   virtual Result<std::vector<AuditEntry>> History(const std::optional<std::string>& qualification,

@@ -66,7 +66,7 @@ void AddImportMephistoCommand(CLI::App& app, CliContext& ctx) {
       options.mirror = a->mirror;
       options.dry_run = a->dry_run;
       options.progress = [&progress](size_t done, size_t total) { progress.Update(done, total); };
-      auto report = importers::ImportMephisto(**engine, *db, options);
+      auto report = importers::ImportMephisto(**engine, std::move(db).value(), options);
       progress.Finish();
       if (!report.ok()) return Fail(report.status());
       if (!ctx.json) {

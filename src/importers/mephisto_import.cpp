@@ -37,11 +37,11 @@ Result<WorkerRef> MapMephistoWorker(const MephistoWorker& worker) {
   return ref;
 }
 
-Result<MephistoImportReport> ImportMephisto(Engine& engine, const MephistoDatabase& db,
-                                            const MephistoImportOptions& options) {
+Result<MephistoImportReport> ImportMephisto(Engine& engine, MephistoDatabase db, const MephistoImportOptions& options) {
   MephistoImportReport report;
   report.schema = db.schema;
   BulkChange change;
+  change.reason = kImportReason;  // every grant's audit reason
 
   // Qualifications: id -> name, for those crowdgate accepts.
   std::unordered_map<int64_t, std::string> qual_names;
@@ -106,7 +106,6 @@ Result<MephistoImportReport> ImportMephisto(Engine& engine, const MephistoDataba
       r.qualification = q->second;
       r.worker = w->second;
       r.value = *g.value;
-      r.reason = kImportReason;
       if (options.mirror) kept[q->second].insert(w->second);
       change.grants.push_back(std::move(r));
       continue;
@@ -118,6 +117,7 @@ Result<MephistoImportReport> ImportMephisto(Engine& engine, const MephistoDataba
       report.refusals.push_back({"grant", qn + "/" + wn, problem});
     }
   }
+  std::vector<MephistoGrant>().swap(db.grants);
   for (const auto& [wid, n] : dropped_of_worker) {
     report.refusals[refusal_of_worker[wid]].reason += "; its " + std::to_string(n) + " grant(s) not imported";
   }
@@ -145,6 +145,7 @@ Result<MephistoImportReport> ImportMephisto(Engine& engine, const MephistoDataba
         if (keep.count(worker) == 0) change.revokes.push_back({bq.name, std::move(worker), kMirrorRevokeReason});
       }
     }
+    kept.clear();
   }
 
   CG_ASSIGN_OR_RETURN(report.applied, engine.ApplyBulk(change, options.dry_run, options.progress));
