@@ -70,6 +70,25 @@ class ImportMephistoTest : public CrowdgateFixture, public ::testing::WithParamI
     return out;
   }
   size_t HistoryLength() { return json::parse(Run("--json qual history").out).size(); }
+  // Launches a static_html run of two items with `blueprint` lines appended; returns the run id.
+  std::string LaunchRun(const std::string& blueprint) {
+    Write("task.html", "<p>${text}</p><input name=\"label\">");
+    Write("units.jsonl", "{\"text\": \"a\"}\n{\"text\": \"b\"}\n");
+    const std::string config =
+        Write("config.yaml", "task:\n  task_name: moved\n  task_title: Moved from Mephisto\n"
+                             "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\n" +
+                                 blueprint);
+    auto launched = Run("launch " + ShellQuote(config));
+    EXPECT_EQ(launched.exit_code, 0) << launched.err;
+    std::string run = launched.out;
+    while (!run.empty() && run.back() == '\n') run.pop_back();
+    return run.substr(run.rfind('\n') == std::string::npos ? 0 : run.rfind('\n') + 1);
+  }
+  json Work(HttpClient& c, const std::string& run, const std::string& worker) {
+    auto r = c.Request("POST", "/api/v1/runs/" + run + "/work", json{{"provider", "local"}, {"worker", worker}}.dump());
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? json::parse(r->body, nullptr, false) : json();
+  }
 };
 
 const std::map<std::string, std::map<std::string, int64_t>> kExpected = {
@@ -209,38 +228,37 @@ TEST_P(ImportMephistoTest, GrantWithANonIntegerValueIsReported) {
 }
 
 TEST_P(ImportMephistoTest, OnboardingFailuresStillRefuseTheWorker) {
-  const std::string mephisto = MakeMephisto(GetParam());
-  Import(ShellQuote(mephisto));
-  Write("task.html", "<p>${text}</p><input name=\"label\">");
-  Write("units.jsonl", "{\"text\": \"a\"}\n{\"text\": \"b\"}\n");
+  Import(ShellQuote(MakeMephisto(GetParam())));
   Write("answer.json", "{\"label\": \"x\"}");
-  const std::string config = Write(
-      "config.yaml",
-      "task:\n  task_name: moved\n  task_title: Moved from Mephisto\n"
-      "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\n"
+  const std::string run = LaunchRun(
       "  onboarding_qualification: sentiment-onboarding\n  onboarding_data: {text: \"warm up\"}\n"
       "  onboarding_answer: answer.json\n  block_qualification: sentiment-block\n");
-  auto launched = Run("launch " + ShellQuote(config));
-  ASSERT_EQ(launched.exit_code, 0) << launched.err;
-  std::string run = launched.out;
-  while (!run.empty() && run.back() == '\n') run.pop_back();
-  run = run.substr(run.rfind('\n') == std::string::npos ? 0 : run.rfind('\n') + 1);
   ServerProcess server(dir_, db_);
   HttpClient c("127.0.0.1", server.port());
-  auto work = [&](const std::string& provider, const std::string& worker) {
-    auto r = c.Request("POST", "/api/v1/runs/" + run + "/work", json{{"provider", provider}, {"worker", worker}}.dump());
-    EXPECT_TRUE(r.ok());
-    return json::parse(r->body, nullptr, false);
-  };
   // bob failed onboarding in Mephisto (sentiment-onboarding-failed, value 0): refused here too.
-  json bob = work("local", "bob");
+  json bob = Work(c, run, "bob");
   EXPECT_EQ(bob["outcome"], "not_qualified") << bob.dump();
   EXPECT_EQ(bob["reason"], "onboarding_failed") << bob.dump();
   // alice passed it in Mephisto: no second onboarding, straight to a unit.
-  json alice = work("local", "alice");
-  EXPECT_EQ(alice["outcome"], "unit") << alice.dump();
+  EXPECT_EQ(Work(c, run, "alice")["outcome"], "unit");
   // A worker never seen in Mephisto onboards.
-  EXPECT_EQ(work("local", "erin")["outcome"], "onboarding");
+  EXPECT_EQ(Work(c, run, "erin")["outcome"], "onboarding");
+}
+
+TEST_P(ImportMephistoTest, GoldCountersCarryOver) {
+  Import(ShellQuote(MakeMephisto(GetParam())));
+  Write("golds.jsonl", "{\"inputs\": {\"text\": \"g\"}, \"answer\": {\"label\": \"x\"}}\n");
+  const std::string run = LaunchRun(
+      "  use_golds: true\n  gold_qualification_base: gold\n  gold_file: golds.jsonl\n  max_gold_units: 10\n"
+      "  max_incorrect_golds: 1\n");
+  ServerProcess server(dir_, db_);
+  HttpClient c("127.0.0.1", server.port());
+  // carol has gold-wrong-golds = 2 from Mephisto: over max_incorrect_golds, disqualified at her first request.
+  json carol = Work(c, run, "carol");
+  EXPECT_EQ(carol["outcome"], "not_qualified") << carol.dump();
+  EXPECT_EQ(carol["reason"], "gold_disqualified") << carol.dump();
+  EXPECT_EQ(AllGrants()["gold-disqualified"].count("local:carol"), 1u);
+  EXPECT_EQ(Work(c, run, "dave")["outcome"], "unit");  // a newcomer gets work (a gold, which looks like a unit)
 }
 
 INSTANTIATE_TEST_SUITE_P(Schemas, ImportMephistoTest, ::testing::Values("before_2024", "after_2024"));
