@@ -85,7 +85,14 @@ Result<MephistoImportReport> ImportMephisto(Engine& engine, MephistoDatabase db,
 
   // Grants. Those of a refused worker or qualification are counted with it, not listed one by one.
   std::unordered_map<int64_t, int64_t> dropped_of_worker, dropped_of_qual;
-  std::unordered_map<std::string, std::unordered_set<std::string>> kept;  // for --mirror
+  // For --mirror: the (qualification, worker) pairs Mephisto has, as Mephisto ids in one integer.
+  struct PairHash {
+    size_t operator()(const std::pair<int64_t, int64_t>& p) const {
+      return std::hash<int64_t>()(p.first) * 0x9E3779B97F4A7C15ull ^ std::hash<int64_t>()(p.second);
+    }
+  };
+  std::unordered_set<std::pair<int64_t, int64_t>, PairHash> kept;
+  auto pair_key = [](int64_t qual, int64_t worker) { return std::make_pair(qual, worker); };
   change.grants.reserve(db.grants.size());
   for (const auto& g : db.grants) {
     auto q = qual_names.find(g.qualification_id);
@@ -106,7 +113,7 @@ Result<MephistoImportReport> ImportMephisto(Engine& engine, MephistoDatabase db,
       r.qualification = q->second;
       r.worker = w->second;
       r.value = *g.value;
-      if (options.mirror) kept[q->second].insert(w->second);
+      if (options.mirror) kept.insert(pair_key(g.qualification_id, g.worker_id));
       change.grants.push_back(std::move(r));
       continue;
     }
@@ -133,16 +140,22 @@ Result<MephistoImportReport> ImportMephisto(Engine& engine, MephistoDatabase db,
 
   if (options.mirror) {
     // Grants of the imported qualifications that Mephisto no longer has.
-    for (const auto& bq : change.qualifications) {
-      auto grants = engine.ListGrants(bq.name);
+    std::unordered_map<std::string, int64_t> mephisto_worker;  // crowdgate PROVIDER:NAME -> Mephisto worker id
+    mephisto_worker.reserve(worker_refs.size());
+    for (const auto& [id, ref] : worker_refs) mephisto_worker.emplace(ref, id);
+    for (const auto& q : db.qualifications) {
+      if (qual_names.count(q.id) == 0) continue;  // refused
+      auto grants = engine.ListGrants(q.name);
       if (!grants.ok()) {
         if (grants.status().IsNotFound()) continue;  // new to crowdgate: nothing to revoke
         return grants.status();
       }
-      const auto& keep = kept[bq.name];
       for (const auto& g : *grants) {
         std::string worker = g.worker.ToString();
-        if (keep.count(worker) == 0) change.revokes.push_back({bq.name, std::move(worker), kMirrorRevokeReason});
+        auto w = mephisto_worker.find(worker);
+        if (w == mephisto_worker.end() || kept.count(pair_key(q.id, w->second)) == 0) {
+          change.revokes.push_back({q.name, std::move(worker), kMirrorRevokeReason});
+        }
       }
     }
     kept.clear();
