@@ -3,7 +3,7 @@
 
 Builds a Mephisto database (tests/data/mephisto/schema_after_2024.sql) holding WORKERS workers
 with GRANTS_PER_WORKER grants each over 20 qualifications (MTurk, Prolific and mock workers),
-then times, as separate processes, with their peak resident memory (getrusage of the child):
+then times, as separate processes, with their CPU time and peak resident memory (getrusage of the child):
   first     the import into an empty crowdgate database
   again     the same import again (nothing changed: nothing is written)
   changed   after 1% of the values changed in Mephisto
@@ -52,15 +52,17 @@ def build_mephisto(path, workers, per_worker, rng):
 
 def timed(cmd):
     start = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    before, cpu_before = usage.ru_maxrss, usage.ru_utime + usage.ru_stime
     out = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - start
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_kb, cpu = usage.ru_maxrss, usage.ru_utime + usage.ru_stime - cpu_before
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {out.stderr}")
     # ru_maxrss of children is the largest of any child so far: runs are ordered small to large
     # after the first, so report it only when it grew.
-    return seconds, peak_kb if peak_kb > before else None, out.stdout
+    return seconds, cpu, peak_kb if peak_kb > before else None, out.stdout
 
 
 def main():
@@ -89,10 +91,10 @@ def main():
                 con.execute(prepare)
                 con.commit()
                 con.close()
-            seconds, peak_kb, out = timed(cmd + extra)
+            seconds, cpu, peak_kb, out = timed(cmd + extra)
             peak = f"{peak_kb / 1024:.0f} MB" if peak_kb else "(below an earlier run)"
             summary = out.strip().replace("\n", " ")
-            print(f"{label:8} {seconds:6.2f} s  peak RSS {peak:>10}  {summary[:200]}")
+            print(f"{label:8} {seconds:6.2f} s (CPU {cpu:5.2f} s)  peak RSS {peak:>10}  {summary[:160]}")
 
 
 if __name__ == "__main__":

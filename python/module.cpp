@@ -246,6 +246,7 @@ the names Mephisto users know. Start with open():
     import crowdgate
     db = crowdgate.open("crowdgate.db")            # or "sqlite:PATH", "postgresql://..."
     db.find_or_create_qualification("english", "English level, 0-100")
+    db.find_or_create_qualification("sentiment-block")
     db.grant_qualification("prolific:5f3a9c0e1d2b4a6f7e8d9c0b", "english", value=85)
     db.grant_qualification("alice", "sentiment-block", expires="30d", reason="spam")
     reqs = [crowdgate.make_qualification_dict("english", "GreaterThanOrEqualTo", 80),
