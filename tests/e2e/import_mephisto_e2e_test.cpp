@@ -132,6 +132,25 @@ TEST_P(ImportMephistoTest, BadWorkerNameIsReportedByName) {
   EXPECT_NE(text.out.find("refused worker 'has space_sandbox'"), std::string::npos) << text.out;
 }
 
+TEST_P(ImportMephistoTest, CollidingAndUnknownProviderWorkersAreReported) {
+  const std::string mephisto = MakeMephisto(GetParam());
+  {
+    MephistoDb m(mephisto);
+    // mock carol_sandbox would be local:carol, which inhouse carol already is.
+    m.Exec("INSERT INTO workers (worker_id, worker_name, provider_type) VALUES (109, 'carol_sandbox', 'mock'),"
+           " (110, 'T-1', 'toloka');"
+           "INSERT INTO granted_qualifications (worker_id, qualification_id, value) VALUES (109, 1, 1), (110, 1, 1);");
+  }
+  json r = Import(ShellQuote(mephisto));
+  EXPECT_EQ(r["workers"]["refused"], 3);
+  EXPECT_EQ(r["grants"]["refused"], 4);
+  std::map<std::string, std::string> reasons;
+  for (const auto& f : r["refused"]) reasons[f["name"]] = f["reason"];
+  EXPECT_NE(reasons["carol_sandbox"].find("local:carol"), std::string::npos) << r.dump();
+  EXPECT_NE(reasons["T-1"].find("toloka"), std::string::npos) << r.dump();
+  EXPECT_EQ(AllGrants()["sentiment-block"].count("local:carol"), 0u);  // carol's own grants are hers alone
+}
+
 TEST_P(ImportMephistoTest, RerunChangesNothing) {
   const std::string mephisto = MakeMephisto(GetParam());
   Import(ShellQuote(mephisto));
