@@ -10,7 +10,7 @@ FUZZ_TARGETS ?= config_fuzz requirement_fuzz csv_jsonl_fuzz http_fuzz
 FUZZ_SHORT_SECONDS ?= 10
 FUZZ_SECONDS ?= 600
 
-.PHONY: python bench-mephisto setup build build-cli build-asan build-tsan build-fuzz test test-release test-pg test-asan test-tsan test-fuzz fuzz-long demo tour bench bench-pg clean
+.PHONY: setup build build-cli build-asan build-tsan build-fuzz test test-release test-pg test-asan test-tsan test-fuzz fuzz-long demo tour bench bench-pg clean
 
 setup:
 	bash scripts/setup.sh
@@ -31,6 +31,8 @@ build-asan: setup
 build-tsan: setup
 	cmake --preset tsan >/dev/null
 	cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS)
+
+.PHONY: python bench-mephisto
 
 # The Python module `crowdgate` (python/; import it with PYTHONPATH=build/release/python /usr/bin/python3).
 python: setup
