@@ -157,3 +157,28 @@ def test_help_teaches():
     for name in ("find_or_create_qualification", "grant_qualification", "revoke_qualification",
                  "worker_is_qualified", "qualifications", "grants", "history", "runs", "export", "close"):
         assert len(getattr(crowdgate.Database, name).__doc__) > 60, name
+
+
+def test_long_calls_release_the_gil(db, db_path):
+    """A grant waiting for a write lock held elsewhere lets other Python threads run: here the very thread
+    that holds the lock, which could never let go of it if the grant kept the GIL."""
+    import sqlite3
+    import time
+
+    db.find_or_create_qualification("q")
+    other = sqlite3.connect(db_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # the write lock, as a busy server would hold it
+    result = {}
+    grant = threading.Thread(target=lambda: result.update(entry=db.grant_qualification("alice", "q", 7)))
+    grant.start()
+    ticks = 0
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        ticks += 1
+        time.sleep(0.01)
+    assert grant.is_alive()  # still waiting for the lock
+    other.execute("COMMIT")
+    grant.join(timeout=10)
+    other.close()
+    assert ticks > 10
+    assert result["entry"]["new_value"] == 7
