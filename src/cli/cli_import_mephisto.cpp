@@ -57,8 +57,15 @@ void AddImportMephistoCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_flag("--dry-run", a->dry_run, "Say what would change, write nothing");
   cmd->callback([&ctx, a] {
     ctx.action = [&ctx, a] {
+      const bool terminal = StderrIsTerminal();
+      if (terminal) std::cerr << "reading " << a->path << " ..." << std::flush;
       auto db = importers::ReadMephistoDatabase(a->path);
+      if (terminal) std::cerr << "\r\033[K";
       if (!db.ok()) return Fail(db.status());
+      if (terminal) {
+        std::cerr << "read " << db->qualifications.size() << " qualifications, " << db->grants.size() << " grants, "
+                  << db->workers.size() << " workers; comparing with crowdgate ...\n";
+      }
       auto engine = ctx.OpenEngine();
       if (!engine.ok()) return Fail(engine.status());
       Progress progress("importing from Mephisto");
