@@ -32,6 +32,13 @@ build-tsan: setup
 	cmake --preset tsan >/dev/null
 	cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS)
 
+.PHONY: python bench-mephisto
+
+# The Python module `crowdgate` (python/; import it with PYTHONPATH=build/release/python /usr/bin/python3).
+python: setup
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS) --target crowdgate_python
+
 # Only the fuzz harnesses and the libraries they link.
 build-fuzz: setup
 	cmake --preset fuzz >/dev/null
@@ -84,6 +91,10 @@ bench: build
 BENCH_PG_ARGS ?=
 bench-pg: build
 	bash scripts/with_pg.sh build/release/bench/crowdgate_bench $(BENCH_PG_ARGS) http-work http-work-pg
+
+# import-mephisto of a Mephisto database with 1,000,000 grants: seconds and peak memory.
+bench-mephisto: build-cli
+	/usr/bin/python3 bench/mephisto_import.py
 
 clean:
 	rm -rf build

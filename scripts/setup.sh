@@ -11,7 +11,8 @@ PACKAGES=(
   libpqxx-dev libpq-dev postgresql
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   clang libclang-rt-14-dev
-  curl libcurl4-openssl-dev python3-pytest
+  curl libcurl4-openssl-dev
+  pybind11-dev python3-dev python3-pytest
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -57,6 +57,40 @@ struct ImportSummary {
   int64_t changed = 0;   // existing grants replaced
 };
 
+// A set of changes brought in from another system (an import): qualifications, workers,
+// grants and revokes, classified against what the engine holds and applied together.
+struct BulkQualification {
+  std::string name;
+  std::string description;  // used when the qualification is created; an existing one keeps its own
+};
+
+struct BulkRevoke {
+  std::string qualification;
+  std::string worker;  // PROVIDER:NAME or NAME
+  std::string reason;
+};
+
+struct BulkChange {
+  std::vector<BulkQualification> qualifications;  // created when missing
+  std::vector<std::string> workers;               // registered when never seen (PROVIDER:NAME or NAME)
+  std::vector<GrantRequest> grants;               // written only where the live value or expiry differs
+  std::vector<BulkRevoke> revokes;                // written only where a grant exists
+  std::string reason;  // audit reason of the grants and revokes that give none of their own
+};
+
+struct BulkCounts {
+  int64_t added = 0;      // did not exist
+  int64_t changed = 0;    // existed with another value or expiry (grants only)
+  int64_t unchanged = 0;  // already as asked: nothing written
+};
+
+struct BulkSummary {
+  BulkCounts qualifications;
+  BulkCounts workers;
+  BulkCounts grants;
+  int64_t revoked = 0;  // revokes that removed a grant
+};
+
 struct WorkerInfo {
   Worker worker;
   std::vector<Grant> grants;  // live and expired; see Grant::ExpiredAt
@@ -97,6 +131,15 @@ class Engine {
   virtual Result<ImportSummary> Import(const std::string& qualification, const std::vector<ImportRow>& rows,
                                        const std::string& reason,
                                        const std::function<void(size_t done, size_t total)>& progress) = 0;
+  // Applies a BulkChange: every name is validated first (a bad one fails the whole change
+  // naming it, and nothing is written); then, in one store batch (one transaction on SQLite,
+  // holding its write lock; a store without batches commits piece by piece), what is there is
+  // compared with the change and qualifications, workers, grants and revokes are written
+  // only where they differ, so applying the same change twice writes nothing the second
+  // time. With `dry_run` nothing is written and the summary says what would have been.
+  // `progress` is called with (done, total) writes.
+  virtual Result<BulkSummary> ApplyBulk(const BulkChange& change, bool dry_run,
+                                        const std::function<void(size_t done, size_t total)>& progress) = 0;
   virtual Result<std::vector<AuditEntry>> History(const std::optional<std::string>& qualification,
                                                   const std::optional<std::string>& worker) = 0;
 

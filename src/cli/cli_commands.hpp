@@ -16,5 +16,6 @@ void AddProviderCommands(CLI::App& app, CliContext& ctx);
 // worker link (registered by AddWorkerCommands).
 void AddWorkerLinkCommand(CLI::App& worker, CliContext& ctx);
 void AddAggregateCommand(CLI::App& app, CliContext& ctx);
+void AddImportMephistoCommand(CLI::App& app, CliContext& ctx);
 
 }  // namespace crowdgate::cli

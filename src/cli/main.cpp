@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   crowdgate::cli::AddDemoCommand(app, ctx);
   crowdgate::cli::AddProviderCommands(app, ctx);
   crowdgate::cli::AddAggregateCommand(app, ctx);
+  crowdgate::cli::AddImportMephistoCommand(app, ctx);
   auto* reference = app.add_subcommand("config-reference", "Print every run-config key as a Markdown table");
   reference->callback([&ctx] {
     ctx.action = [] {

@@ -28,6 +28,8 @@ class EngineImpl : public Engine {
   Result<ImportSummary> Import(const std::string& qualification, const std::vector<ImportRow>& rows,
                                const std::string& reason,
                                const std::function<void(size_t done, size_t total)>& progress) override;
+  Result<BulkSummary> ApplyBulk(const BulkChange& change, bool dry_run,
+                                const std::function<void(size_t done, size_t total)>& progress) override;
   Result<std::vector<AuditEntry>> History(const std::optional<std::string>& qualification,
                                           const std::optional<std::string>& worker) override;
   Result<WorkerInfo> ShowWorker(const std::string& worker) override;
