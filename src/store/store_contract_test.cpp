@@ -1630,6 +1630,64 @@ TEST_P(StoreContractTest, SessionSubmissionsAndOpenAgentsOfSession) {
   EXPECT_TRUE(store_->OpenAgentsOfSession("run_nope", "S1").status().IsNotFound());
 }
 
+// Timing, run by hand: `store_contract_test --gtest_also_run_disabled_tests --gtest_filter='*TimingOutbox*'`.
+// 100,000 queued rows (50,000 keys, two rows each) drained the way the drainer does it: claims of 200,
+// then one UpdateOutboxRow (done, released) per row.
+TEST_P(StoreContractTest, DISABLED_TimingOutboxDrain) {
+  constexpr int kRows = 100'000;
+  std::vector<OutboxRow> rows;
+  rows.reserve(kRows);
+  for (int i = 0; i < kRows; ++i) {
+    OutboxRow r = NewRow("grant:prolific:P" + std::to_string(i % (kRows / 2)) + "|allow", "grant_sync", "");
+    r.payload_json = R"({"worker":"prolific:P1","qualification":"allow","value":1,"expires_at":null})";
+    rows.push_back(std::move(r));
+  }
+  auto seconds_since = [](std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store_->EnqueueOutbox(rows).ok());
+  std::printf("%s: EnqueueOutbox of %d rows: %.2f s\n", GetParam().name.c_str(), kRows, seconds_since(t0));
+
+  t0 = std::chrono::steady_clock::now();
+  int64_t delivered = 0;
+  int64_t claims = 0;
+  double claim_s = 0;
+  while (true) {
+    auto c0 = std::chrono::steady_clock::now();
+    Result<std::vector<OutboxRow>> got = store_->ClaimOutbox("drainer", env_.NowMicros(), 60 * kSec, 200);
+    claim_s += seconds_since(c0);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    if (got->empty()) break;
+    ++claims;
+    for (OutboxRow& r : *got) {
+      r.state = "done";
+      r.attempts = 1;
+      ASSERT_TRUE(store_->UpdateOutboxRow(r, true).ok());
+      ++delivered;
+    }
+  }
+  const double total = seconds_since(t0);
+  EXPECT_EQ(delivered, kRows);
+  std::printf("%s: drained %lld rows in %lld claims: %.2f s = %.0f rows/s (claims %.2f s, %.2f ms each)\n",
+              GetParam().name.c_str(), static_cast<long long>(delivered), static_cast<long long>(claims), total,
+              static_cast<double>(delivered) / total, claim_s, claim_s * 1e3 / static_cast<double>(claims));
+
+  // A backlog that is not due (the provider is down, every row waits for its retry): what an idle
+  // drainer's poll costs.
+  std::vector<OutboxRow> later(rows.begin(), rows.begin() + kRows / 2);
+  for (OutboxRow& r : later) r.next_attempt_at = env_.NowMicros() + 3600 * kSec;
+  ASSERT_TRUE(store_->EnqueueOutbox(later).ok());
+  t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(store_->ClaimOutbox("drainer", env_.NowMicros(), 60 * kSec, 200)->empty());
+  std::printf("%s: a claim over %d rows not yet due: %.2f ms\n", GetParam().name.c_str(), kRows / 2,
+              seconds_since(t0) * 1e3 / 10);
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store_->CountOutbox().ok());
+  std::printf("%s: CountOutbox over %d rows: %.2f ms\n", GetParam().name.c_str(), kRows * 3 / 2,
+              seconds_since(t0) * 1e3);
+}
+
 #undef CG_ALL_OUTBOX
 
 INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::ValuesIn(AllBackends()),
