@@ -1,7 +1,5 @@
 #include "store/sqlite/sqlite_store.hpp"
 
-#include "store/outbox_rows.hpp"
-
 #include <cstdlib>
 
 #include <algorithm>
@@ -11,6 +9,8 @@
 #include <utility>
 
 #include <nlohmann/json.hpp>
+
+#include "store/outbox_rows.hpp"
 
 namespace crowdgate {
 
