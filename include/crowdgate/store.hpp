@@ -12,6 +12,7 @@
 //  - Unknown qualification / worker / run / agent -> NotFound. Duplicate -> Conflict.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -293,8 +294,25 @@ class Store {
 
  protected:
   Store() = default;
-  // What UpdateOutboxRows refuses as a whole: an unknown state, a row id given twice.
-  static Status CheckOutboxUpdates(const std::vector<OutboxRow>& rows);
+  // What UpdateOutboxRows refuses as a whole: an unknown state, a row id given twice. (Inline, so a
+  // Store implemented outside the store library links without it.)
+  static Status CheckOutboxUpdates(const std::vector<OutboxRow>& rows) {
+    std::vector<int64_t> ids;
+    ids.reserve(rows.size());
+    for (const OutboxRow& row : rows) {
+      const std::string& s = row.state;
+      if (s != "pending" && s != "retrying" && s != "done" && s != "failed") {
+        return Status::InvalidArgument("outbox state must be pending, retrying, done or failed, got '" + s + "'");
+      }
+      ids.push_back(row.id);
+    }
+    std::sort(ids.begin(), ids.end());
+    auto dup = std::adjacent_find(ids.begin(), ids.end());
+    if (dup != ids.end()) {
+      return Status::InvalidArgument("outbox row " + std::to_string(*dup) + " is given twice in one update");
+    }
+    return Status::Ok();
+  }
 };
 
 }  // namespace crowdgate
