@@ -18,6 +18,17 @@ inline bool IsOutboxState(std::string_view s) {
   return s == "pending" || s == "retrying" || s == "done" || s == "failed";
 }
 
+inline Status BadState(const std::string& state) {
+  return Status::InvalidArgument("outbox state must be pending, retrying, done or failed, got '" + state + "'");
+}
+
+// UpdateOutboxRow's Conflict: the row is held by `holder` ("" = nobody), not by row.claimed_by.
+inline Status NotHeld(const OutboxRow& row, const std::string& holder) {
+  return Status::Conflict("outbox row " + std::to_string(row.id) + " is " +
+                          (holder.empty() ? std::string("not claimed") : "claimed by '" + holder + "'") +
+                          ", not by '" + row.claimed_by + "'");
+}
+
 // True when `op`, having changed a grant (it wrote audit entry `e`), must be told to the worker's
 // provider: kSet and kRevoke only (kAdd counters stay local), unless the op opted out.
 inline bool NeedsGrantSync(const GrantOp& op) {

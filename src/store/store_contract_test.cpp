@@ -1471,6 +1471,54 @@ TEST_P(StoreContractTest, ALapsedClaimCanBeTakenOverAndTheOldClaimerLosesTheRow)
   EXPECT_TRUE(store_->UpdateOutboxRow(bad_state, true).IsInvalidArgument());
 }
 
+TEST_P(StoreContractTest, UpdateOutboxRowsJudgesEachRowAndWritesTheHeldOnesInOneCall) {
+  ASSERT_TRUE(store_->EnqueueOutbox({NewRow("k1"), NewRow("k2"), NewRow("k3")}).ok());
+  std::vector<OutboxRow> a = store_->ClaimOutbox("A", env_.NowMicros(), 5 * kSec, 2).value();
+  ASSERT_EQ(a.size(), 2u);
+  env_.AdvanceSeconds(5);
+  std::vector<OutboxRow> b = store_->ClaimOutbox("B", env_.NowMicros(), 5 * kSec, 1).value();
+  ASSERT_EQ(b.size(), 1u);
+  ASSERT_EQ(b[0].id, a[0].id);  // B took A's first row over; A's second is lapsed but still A's
+
+  OutboxRow lost = a[0], kept = a[1], missing = a[1];
+  lost.state = kept.state = missing.state = "done";
+  kept.attempts = 1;
+  kept.progress_json = R"({"sent":true})";
+  missing.id = 987654;
+  Result<std::vector<Status>> r = store_->UpdateOutboxRows({kept, lost, missing}, /*release=*/true);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->size(), 3u);
+  EXPECT_TRUE((*r)[0].ok()) << (*r)[0].ToString();
+  EXPECT_TRUE((*r)[1].IsConflict()) << (*r)[1].ToString();
+  EXPECT_TRUE((*r)[2].IsNotFound()) << (*r)[2].ToString();
+  std::vector<OutboxRow> all = CG_ALL_OUTBOX();
+  EXPECT_EQ(all[0].state, "pending");  // B's
+  EXPECT_EQ(all[0].claimed_by, "B");
+  EXPECT_EQ(all[1].state, "done");
+  EXPECT_EQ(all[1].attempts, 1);
+  EXPECT_EQ(all[1].progress_json, R"({"sent":true})");
+  EXPECT_EQ(all[1].claimed_by, "");
+  EXPECT_EQ(all[1].updated_at, env_.NowMicros());
+  EXPECT_EQ(all[2].state, "pending");
+
+  // Without release the claim stays; a bad state or a row given twice refuses the whole call.
+  OutboxRow progress = b[0];
+  progress.progress_json = R"({"step":1})";
+  r = store_->UpdateOutboxRows({progress}, /*release=*/false);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE((*r)[0].ok());
+  EXPECT_EQ(CG_ALL_OUTBOX()[0].claimed_by, "B");
+  EXPECT_EQ(CG_ALL_OUTBOX()[0].progress_json, R"({"step":1})");
+  OutboxRow bad = b[0];
+  bad.state = "sent";
+  OutboxRow done = b[0];
+  done.state = "done";
+  EXPECT_TRUE(store_->UpdateOutboxRows({done, bad}, true).status().IsInvalidArgument());
+  EXPECT_TRUE(store_->UpdateOutboxRows({done, done}, true).status().IsInvalidArgument());
+  EXPECT_EQ(CG_ALL_OUTBOX()[0].state, "pending");
+  EXPECT_TRUE(store_->UpdateOutboxRows({}, true)->empty());
+}
+
 TEST_P(StoreContractTest, CountOutboxAndListOutboxFilters) {
   Result<OutboxCounts> empty = store_->CountOutbox();
   ASSERT_TRUE(empty.ok()) << empty.status().ToString();
@@ -1628,6 +1676,86 @@ TEST_P(StoreContractTest, SessionSubmissionsAndOpenAgentsOfSession) {
   EXPECT_TRUE(store_->OpenAgentsOfSession("run_a", "S2")->empty());
   EXPECT_EQ(store_->OpenAgentsOfSession("run_b", "S1")->size(), 0u);
   EXPECT_TRUE(store_->OpenAgentsOfSession("run_nope", "S1").status().IsNotFound());
+}
+
+// Timing, run by hand: `store_contract_test --gtest_also_run_disabled_tests --gtest_filter='*TimingOutbox*'`.
+// 100,000 queued rows (50,000 keys, two rows each) drained the way a drainer does it: claims of 200,
+// then one UpdateOutboxRow (done, released) per row; then again with one UpdateOutboxRows per claim.
+TEST_P(StoreContractTest, DISABLED_TimingOutboxDrain) {
+  constexpr int kRows = 100'000;
+  std::vector<OutboxRow> rows;
+  rows.reserve(kRows);
+  for (int i = 0; i < kRows; ++i) {
+    OutboxRow r = NewRow("grant:prolific:P" + std::to_string(i % (kRows / 2)) + "|allow", "grant_sync", "");
+    r.payload_json = R"({"worker":"prolific:P1","qualification":"allow","value":1,"expires_at":null})";
+    rows.push_back(std::move(r));
+  }
+  auto seconds_since = [](std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store_->EnqueueOutbox(rows).ok());
+  std::printf("%s: EnqueueOutbox of %d rows: %.2f s\n", GetParam().name.c_str(), kRows, seconds_since(t0));
+
+  t0 = std::chrono::steady_clock::now();
+  int64_t delivered = 0;
+  int64_t claims = 0;
+  double claim_s = 0;
+  while (true) {
+    auto c0 = std::chrono::steady_clock::now();
+    Result<std::vector<OutboxRow>> got = store_->ClaimOutbox("drainer", env_.NowMicros(), 60 * kSec, 200);
+    claim_s += seconds_since(c0);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    if (got->empty()) break;
+    ++claims;
+    for (OutboxRow& r : *got) {
+      r.state = "done";
+      r.attempts = 1;
+      ASSERT_TRUE(store_->UpdateOutboxRow(r, true).ok());
+      ++delivered;
+    }
+  }
+  const double total = seconds_since(t0);
+  EXPECT_EQ(delivered, kRows);
+  std::printf("%s: drained %lld rows in %lld claims: %.2f s = %.0f rows/s (claims %.2f s, %.2f ms each)\n",
+              GetParam().name.c_str(), static_cast<long long>(delivered), static_cast<long long>(claims), total,
+              static_cast<double>(delivered) / total, claim_s, claim_s * 1e3 / static_cast<double>(claims));
+
+  // The same drain reporting each claim's rows with one UpdateOutboxRows call.
+  ASSERT_TRUE(store_->EnqueueOutbox(rows).ok());
+  t0 = std::chrono::steady_clock::now();
+  delivered = 0;
+  claims = 0;
+  while (true) {
+    Result<std::vector<OutboxRow>> got = store_->ClaimOutbox("drainer", env_.NowMicros(), 60 * kSec, 200);
+    ASSERT_TRUE(got.ok()) << got.status().ToString();
+    if (got->empty()) break;
+    ++claims;
+    for (OutboxRow& r : *got) r.state = "done";
+    Result<std::vector<Status>> written = store_->UpdateOutboxRows(*got, true);
+    ASSERT_TRUE(written.ok()) << written.status().ToString();
+    for (const Status& st : *written) ASSERT_TRUE(st.ok()) << st.ToString();
+    delivered += static_cast<int64_t>(got->size());
+  }
+  const double batched = seconds_since(t0);
+  EXPECT_EQ(delivered, kRows);
+  std::printf("%s: drained %lld rows in %lld claims, one UpdateOutboxRows each: %.2f s = %.0f rows/s\n",
+              GetParam().name.c_str(), static_cast<long long>(delivered), static_cast<long long>(claims), batched,
+              static_cast<double>(delivered) / batched);
+
+  // A backlog that is not due (the provider is down, every row waits for its retry): what an idle
+  // drainer's poll costs.
+  std::vector<OutboxRow> later(rows.begin(), rows.begin() + kRows / 2);
+  for (OutboxRow& r : later) r.next_attempt_at = env_.NowMicros() + 3600 * kSec;
+  ASSERT_TRUE(store_->EnqueueOutbox(later).ok());
+  t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(store_->ClaimOutbox("drainer", env_.NowMicros(), 60 * kSec, 200)->empty());
+  std::printf("%s: a claim over %d rows not yet due: %.2f ms\n", GetParam().name.c_str(), kRows / 2,
+              seconds_since(t0) * 1e3 / 10);
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(store_->CountOutbox().ok());
+  std::printf("%s: CountOutbox over %d rows: %.2f ms\n", GetParam().name.c_str(), kRows * 5 / 2,
+              seconds_since(t0) * 1e3);
 }
 
 #undef CG_ALL_OUTBOX

@@ -138,6 +138,7 @@ class PgStore final : public Store {
   Result<std::vector<OutboxRow>> ClaimOutbox(const std::string& claimer, int64_t now, int64_t lease_micros,
                                              int limit) override;
   Status UpdateOutboxRow(const OutboxRow& row, bool release) override;
+  Result<std::vector<Status>> UpdateOutboxRows(const std::vector<OutboxRow>& rows, bool release) override;
   Result<OutboxCounts> CountOutbox() override;
   Result<std::vector<OutboxRow>> ListOutbox(const std::vector<std::string>& states, int64_t after_id,
                                             int64_t limit) override;

@@ -1,6 +1,8 @@
 // PgStore: the provider outbox and database secrets. See pg_store.hpp for the contract (the outbox
 // lock, claims with SKIP LOCKED) and pg_store.cpp for the plumbing and the schema.
 #include <algorithm>
+#include <map>
+#include <set>
 
 #include "store/outbox_rows.hpp"
 #include "store/postgres/pg_internal.hpp"
@@ -60,6 +62,18 @@ constexpr Sql kOutboxUpdate{"cg_outbox_update",
                             "claimed_until = CASE WHEN $9::int = 1 THEN 0 ELSE claimed_until END "
                             "WHERE id = $1 AND claimed_by = $2 RETURNING id"};
 constexpr Sql kOutboxHolder{"cg_outbox_holder", "SELECT claimed_by FROM outbox WHERE id = $1"};
+// UpdateOutboxRows: every row in one statement; a row not held by its claimer is left alone.
+constexpr Sql kOutboxUpdateMany{
+    "cg_outbox_update_many",
+    "UPDATE outbox o SET state = t.state, attempts = t.attempts, next_attempt_at = t.next_at, last_error = t.err, "
+    "progress_json = t.progress, updated_at = $8, "
+    "claimed_by = CASE WHEN $9::int = 1 THEN '' ELSE o.claimed_by END, "
+    "claimed_until = CASE WHEN $9::int = 1 THEN 0 ELSE o.claimed_until END "
+    "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::text[]) "
+    "AS t (id, claimer, state, attempts, next_at, err, progress) "
+    "WHERE o.id = t.id AND o.claimed_by = t.claimer RETURNING o.id"};
+constexpr Sql kOutboxHolders{"cg_outbox_holders",
+                             "SELECT id, claimed_by FROM outbox WHERE id = ANY($1::bigint[])"};
 constexpr Sql kOutboxCount{"cg_outbox_count", "SELECT state, COUNT(*), MIN(created_at) FROM outbox GROUP BY state"};
 constexpr Sql kOutboxList{"cg_outbox_list", "SELECT " CG_PG_OUTBOX_COLUMNS " FROM outbox WHERE id > $1 AND "
                                             "(cardinality($3::text[]) = 0 OR state = ANY($3::text[])) "
@@ -86,10 +100,6 @@ OutboxRow ReadOutboxRow(const pqxx::row& r) {
   o.claimed_by = Text(r[13]);
   o.claimed_until = Int(r[14]);
   return o;
-}
-
-Status BadState(const std::string& state) {
-  return Status::InvalidArgument("outbox state must be pending, retrying, done or failed, got '" + state + "'");
 }
 
 }  // namespace
@@ -164,7 +174,7 @@ Result<std::vector<OutboxRow>> PgStore::ClaimOutbox(const std::string& claimer, 
 }
 
 Status PgStore::UpdateOutboxRow(const OutboxRow& row, bool release) {
-  if (!store_outbox::IsOutboxState(row.state)) return BadState(row.state);
+  if (!store_outbox::IsOutboxState(row.state)) return store_outbox::BadState(row.state);
   return Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
     const std::string progress = row.progress_json.empty() ? std::string("{}") : row.progress_json;
     if (!tx.Run(kOutboxUpdate, Args(row.id, row.claimed_by, row.state, row.attempts, row.next_attempt_at,
@@ -174,11 +184,49 @@ Status PgStore::UpdateOutboxRow(const OutboxRow& row, bool release) {
     }
     pqxx::result r = tx.Run(kOutboxHolder, Args(row.id));
     if (r.empty()) return Status::NotFound("outbox row " + std::to_string(row.id) + " does not exist");
-    const std::string holder = Text(r[0][0]);
-    return Status::Conflict("outbox row " + std::to_string(row.id) + " is " +
-                            (holder.empty() ? std::string("not claimed") : "claimed by '" + holder + "'") +
-                            ", not by '" + row.claimed_by + "'");
+    return store_outbox::NotHeld(row, Text(r[0][0]));
   });
+}
+
+Result<std::vector<Status>> PgStore::UpdateOutboxRows(const std::vector<OutboxRow>& rows, bool release) {
+  CG_RETURN_IF_ERROR(CheckOutboxUpdates(rows));
+  std::vector<Status> out;
+  if (rows.empty()) return out;
+  PgArray id, claimer, state, attempts, next_at, err, progress;
+  for (const OutboxRow& r : rows) {
+    id.Add(r.id);
+    claimer.Add(r.claimed_by);
+    state.Add(r.state);
+    attempts.Add(r.attempts);
+    next_at.Add(r.next_attempt_at);
+    err.Add(r.last_error);
+    progress.Add(r.progress_json.empty() ? std::string_view("{}") : std::string_view(r.progress_json));
+  }
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
+    out.assign(rows.size(), Status::Ok());
+    std::set<int64_t> written;
+    for (const pqxx::row& r : tx.Run(kOutboxUpdateMany, Args(id, claimer, state, attempts, next_at, err, progress,
+                                                             env_->NowMicros(), release ? 1 : 0))) {
+      written.insert(Int(r[0]));
+    }
+    if (written.size() == rows.size()) return Status::Ok();
+    // Say why for the rest: gone, or held by someone else.
+    PgArray missed;
+    for (const OutboxRow& r : rows) {
+      if (written.count(r.id) == 0) missed.Add(r.id);
+    }
+    std::map<int64_t, std::string> holders;
+    for (const pqxx::row& r : tx.Run(kOutboxHolders, Args(missed))) holders[Int(r[0])] = Text(r[1]);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (written.count(rows[i].id) != 0) continue;
+      auto h = holders.find(rows[i].id);
+      out[i] = h == holders.end()
+                   ? Status::NotFound("outbox row " + std::to_string(rows[i].id) + " does not exist")
+                   : store_outbox::NotHeld(rows[i], h->second);
+    }
+    return Status::Ok();
+  }));
+  return out;
 }
 
 Result<OutboxCounts> PgStore::CountOutbox() {
@@ -206,7 +254,7 @@ Result<std::vector<OutboxRow>> PgStore::ListOutbox(const std::vector<std::string
                                                    int64_t limit) {
   PgArray filter;
   for (const std::string& s : states) {
-    if (!store_outbox::IsOutboxState(s)) return BadState(s);
+    if (!store_outbox::IsOutboxState(s)) return store_outbox::BadState(s);
     filter.Add(s);
   }
   std::vector<OutboxRow> out;

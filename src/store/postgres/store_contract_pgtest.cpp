@@ -394,6 +394,48 @@ TEST_F(PgStoreTest, TwoDrainersClaimEveryRowOnceAndEachKeyInOrder) {
   EXPECT_EQ(counts->pending + counts->retrying + counts->failed, 0);
 }
 
+// Writers on several connections append rows to one key while a drainer delivers them: the drainer
+// must never see a row before an earlier row of the key that is still uncommitted (ids are handed
+// out in commit order), so each key is delivered in id order and completely.
+TEST_F(PgStoreTest, RowsOfOneKeyWrittenConcurrentlyAreDeliveredInIdOrder) {
+  constexpr int kWriters = 3;
+  constexpr int kRowsEach = 200;
+  std::atomic<int> writers_done{0};
+  std::map<std::string, std::vector<int64_t>> delivered;  // key -> ids in delivery order
+  Race(kWriters + 1, [&](int t, Store& s) {
+    if (t == kWriters) {  // the drainer
+      while (true) {
+        const bool done = writers_done.load() == kWriters;
+        Result<std::vector<OutboxRow>> got = s.ClaimOutbox("drainer", env_.NowMicros(), 600 * kSec, 50);
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        if (got->empty() && done) return;
+        for (OutboxRow& r : *got) {
+          delivered[r.order_key].push_back(r.id);
+          r.state = "done";
+        }
+        Result<std::vector<Status>> w = s.UpdateOutboxRows(*got, true);
+        ASSERT_TRUE(w.ok()) << w.status().ToString();
+      }
+    }
+    for (int i = 0; i < kRowsEach; ++i) {
+      OutboxRow r;
+      r.provider = "prolific";
+      r.kind = "grant_sync";
+      r.order_key = "key" + std::to_string(i % 2);
+      ASSERT_TRUE(s.EnqueueOutbox({r}).ok());
+    }
+    ++writers_done;
+  });
+  size_t total = 0;
+  for (const auto& [key, ids] : delivered) {
+    total += ids.size();
+    for (size_t i = 1; i < ids.size(); ++i) {
+      ASSERT_LT(ids[i - 1], ids[i]) << key << ": row " << ids[i] << " delivered after row " << ids[i - 1];
+    }
+  }
+  EXPECT_EQ(total, static_cast<size_t>(kWriters * kRowsEach));
+}
+
 // Two processes asking for a database secret at once agree on it.
 TEST_F(PgStoreTest, ConcurrentFirstUsesOfASecretAgree) {
   std::string got[4];

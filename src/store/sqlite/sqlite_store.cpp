@@ -1,7 +1,5 @@
 #include "store/sqlite/sqlite_store.hpp"
 
-#include "store/outbox_rows.hpp"
-
 #include <cstdlib>
 
 #include <algorithm>
@@ -11,6 +9,8 @@
 #include <utility>
 
 #include <nlohmann/json.hpp>
+
+#include "store/outbox_rows.hpp"
 
 namespace crowdgate {
 
@@ -1769,34 +1769,48 @@ Result<std::vector<OutboxRow>> SqliteStore::ClaimOutbox(const std::string& claim
   return out;
 }
 
-Status SqliteStore::UpdateOutboxRow(const OutboxRow& row, bool release) {
-  if (!store_outbox::IsOutboxState(row.state)) {
-    return Status::InvalidArgument("outbox state must be pending, retrying, done or failed, got '" + row.state + "'");
+Status SqliteStore::UpdateOutboxRowInTx(const OutboxRow& row, bool release, int64_t now) {
+  {
+    CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                        Query("UPDATE outbox SET state = ?3, attempts = ?4, next_attempt_at = ?5, last_error = ?6, "
+                              "progress_json = ?7, updated_at = ?8, "
+                              "claimed_by = CASE WHEN ?9 THEN '' ELSE claimed_by END, "
+                              "claimed_until = CASE WHEN ?9 THEN 0 ELSE claimed_until END "
+                              "WHERE id = ?1 AND claimed_by = ?2"));
+    q.Bind(1, row.id).Bind(2, row.claimed_by).Bind(3, row.state).Bind(4, row.attempts);
+    q.Bind(5, row.next_attempt_at).Bind(6, row.last_error);
+    q.Bind(7, row.progress_json.empty() ? std::string_view("{}") : std::string_view(row.progress_json));
+    q.Bind(8, now).Bind(9, release ? 1 : 0);
+    CG_RETURN_IF_ERROR(q.Run());
+    if (q.Changes() == 1) return Status::Ok();
   }
-  return Transact(TxKind::kWrite, [&]() -> Status {
-    {
-      CG_ASSIGN_OR_RETURN(SqliteQuery q,
-                          Query("UPDATE outbox SET state = ?3, attempts = ?4, next_attempt_at = ?5, last_error = ?6, "
-                                "progress_json = ?7, updated_at = ?8, "
-                                "claimed_by = CASE WHEN ?9 THEN '' ELSE claimed_by END, "
-                                "claimed_until = CASE WHEN ?9 THEN 0 ELSE claimed_until END "
-                                "WHERE id = ?1 AND claimed_by = ?2"));
-      q.Bind(1, row.id).Bind(2, row.claimed_by).Bind(3, row.state).Bind(4, row.attempts);
-      q.Bind(5, row.next_attempt_at).Bind(6, row.last_error);
-      q.Bind(7, row.progress_json.empty() ? std::string_view("{}") : std::string_view(row.progress_json));
-      q.Bind(8, env_->NowMicros()).Bind(9, release ? 1 : 0);
-      CG_RETURN_IF_ERROR(q.Run());
-      if (q.Changes() == 1) return Status::Ok();
+  CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT claimed_by FROM outbox WHERE id = ?1"));
+  q.Bind(1, row.id);
+  CG_ASSIGN_OR_RETURN(bool found, q.Next());
+  if (!found) return Status::NotFound("outbox row " + std::to_string(row.id) + " does not exist");
+  return store_outbox::NotHeld(row, q.Text(0));
+}
+
+Status SqliteStore::UpdateOutboxRow(const OutboxRow& row, bool release) {
+  if (!store_outbox::IsOutboxState(row.state)) return store_outbox::BadState(row.state);
+  return Transact(TxKind::kWrite, [&]() -> Status { return UpdateOutboxRowInTx(row, release, env_->NowMicros()); });
+}
+
+Result<std::vector<Status>> SqliteStore::UpdateOutboxRows(const std::vector<OutboxRow>& rows, bool release) {
+  CG_RETURN_IF_ERROR(CheckOutboxUpdates(rows));
+  std::vector<Status> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
+    out.clear();
+    const int64_t now = env_->NowMicros();
+    for (const OutboxRow& row : rows) {
+      Status s = UpdateOutboxRowInTx(row, release, now);
+      // A row lost to another drainer (or gone) is that row's answer; anything else fails the call.
+      if (!s.ok() && !s.IsConflict() && !s.IsNotFound()) return s;
+      out.push_back(std::move(s));
     }
-    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT claimed_by FROM outbox WHERE id = ?1"));
-    q.Bind(1, row.id);
-    CG_ASSIGN_OR_RETURN(bool found, q.Next());
-    if (!found) return Status::NotFound("outbox row " + std::to_string(row.id) + " does not exist");
-    const std::string holder = q.Text(0);
-    return Status::Conflict("outbox row " + std::to_string(row.id) + " is " +
-                            (holder.empty() ? std::string("not claimed") : "claimed by '" + holder + "'") +
-                            ", not by '" + row.claimed_by + "'");
-  });
+    return Status::Ok();
+  }));
+  return out;
 }
 
 Result<OutboxCounts> SqliteStore::CountOutbox() {
@@ -1825,9 +1839,7 @@ Result<OutboxCounts> SqliteStore::CountOutbox() {
 Result<std::vector<OutboxRow>> SqliteStore::ListOutbox(const std::vector<std::string>& states, int64_t after_id,
                                                        int64_t limit) {
   for (const std::string& s : states) {
-    if (!store_outbox::IsOutboxState(s)) {
-      return Status::InvalidArgument("outbox state must be pending, retrying, done or failed, got '" + s + "'");
-    }
+    if (!store_outbox::IsOutboxState(s)) return store_outbox::BadState(s);
   }
   std::vector<OutboxRow> out;
   if (limit <= 0) return out;

@@ -133,6 +133,7 @@ class SqliteStore final : public Store {
   Result<std::vector<OutboxRow>> ClaimOutbox(const std::string& claimer, int64_t now, int64_t lease_micros,
                                              int limit) override;
   Status UpdateOutboxRow(const OutboxRow& row, bool release) override;
+  Result<std::vector<Status>> UpdateOutboxRows(const std::vector<OutboxRow>& rows, bool release) override;
   Result<OutboxCounts> CountOutbox() override;
   Result<std::vector<OutboxRow>> ListOutbox(const std::vector<std::string>& states, int64_t after_id,
                                             int64_t limit) override;
@@ -171,6 +172,8 @@ class SqliteStore final : public Store {
   Status InsertAgent(const AgentRecord& agent, int64_t run_rowid);
   // Appends rows[first..] to the outbox (state pending), several rows per statement, in order.
   Status InsertOutbox(const std::vector<OutboxRow>& rows, size_t first);
+  // UpdateOutboxRow's write; Conflict / NotFound when the row is not `row.claimed_by`'s.
+  Status UpdateOutboxRowInTx(const OutboxRow& row, bool release, int64_t now);
   // ReserveUnit; also reads the unit's item into *item_json when it is not null.
   Result<std::optional<AgentRecord>> Reserve(const std::string& run_id, AgentRecord agent, std::string* item_json);
   Result<std::vector<AgentRecord>> ReadAgents(SqliteQuery& q);
