@@ -158,6 +158,10 @@ std::string Client::Redact(std::string text) const {
 }
 
 CallResult Client::Request(std::string_view method, const std::string& path, const json& body) {
+  return Send(method, path, body, false);
+}
+
+CallResult Client::Send(std::string_view method, const std::string& path, const json& body, bool send_once) {
   CallResult r;
   const std::string what = std::string(method) + " " + path.substr(0, path.find('?'));
   CURL* h = pool_->Acquire();
@@ -190,6 +194,10 @@ CallResult Client::Request(std::string_view method, const std::string& path, con
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, KeepRetryAfter);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &retry_after);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  if (send_once) {
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+  }
   if (method == "GET") {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   } else {
@@ -327,7 +335,8 @@ CallResult Client::SetUpBonus(const std::string& study_id, const std::string& cs
 
 CallResult Client::PayBonus(const std::string& bulk_bonus_id) {
   if (bulk_bonus_id.empty()) return EmptyId("PayBonus");
-  return Request("POST", "/api/v1/bulk-bonus-payments/" + PercentEncode(bulk_bonus_id) + "/pay/");
+  return Send("POST", "/api/v1/bulk-bonus-payments/" + PercentEncode(bulk_bonus_id) + "/pay/", nullptr,
+              /*send_once=*/true);
 }
 
 }  // namespace crowdgate::prolific
