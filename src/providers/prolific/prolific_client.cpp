@@ -280,7 +280,8 @@ CallResult Client::GetMe() { return Request("GET", "/api/v1/users/me/"); }
 
 CallResult Client::ListWorkspaces() { return Request("GET", "/api/v1/workspaces/"); }
 
-CallResult Client::CreateStudy(const json& study) { return Request("POST", "/api/v1/studies/", study); }
+// Calls that act again when repeated (a second study, a refused second transition) go out once.
+CallResult Client::CreateStudy(const json& study) { return Send("POST", "/api/v1/studies/", study, true); }
 
 CallResult Client::GetStudy(const std::string& id) {
   if (id.empty()) return EmptyId("GetStudy");
@@ -289,7 +290,7 @@ CallResult Client::GetStudy(const std::string& id) {
 
 CallResult Client::TransitionStudy(const std::string& id, const std::string& action) {
   if (id.empty()) return EmptyId("TransitionStudy");
-  return Request("POST", "/api/v1/studies/" + PercentEncode(id) + "/transition/", json{{"action", action}});
+  return Send("POST", "/api/v1/studies/" + PercentEncode(id) + "/transition/", json{{"action", action}}, true);
 }
 
 CallResult Client::ListSubmissions(const std::string& study_id, int page, int page_size) {
@@ -305,14 +306,14 @@ CallResult Client::GetSubmission(const std::string& submission_id) {
 
 CallResult Client::TransitionSubmission(const std::string& submission_id, const json& body) {
   if (submission_id.empty()) return EmptyId("TransitionSubmission");
-  return Request("POST", "/api/v1/submissions/" + PercentEncode(submission_id) + "/transition/", body);
+  return Send("POST", "/api/v1/submissions/" + PercentEncode(submission_id) + "/transition/", body, true);
 }
 
 CallResult Client::CreateParticipantGroup(const std::string& name, const std::string& workspace_id,
                                           const std::vector<std::string>& participant_ids) {
   json body = {{"name", name}, {"workspace_id", workspace_id}};
   if (!participant_ids.empty()) body["participant_ids"] = participant_ids;
-  return Request("POST", "/api/v1/participant-groups/", body);
+  return Send("POST", "/api/v1/participant-groups/", body, true);
 }
 
 CallResult Client::AddToGroup(const std::string& group_id, const std::vector<std::string>& participant_ids) {
@@ -329,8 +330,8 @@ CallResult Client::RemoveFromGroup(const std::string& group_id, const std::vecto
 }
 
 CallResult Client::SetUpBonus(const std::string& study_id, const std::string& csv_bonuses) {
-  return Request("POST", "/api/v1/submissions/bonus-payments/",
-                 json{{"study_id", study_id}, {"csv_bonuses", csv_bonuses}});
+  return Send("POST", "/api/v1/submissions/bonus-payments/",
+              json{{"study_id", study_id}, {"csv_bonuses", csv_bonuses}}, true);
 }
 
 CallResult Client::PayBonus(const std::string& bulk_bonus_id) {

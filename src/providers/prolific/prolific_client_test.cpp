@@ -220,6 +220,19 @@ TEST_F(ProlificClientTest, LostPayAnswerIsUnknownAndPaidOnce) {
   EXPECT_EQ(state["payments"].size(), 1u);
 }
 
+// The same for an approval: re-sent, it would be refused (no longer AWAITING REVIEW) although it was done.
+TEST_F(ProlificClientTest, LostApprovalAnswerIsUnknownNotRefused) {
+  Client client(fake_->Options());
+  auto [sid, sub] = StudyWithSubmission(client);
+  ASSERT_TRUE(client.GetSubmission(sub).ok());  // leaves a kept-alive connection
+  fake_->Configure({{"drop_paths", {"/transition/$"}}});
+  CallResult r = client.TransitionSubmission(sub, ApproveBody());
+  fake_->Configure({{"drop_paths", json::array()}});
+  EXPECT_EQ(r.outcome, CallOutcome::kUnknown) << r.message;
+  EXPECT_EQ(fake_->State()["submissions"][sub]["status"], "APPROVED");
+  EXPECT_TRUE(fake_->Control("GET", "refusals")["refusals"].empty());
+}
+
 TEST_F(ProlificClientTest, MalformedCallIsPermanentWithProlificsMessage) {
   Client client(fake_->Options());
   auto [sid, sub] = StudyWithSubmission(client);
