@@ -17,6 +17,9 @@
 //   aggregate      label aggregation of 1M judgments (100k items x 10 workers, 3 classes): majority vote,
 //                  Dawid-Skene and Wawa compute on one core, the whole `crowdgate aggregate --input` command,
 //                  accuracy of each against the simulated truth
+//   provider-sync  100,000 queued grant changes (20k Prolific workers x 5, on a study's block list) drained by
+//                  ProviderHub::DrainOnce to the fake Prolific server throttling 10 % of calls: changes/s,
+//                  calls/s; none lost or doubled, each worker's calls in order
 //
 // Each workload prints one JSON line (`{"workload": ..., "median": ..., ...}`) and a row of the
 // table printed at the end. --smoke runs tiny sizes and checks correctness only (ctest bench_smoke):
@@ -38,6 +41,7 @@
 #include <nlohmann/json.hpp>
 
 #include "aggregate_workload.hpp"
+#include "provider_sync_workload.hpp"
 #include "eligibility_workload.hpp"
 #include "bench_util.hpp"
 #include "cli/import_file.hpp"
@@ -600,6 +604,24 @@ void Aggregate(const Args& a) {
   Report(a, cmd, figures);
 }
 
+void ProviderSync(const Args& a) {
+  const int64_t workers = a.smoke ? 400 : 20'000;
+  const ProviderSyncFigures f = RunProviderSyncWorkload(workers, 5, 0.10, a.runs, CROWDGATE_BENCH_SOURCE_DIR);
+  for (const auto& e : f.errors) Check(false, "provider-sync: " + e);
+  if (f.changes_per_s.median <= 0) return;  // no figures (the errors say why)
+  const Json figures = {{"changes", f.changes},       {"workers", workers},
+                        {"calls_last_run", f.calls},  {"throttled_last_run", f.throttled},
+                        {"seconds_median", f.seconds.median}, {"calls_per_s_median", f.calls_per_s.median},
+                        {"changes_per_s_median", f.changes_per_s.median}};
+  Row changes{"provider-sync/changes", "grant changes delivered/s, 10% throttled", f.changes_per_s, "changes/s", "-",
+              true, std::to_string(f.changes) + " changes in " + std::to_string(f.seconds.median).substr(0, 5) + " s"};
+  Report(a, changes, figures);
+  Row calls{"provider-sync/calls", "provider API calls/s, 10% throttled", f.calls_per_s, "calls/s", ">= 1,000", true,
+            std::to_string(f.calls) + " calls, " + std::to_string(f.throttled) + " throttled (last run)"};
+  calls.met = calls.stats.median >= 1000;
+  Report(a, calls, figures);
+}
+
 void PrintTable() {
   std::cout << "\n" << std::left << std::setw(30) << "workload" << std::setw(36) << "metric" << std::right
             << std::setw(14) << "median" << std::setw(10) << "spread" << "  " << std::left << std::setw(13)
@@ -644,7 +666,7 @@ int Main(int argc, char** argv) {
     } else if (arg == "-h" || arg == "--help") {
       std::cout << "usage: crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]\n"
                    "workloads: eligibility gold-decision http-work http-saturate group-commit grant-import launch memory "
-                   "scaling http-work-pg aggregate\n";
+                   "scaling http-work-pg aggregate provider-sync\n";
       return 0;
     } else {
       a.workloads.push_back(arg);
@@ -653,7 +675,7 @@ int Main(int argc, char** argv) {
   if (a.smoke && a.runs == 5) a.runs = 1;
   const std::vector<std::string> all = {"eligibility",  "gold-decision", "http-work", "http-saturate",
                                         "group-commit", "grant-import",  "launch",    "memory",
-                                        "scaling",      "http-work-pg",  "aggregate"};
+                                        "scaling",      "http-work-pg",  "aggregate", "provider-sync"};
   const bool named = !a.workloads.empty();
   if (a.workloads.empty()) a.workloads = all;
   for (const auto& w : a.workloads) {
@@ -673,6 +695,7 @@ int Main(int argc, char** argv) {
     if (w == "memory") Memory(a);
     if (w == "scaling") Scaling(a);
     if (w == "aggregate") Aggregate(a);
+    if (w == "provider-sync") ProviderSync(a);
     if (w == "http-work-pg") {
       g_failures += HttpWorkPg({a.smoke, a.runs, named}, [&](const MultiRow& r) {
         const Row row{r.workload, r.metric, r.stats, r.unit, r.target, r.met, r.note};

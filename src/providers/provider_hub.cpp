@@ -1,5 +1,6 @@
 #include "providers/provider_hub.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <iostream>
@@ -17,6 +18,7 @@ namespace crowdgate {
 namespace {
 
 constexpr int kClaimBatch = 200;
+constexpr size_t kDeliveryStrands = 4;  // rows of one claim delivered side by side
 constexpr int64_t kClaimLease = 60 * kMicrosPerSecond;  // a crashed drainer's rows come back after this
 const char* kLinkSecret = "worker_links";
 
@@ -304,53 +306,76 @@ Result<bool> ProviderHub::DrainBatch(const std::string& claimer, DrainReport* re
   }();
   if (!claimed.ok()) return claimed.status();
   if (claimed->empty()) return false;
-  static thread_local std::mt19937_64 rng(std::random_device{}());
-  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  // A claim holds at most one row per order key (the first undelivered one), so the rows of one
+  // claim are independent: a few strands deliver them side by side without breaking the order
+  // within a key. The provider's calls overlap; the store is still written under store_mu_.
+  std::atomic<bool> paused{false};
+  std::mutex mu;  // guards local, first_error and *pause_until
   DrainReport local;
-  bool paused = false;
-  for (OutboxRow& row : *claimed) {
-    if (paused) {  // the provider is away: hand the rest back untouched
+  Status first_error = Status::Ok();
+  auto strand = [&](size_t first, size_t step) {
+    static thread_local std::mt19937_64 rng(std::random_device{}());
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    for (size_t i = first; i < claimed->size(); i += step) {
+      OutboxRow& row = (*claimed)[i];
+      if (paused.load()) {  // the provider is away: hand the rest back untouched
+        std::lock_guard<std::mutex> l(store_mu_);
+        Status s = store_->UpdateOutboxRow(row, /*release=*/true);
+        if (!s.ok() && !s.IsConflict()) {
+          std::lock_guard<std::mutex> e(mu);
+          if (first_error.ok()) first_error = s;
+        }
+        continue;
+      }
+      Provider* p = ProviderFor(row.provider);
+      auto save_progress = [&](const nlohmann::json& progress) -> Status {
+        row.progress_json = progress.dump();
+        std::lock_guard<std::mutex> l(store_mu_);
+        return store_->UpdateOutboxRow(row, /*release=*/false);
+      };
+      Delivery d = p ? p->Deliver(row, save_progress)
+                     : Delivery{Delivery::Outcome::kFailed, "no provider " + row.provider, std::nullopt, 0, false};
+      row.attempts += 1;
+      row.last_error = d.message;
+      {
+        std::lock_guard<std::mutex> l(mu);
+        local.calls += d.calls;
+        switch (d.outcome) {
+          case Delivery::Outcome::kDone:
+            row.state = "done";
+            ++local.delivered;
+            break;
+          case Delivery::Outcome::kFailed:
+            row.state = "failed";
+            ++local.failed;
+            break;
+          case Delivery::Outcome::kRetry: {
+            row.state = "retrying";
+            const int64_t delay = OutboxBackoffMicros(row.attempts, d.retry_after_s, unit(rng));
+            row.next_attempt_at = env_->NowMicros() + delay;
+            ++local.retrying;
+            if (d.provider_unavailable) {
+              paused.store(true);
+              *pause_until = std::max(*pause_until, row.next_attempt_at);
+            }
+            break;
+          }
+        }
+      }
       std::lock_guard<std::mutex> l(store_mu_);
       Status s = store_->UpdateOutboxRow(row, /*release=*/true);
-      if (!s.ok() && !s.IsConflict()) return s;
-      continue;
-    }
-    Provider* p = ProviderFor(row.provider);
-    auto save_progress = [&](const nlohmann::json& progress) -> Status {
-      row.progress_json = progress.dump();
-      std::lock_guard<std::mutex> l(store_mu_);
-      return store_->UpdateOutboxRow(row, /*release=*/false);
-    };
-    Delivery d = p ? p->Deliver(row, save_progress)
-                   : Delivery{Delivery::Outcome::kFailed, "no provider " + row.provider, std::nullopt, 0, false};
-    local.calls += d.calls;
-    row.attempts += 1;
-    row.last_error = d.message;
-    switch (d.outcome) {
-      case Delivery::Outcome::kDone:
-        row.state = "done";
-        ++local.delivered;
-        break;
-      case Delivery::Outcome::kFailed:
-        row.state = "failed";
-        ++local.failed;
-        break;
-      case Delivery::Outcome::kRetry: {
-        row.state = "retrying";
-        const int64_t delay = OutboxBackoffMicros(row.attempts, d.retry_after_s, unit(rng));
-        row.next_attempt_at = env_->NowMicros() + delay;
-        ++local.retrying;
-        if (d.provider_unavailable) {
-          paused = true;
-          *pause_until = row.next_attempt_at;
-        }
-        break;
+      if (!s.ok() && !s.IsConflict()) {  // Conflict: our lease lapsed and another drainer has it
+        std::lock_guard<std::mutex> e(mu);
+        if (first_error.ok()) first_error = s;
       }
     }
-    std::lock_guard<std::mutex> l(store_mu_);
-    Status s = store_->UpdateOutboxRow(row, /*release=*/true);
-    if (!s.ok() && !s.IsConflict()) return s;  // Conflict: our lease lapsed and another drainer has it
-  }
+  };
+  const size_t strands = std::min<size_t>(kDeliveryStrands, claimed->size());
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < strands; ++t) threads.emplace_back(strand, t, strands);
+  strand(0, strands);
+  for (std::thread& t : threads) t.join();
+  if (!first_error.ok()) return first_error;
   report->delivered += local.delivered;
   report->retrying += local.retrying;
   report->failed += local.failed;
@@ -360,7 +385,7 @@ Result<bool> ProviderHub::DrainBatch(const std::string& claimer, DrainReport* re
   totals_.retrying += local.retrying;
   totals_.failed += local.failed;
   totals_.calls += local.calls;
-  return !paused;
+  return !paused.load();
 }
 
 Result<ProviderHub::DrainReport> ProviderHub::DrainOnce() {

@@ -47,7 +47,7 @@ STUDY_FIELDS = {"name", "internal_name", "description", "external_study_url", "p
                 "filter_set_id", "filter_set_version", "project", "submissions_config", "naivety_distribution_rate",
                 "study_labels", "content_warnings", "content_warning_details", "metadata", "is_custom_screening"}
 PATCHABLE_WHEN_PUBLISHED = {"internal_name", "total_available_places"}
-CONFIG_KEYS = {"throttle_share", "fail_share", "down_for_s", "down_mode", "slow_paths", "seed"}
+CONFIG_KEYS = {"throttle_share", "fail_share", "down_for_s", "down_mode", "slow_paths", "drop_paths", "seed"}
 
 
 class ApiError(Exception):
@@ -134,7 +134,7 @@ class State:
         self.calls = []
         self.violations = []
         self.refusals = []
-        self.config = {"throttle_share": 0.0, "fail_share": 0.0, "down_mode": "refuse", "slow_paths": {},
+        self.config = {"throttle_share": 0.0, "fail_share": 0.0, "down_mode": "refuse", "slow_paths": {}, "drop_paths": [],
                        "seed": 1}
         self.rng = random.Random(1)
         self.down_until = 0.0
@@ -591,11 +591,17 @@ def fake_config(state, body):
             raise violation("slow_paths: an object {regex: seconds}.")
         for rx in sp:
             re.compile(rx)
+    if "drop_paths" in body:
+        dp = body["drop_paths"]
+        if not isinstance(dp, list) or not all(isinstance(rx, str) for rx in dp):
+            raise violation("drop_paths: a list of regexes.")
+        for rx in dp:
+            re.compile(rx)
     if "down_mode" in body and body["down_mode"] not in ("refuse", "503"):
         raise violation("down_mode: refuse or 503.")
     if "down_for_s" in body and (not is_number(body["down_for_s"]) or body["down_for_s"] < 0):
         raise violation("down_for_s: a number of seconds >= 0.")
-    for key in ("throttle_share", "fail_share", "slow_paths", "down_mode"):
+    for key in ("throttle_share", "fail_share", "slow_paths", "drop_paths", "down_mode"):
         if key in body:
             state.config[key] = body[key]
     if "seed" in body:
@@ -832,8 +838,16 @@ class Handler(BaseHTTPRequestHandler):
             for rx, secs in cfg["slow_paths"].items():
                 if re.search(rx, path) or re.search(rx, f"{self.command} {path}"):
                     delay = max(delay, secs)
+            drop = any(re.search(rx, path) or re.search(rx, f"{self.command} {path}") for rx in cfg["drop_paths"])
         if delay:
             time.sleep(delay)  # the effect (if any) has already happened
+        if drop:  # the effect (if any) has happened; the answer is lost with the connection
+            self.close_connection = True
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return
         self.send(status, out, headers)
 
     def handle_api(self, state, path, query, raw):

@@ -158,6 +158,10 @@ std::string Client::Redact(std::string text) const {
 }
 
 CallResult Client::Request(std::string_view method, const std::string& path, const json& body) {
+  return Send(method, path, body, false);
+}
+
+CallResult Client::Send(std::string_view method, const std::string& path, const json& body, bool send_once) {
   CallResult r;
   const std::string what = std::string(method) + " " + path.substr(0, path.find('?'));
   CURL* h = pool_->Acquire();
@@ -190,6 +194,10 @@ CallResult Client::Request(std::string_view method, const std::string& path, con
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, KeepRetryAfter);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &retry_after);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  if (send_once) {
+    curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(h, CURLOPT_FORBID_REUSE, 1L);
+  }
   if (method == "GET") {
     curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
   } else {
@@ -272,7 +280,8 @@ CallResult Client::GetMe() { return Request("GET", "/api/v1/users/me/"); }
 
 CallResult Client::ListWorkspaces() { return Request("GET", "/api/v1/workspaces/"); }
 
-CallResult Client::CreateStudy(const json& study) { return Request("POST", "/api/v1/studies/", study); }
+// Calls that act again when repeated (a second study, a refused second transition) go out once.
+CallResult Client::CreateStudy(const json& study) { return Send("POST", "/api/v1/studies/", study, true); }
 
 CallResult Client::GetStudy(const std::string& id) {
   if (id.empty()) return EmptyId("GetStudy");
@@ -281,7 +290,7 @@ CallResult Client::GetStudy(const std::string& id) {
 
 CallResult Client::TransitionStudy(const std::string& id, const std::string& action) {
   if (id.empty()) return EmptyId("TransitionStudy");
-  return Request("POST", "/api/v1/studies/" + PercentEncode(id) + "/transition/", json{{"action", action}});
+  return Send("POST", "/api/v1/studies/" + PercentEncode(id) + "/transition/", json{{"action", action}}, true);
 }
 
 CallResult Client::ListSubmissions(const std::string& study_id, int page, int page_size) {
@@ -297,14 +306,14 @@ CallResult Client::GetSubmission(const std::string& submission_id) {
 
 CallResult Client::TransitionSubmission(const std::string& submission_id, const json& body) {
   if (submission_id.empty()) return EmptyId("TransitionSubmission");
-  return Request("POST", "/api/v1/submissions/" + PercentEncode(submission_id) + "/transition/", body);
+  return Send("POST", "/api/v1/submissions/" + PercentEncode(submission_id) + "/transition/", body, true);
 }
 
 CallResult Client::CreateParticipantGroup(const std::string& name, const std::string& workspace_id,
                                           const std::vector<std::string>& participant_ids) {
   json body = {{"name", name}, {"workspace_id", workspace_id}};
   if (!participant_ids.empty()) body["participant_ids"] = participant_ids;
-  return Request("POST", "/api/v1/participant-groups/", body);
+  return Send("POST", "/api/v1/participant-groups/", body, true);
 }
 
 CallResult Client::AddToGroup(const std::string& group_id, const std::vector<std::string>& participant_ids) {
@@ -321,13 +330,14 @@ CallResult Client::RemoveFromGroup(const std::string& group_id, const std::vecto
 }
 
 CallResult Client::SetUpBonus(const std::string& study_id, const std::string& csv_bonuses) {
-  return Request("POST", "/api/v1/submissions/bonus-payments/",
-                 json{{"study_id", study_id}, {"csv_bonuses", csv_bonuses}});
+  return Send("POST", "/api/v1/submissions/bonus-payments/",
+              json{{"study_id", study_id}, {"csv_bonuses", csv_bonuses}}, true);
 }
 
 CallResult Client::PayBonus(const std::string& bulk_bonus_id) {
   if (bulk_bonus_id.empty()) return EmptyId("PayBonus");
-  return Request("POST", "/api/v1/bulk-bonus-payments/" + PercentEncode(bulk_bonus_id) + "/pay/");
+  return Send("POST", "/api/v1/bulk-bonus-payments/" + PercentEncode(bulk_bonus_id) + "/pay/", nullptr,
+              /*send_once=*/true);
 }
 
 }  // namespace crowdgate::prolific

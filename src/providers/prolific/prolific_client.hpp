@@ -97,6 +97,10 @@ class Client {
 
  private:
   struct HandlePool;
+  // `send_once`: the request goes out at most once, on a new connection. libcurl re-sends a request
+  // whose pooled connection closed before any answer came (it takes the connection for a stale
+  // keep-alive one); for a call that is not idempotent that second send would act twice.
+  CallResult Send(std::string_view method, const std::string& path, const nlohmann::json& body, bool send_once);
   std::string Redact(std::string text) const;
 
   ClientOptions options_;

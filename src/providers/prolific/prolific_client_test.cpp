@@ -204,6 +204,35 @@ TEST_F(ProlificClientTest, SlowBeyondTimeoutIsUnknownAndTookEffect) {
   std::this_thread::sleep_for(std::chrono::milliseconds(1300));  // let the slow answer drain
 }
 
+// A pay call whose answer is lost (the connection closes after the payment) must not be sent again:
+// libcurl re-sends a request on a kept-alive connection that closes before answering, which paid twice.
+TEST_F(ProlificClientTest, LostPayAnswerIsUnknownAndPaidOnce) {
+  Client client(fake_->Options());
+  auto [sid, sub] = StudyWithSubmission(client);
+  CallResult bonus = client.SetUpBonus(sid, *BuildBonusCsv({{"p1", 100}}));  // leaves a kept-alive connection
+  ASSERT_TRUE(bonus.ok()) << bonus.message;
+  fake_->Configure({{"drop_paths", {"/pay/$"}}});
+  CallResult r = client.PayBonus(bonus.body["id"]);
+  fake_->Configure({{"drop_paths", json::array()}});
+  EXPECT_EQ(r.outcome, CallOutcome::kUnknown) << r.message;
+  const json state = fake_->State();
+  EXPECT_EQ(state["bonus_setups"][bonus.body["id"].get<std::string>()]["times_paid"], 1);
+  EXPECT_EQ(state["payments"].size(), 1u);
+}
+
+// The same for an approval: re-sent, it would be refused (no longer AWAITING REVIEW) although it was done.
+TEST_F(ProlificClientTest, LostApprovalAnswerIsUnknownNotRefused) {
+  Client client(fake_->Options());
+  auto [sid, sub] = StudyWithSubmission(client);
+  ASSERT_TRUE(client.GetSubmission(sub).ok());  // leaves a kept-alive connection
+  fake_->Configure({{"drop_paths", {"/transition/$"}}});
+  CallResult r = client.TransitionSubmission(sub, ApproveBody());
+  fake_->Configure({{"drop_paths", json::array()}});
+  EXPECT_EQ(r.outcome, CallOutcome::kUnknown) << r.message;
+  EXPECT_EQ(fake_->State()["submissions"][sub]["status"], "APPROVED");
+  EXPECT_TRUE(fake_->Control("GET", "refusals")["refusals"].empty());
+}
+
 TEST_F(ProlificClientTest, MalformedCallIsPermanentWithProlificsMessage) {
   Client client(fake_->Options());
   auto [sid, sub] = StudyWithSubmission(client);
