@@ -116,6 +116,11 @@ TEST_F(CliQualTest, DemoRunsTheExampleAndReports) {
   EXPECT_NE(demo.out.find("What quality control did, per worker"), std::string::npos);
   EXPECT_NE(demo.out.find("without disqualified workers"), std::string::npos);
   EXPECT_NE(demo.out.find("Units: completed=900"), std::string::npos) << demo.out;  // every unit was done
+  // The instant answerers are banned for a day by the example's fast_submissions rule, and the
+  // report puts the aggregated (Dawid-Skene) accuracy beside the raw one.
+  EXPECT_NE(demo.out.find("local:instant-"), std::string::npos) << demo.out;
+  EXPECT_NE(demo.out.find("fast_submissions, blocked for 1d"), std::string::npos) << demo.out;
+  EXPECT_NE(demo.out.find("RAW ACCURACY  ITEMS  AGGREGATED ACCURACY"), std::string::npos) << demo.out;
 }
 
 }  // namespace
