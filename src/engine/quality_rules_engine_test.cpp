@@ -166,6 +166,28 @@ TEST_F(QualityRulesTest, ReturnedUnitsCountsReturnsAndTimeouts) {
   EXPECT_TRUE(Blocked(run, "w"));
 }
 
+TEST_F(QualityRulesTest, AnEndedProviderSessionCountsItsOpenUnitsAsReturned) {
+  const std::string run =
+      Launch("[{rule: returned_units, count: 2, window: 2, action: {block: 1h}}]", /*items=*/20, /*units_per_item=*/1,
+             /*concurrent=*/2);
+  WorkRequest req;
+  req.run_id = run;
+  req.worker = *ParseWorkerRef("w");
+  req.session = "s1";
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(d_->RequestWork(req)->outcome, "unit");
+  EXPECT_TRUE(Firings().empty());
+  auto ended = d_->EndSession(run, "s1");
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(*ended, 2);
+  auto firings = Firings();
+  ASSERT_EQ(firings.size(), 1u);
+  EXPECT_NE(firings[0].reason.find("returned_units: 2 of the last 2 units returned or expired; blocked for 1h"),
+            std::string::npos);
+  EXPECT_TRUE(Blocked(run, "w"));
+  env_.AdvanceSeconds(3600);
+  EXPECT_FALSE(Blocked(run, "w"));
+}
+
 TEST_F(QualityRulesTest, MajorityAgreementComparesWithOtherWorkersLabels) {
   const std::string run =
       Launch("[{rule: majority_agreement, min_agreement: 0.5, window: 4, min_overlap: 3, action: {block: 12h}}]",
