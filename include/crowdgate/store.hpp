@@ -88,6 +88,11 @@ struct AgentFinish {
   std::optional<int64_t> submitted_at;
   std::string check_result;
   std::vector<GrantOp> grant_ops;  // counters / qualifications, in the same transaction
+  // Units of the agent's run to reject for relabelling (a quality rule's reject_units), after
+  // the agent itself is finished: each one still `completed` becomes `rejected` (its agent
+  // too) and a new launched unit of the same item is added, so the item goes back to the pool
+  // for a worker who has not held it. Units in any other status are left alone.
+  std::vector<int64_t> reject_unit_ids;
 };
 
 // One change bound for a crowd provider (a participant-group update, an approval, a bonus), written

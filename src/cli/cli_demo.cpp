@@ -1,6 +1,7 @@
 // `crowdgate demo`: the sentiment example end to end — a fresh database, a block list,
-// a launched run, the real HTTP server, a simulated crowd of good, careless and
-// spamming workers, and a report of what quality control did.
+// a launched run, the real HTTP server, a simulated crowd of good, careless, spamming and
+// instantly answering workers, and a report of what quality control did.
+#include <algorithm>
 #include <filesystem>
 
 #include <CLI/CLI.hpp>
@@ -29,7 +30,25 @@ struct DemoArgs {
   int good = 6;
   int careless = 3;
   int spammers = 3;
+  int instant = 2;
   uint64_t seed = 7;
+  int time_scale = 100;
+  int think_ms = 60;
+};
+
+// The demo's clock runs `scale` times faster than the wall clock from the moment it starts, so
+// a crowd that thinks for 60 ms a unit looks like people taking 6 s, and the example's rules
+// (a unit in under 3 s is fast; a ban lasts a day) play out in seconds. An instant answer stays
+// fast as long as serving and submitting take under 30 ms of wall time (sanitizer builds too).
+class FastClockEnv : public EnvWrapper {
+ public:
+  FastClockEnv(Env* target, int64_t scale)
+      : EnvWrapper(target), scale_(scale), start_(target->NowMicros()) {}
+  int64_t NowMicros() override { return start_ + (EnvWrapper::NowMicros() - start_) * scale_; }
+
+ private:
+  int64_t scale_;
+  int64_t start_;
 };
 
 Status RunDemo(const DemoArgs& a) {
@@ -39,8 +58,10 @@ Status RunDemo(const DemoArgs& a) {
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(a.db + suffix);
   std::cout << "crowdgate demo: a fresh database at " << a.db << "\n";
 
-  CG_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(a.db, Env::Default()));
+  FastClockEnv env(Env::Default(), a.time_scale);
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(a.db, &env));
   EngineOptions eo;
+  eo.env = &env;
   eo.actor = "demo";
   CG_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(std::move(store), eo));
   CG_ASSIGN_OR_RETURN(std::unique_ptr<Dispatcher> dispatcher, Dispatcher::Create(engine.get()));
@@ -77,23 +98,31 @@ Status RunDemo(const DemoArgs& a) {
   SimOptions sim;
   sim.run_url = url;
   sim.seed = a.seed;
-  sim.threads = 4;
+  // One connection per worker: they spend most of their time thinking, not waiting on the server.
+  sim.threads = std::max(4, a.good + a.careless + a.spammers + a.instant);
   sim.answer_files = {a.example + "/truth.jsonl", a.example + "/golds.jsonl", a.example + "/onboarding_truth.jsonl"};
   // Round-robin over profiles: build the list so the counts come out as asked.
   sim.profiles.clear();
-  const int total = a.good + a.careless + a.spammers;
+  const int total = a.good + a.careless + a.spammers + a.instant;
   for (int i = 0; i < total; ++i) {
     if (i < a.good) {
       sim.profiles.push_back({"good", 0.95});
     } else if (i < a.good + a.careless) {
       sim.profiles.push_back({"careless", 0.7});
-    } else {
+    } else if (i < a.good + a.careless + a.spammers) {
       sim.profiles.push_back({"spammer", 0.34});
+    } else {
+      // Right often enough to get through the quiz and the first golds; too fast to have read.
+      sim.profiles.push_back({"instant", 0.7});
     }
   }
   sim.workers = total;
+  sim.think_ms = a.think_ms;
   std::cout << "4. a simulated crowd over HTTP: " << a.good << " good (95%), " << a.careless << " careless (70%), "
-            << a.spammers << " spammers (random), and the blocked spammer-known\n";
+            << a.spammers << " spammers (random), " << a.instant
+            << " instant answerers (70%, no time to read), and the blocked spammer-known; the demo's clock runs "
+            << a.time_scale << "x faster, so a worker's " << a.think_ms << " ms is " << a.think_ms * a.time_scale / 1000.0
+            << " s\n";
   const bool tty = StderrIsTerminal();
   CG_ASSIGN_OR_RETURN(SimReport report, RunSimulation(sim, [tty](int64_t requests, int64_t active) {
                         if (tty) {
@@ -117,6 +146,7 @@ Status RunDemo(const DemoArgs& a) {
   in.run_id = launched.run_id;
   in.gold_base = config.blueprint.gold_qualification_base;
   in.onboarding = *config.blueprint.onboarding_qualification;
+  in.block = config.blueprint.block_qualification.value_or("");
   in.truth_file = a.example + "/truth.jsonl";
   in.simulation = &report;
   CG_RETURN_IF_ERROR(PrintQualityReport(*engine, *dispatcher, in, std::cout));
@@ -124,7 +154,8 @@ Status RunDemo(const DemoArgs& a) {
   std::cout << "\nUnits:";
   for (const auto& [status, n] : summary.units_by_status) std::cout << " " << status << "=" << n;
   std::cout << "; golds served " << summary.gold_served << "\n";
-  std::cout << "\nExplore it: crowdgate --db " << a.db << " status | qual history sentiment-gold-disqualified | export "
+  std::cout << "\nExplore it: crowdgate --db " << a.db
+            << " status | qual history sentiment-blocked | qual history sentiment-gold-disqualified | export "
             << launched.run_id << "\n";
   return Status::Ok();
 }
@@ -140,6 +171,7 @@ void AddDemoCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--good", a->good, "Good workers (default 6)")->check(CLI::Range(0, 1000));
   cmd->add_option("--careless", a->careless, "Careless workers (default 3)")->check(CLI::Range(0, 1000));
   cmd->add_option("--spammers", a->spammers, "Spamming workers (default 3)")->check(CLI::Range(0, 1000));
+  cmd->add_option("--instant", a->instant, "Instant answerers (default 2)")->check(CLI::Range(0, 1000));
   cmd->add_option("--seed", a->seed, "Random seed (default 7)");
   cmd->callback([&ctx, a] {
     ctx.action = [&ctx, a] {

@@ -356,6 +356,11 @@ void AddSimulate(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--seed", opts->seed, "Random seed (default 1)");
   cmd->add_option("--prefix", opts->name_prefix, "Prefix for worker names");
   cmd->add_option("--max-units", opts->max_units_per_worker, "Stop a worker after this many units");
+  cmd->add_option("--think-ms", opts->think_ms,
+                  "Pause before each submission, in ms (default 0; the instant profile never pauses)")
+      ->check(CLI::Range(0, 600000));
+  cmd->footer("Profiles named instant (answers at once), contrarian (never the true label) and returner (returns\n"
+              "four units in five) behave as their names say, e.g. --profile good:0.9,instant:0.3,returner:0.9.");
   cmd->callback([&ctx, url, opts, profile] {
     ctx.action = [&ctx, url, opts, profile] {
       auto profiles = ParseProfiles(*profile);
@@ -371,17 +376,17 @@ void AddSimulate(CLI::App& app, CliContext& ctx) {
       if (ctx.json) {
         nlohmann::json workers = nlohmann::json::array();
         for (const auto& w : report->workers) {
-          workers.push_back({{"worker", w.worker}, {"profile", w.profile}, {"units", w.units},
+          workers.push_back({{"worker", w.worker}, {"profile", w.profile}, {"units", w.units}, {"returns", w.returns},
                              {"onboarding", w.onboarding_result}, {"ended", w.last_outcome},
                              {"reason", w.last_reason}, {"errors", w.errors}});
         }
         PrintJson({{"requests", report->requests}, {"errors", report->errors}, {"elapsed_s", report->elapsed_s},
                    {"p50_ms", report->Percentile(50)}, {"p99_ms", report->Percentile(99)}, {"workers", workers}});
       } else {
-        Table t({"WORKER", "PROFILE", "ONBOARDING", "UNITS", "ENDED", "REASON", "ERRORS"});
+        Table t({"WORKER", "PROFILE", "ONBOARDING", "UNITS", "RETURNED", "ENDED", "REASON", "ERRORS"});
         for (const auto& w : report->workers) {
           t.Add({w.worker, w.profile, w.onboarding_result.empty() ? "-" : w.onboarding_result, std::to_string(w.units),
-                 w.last_outcome, w.last_reason, std::to_string(w.errors)});
+                 std::to_string(w.returns), w.last_outcome, w.last_reason, std::to_string(w.errors)});
         }
         t.Print(std::cout);
         std::cout << report->requests << " requests in " << report->elapsed_s << " s, " << report->errors

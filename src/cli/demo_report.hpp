@@ -1,6 +1,7 @@
 // What quality control did in a run, for people: per worker onboarding, gold record,
-// disqualification, units done and label accuracy; overall label accuracy against the
-// hidden truth with and without disqualified workers. Used by `crowdgate demo`.
+// disqualification, quality-rule bans, units done and label accuracy; overall label accuracy
+// against the hidden truth with and without disqualified workers, raw and aggregated
+// (Dawid-Skene). Used by `crowdgate demo`.
 #pragma once
 
 #include <map>
@@ -17,6 +18,7 @@ struct QualityReportInput {
   std::string run_id;
   std::string gold_base;             // gold_qualification_base
   std::string onboarding;            // onboarding_qualification ("" = none)
+  std::string block;                 // block_qualification ("" = none): quality-rule bans are its grants
   std::string truth_file;            // {"inputs", "answer"} JSONL of the real units
   std::string label_field = "label";
   const SimReport* simulation = nullptr;  // for profiles and why each worker stopped

@@ -88,6 +88,7 @@ struct Shared {
   std::vector<std::string> error_samples;
 };
 
+// accuracy < 0: never the true label (contrarian).
 nlohmann::json Answer(const Truth& truth, const nlohmann::json& inputs, double accuracy, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> coin(0, 1);
   auto it = truth.answers.find(inputs.dump());
@@ -99,7 +100,7 @@ nlohmann::json Answer(const Truth& truth, const nlohmann::json& inputs, double a
     return out;
   }
   for (const auto& [k, correct] : it->second.items()) {
-    if (coin(rng) < accuracy) {
+    if (accuracy >= 0 && coin(rng) < accuracy) {
       out[k] = correct;
       continue;
     }
@@ -118,7 +119,8 @@ nlohmann::json Answer(const Truth& truth, const nlohmann::json& inputs, double a
 
 class SimulatedWorker {
  public:
-  SimulatedWorker(SimWorker* w, uint64_t seed) : w_(w), rng_(seed) {}
+  SimulatedWorker(SimWorker* w, const SimProfile& profile, int think_ms, uint64_t seed)
+      : w_(w), profile_(profile), think_ms_(profile.instant() ? 0 : think_ms), rng_(seed) {}
   bool done() const { return done_; }
 
   // One step: ask for work and, if given some, submit it.
@@ -156,10 +158,23 @@ class SimulatedWorker {
       done_ = true;
       return;
     }
-    const nlohmann::json answer = Answer(*shared.truth, work["data"], w_->accuracy, rng_);
     const std::string agent = work["agent_id"].get<std::string>();
+    const std::string bearer = "Bearer " + work["token"].get<std::string>();
+    if (outcome == "unit" && profile_.returner() && std::uniform_real_distribution<double>(0, 1)(rng_) < 0.8) {
+      auto ret = timed("POST", "/api/v1/agents/" + agent + "/return", "{}",
+                       {{"Content-Type", "application/json"}, {"Authorization", bearer}});
+      if (!ret.ok() || ret->status != 200) {
+        fail(ret.ok() ? "return: HTTP " + std::to_string(ret->status) + " " + ret->body : ret.status().ToString());
+        return;
+      }
+      w_->returns++;
+      return;
+    }
+    const double accuracy = profile_.contrarian() && outcome == "unit" ? -1 : w_->accuracy;
+    const nlohmann::json answer = Answer(*shared.truth, work["data"], accuracy, rng_);
+    if (think_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(think_ms_));
     auto s = timed("POST", "/api/v1/agents/" + agent + "/submit", nlohmann::json{{"data", answer}}.dump(),
-                   {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + work["token"].get<std::string>()}});
+                   {{"Content-Type", "application/json"}, {"Authorization", bearer}});
     if (!s.ok() || s->status != 200) {
       fail(s.ok() ? "submit: HTTP " + std::to_string(s->status) + " " + s->body : s.status().ToString());
       return;
@@ -179,6 +194,8 @@ class SimulatedWorker {
 
  private:
   SimWorker* w_;
+  SimProfile profile_;
+  int think_ms_;
   std::mt19937_64 rng_;
   bool done_ = false;
 };
@@ -212,7 +229,7 @@ Result<SimReport> RunSimulation(const SimOptions& options,
     w.worker = "local:" + options.name_prefix + p.name + "-" + index;
     w.profile = p.name;
     w.accuracy = p.accuracy;
-    sims.emplace_back(&w, options.seed * 1000003 + static_cast<uint64_t>(i));
+    sims.emplace_back(&w, p, options.think_ms, options.seed * 1000003 + static_cast<uint64_t>(i));
   }
   shared.active = options.workers;
   const int threads = std::max(1, std::min(options.threads, options.workers));

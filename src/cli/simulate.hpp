@@ -5,6 +5,11 @@
 // Truth comes from answer files in the gold-file format ({"inputs", "answer"} per line):
 // a unit whose inputs match a line is answered correctly with probability `accuracy`,
 // otherwise with another value seen for that field. Unknown inputs get random labels.
+//
+// Three profile names carry a behaviour the quality rules exist for:
+//  - instant: submits the moment it gets a unit (everyone else thinks for --think-ms first);
+//  - contrarian: never gives the true label, so it agrees with nobody who does;
+//  - returner: returns four units in five (answering the rest with its accuracy).
 #pragma once
 
 #include <cstdint>
@@ -22,6 +27,10 @@ namespace crowdgate::cli {
 struct SimProfile {
   std::string name;
   double accuracy = 1.0;
+
+  bool instant() const { return name == "instant"; }
+  bool contrarian() const { return name == "contrarian"; }
+  bool returner() const { return name == "returner"; }
 };
 
 // "good:0.9,careless:0.6,spammer:0.3" -> profiles; errors name the bad entry.
@@ -36,6 +45,7 @@ struct SimOptions {
   uint64_t seed = 1;
   std::string name_prefix;   // worker names are PREFIX + profile + "-" + index
   int64_t max_units_per_worker = 1'000'000;
+  int think_ms = 0;          // pause before each submission (not for the instant profile)
 };
 
 struct SimWorker {
@@ -43,6 +53,7 @@ struct SimWorker {
   std::string profile;
   double accuracy = 0;
   int64_t units = 0;        // submissions of outcome "unit" (golds included: they look the same)
+  int64_t returns = 0;      // units given back (returner)
   int64_t onboardings = 0;
   std::string onboarding_result;  // "" | passed | failed
   std::string last_outcome;       // outcome that ended the worker's session

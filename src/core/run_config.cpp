@@ -120,6 +120,11 @@ std::vector<ConfigKeyDoc> BuildRegistry() {
       Key("qualifications", T::kList,
           "Requirements {qualification_name, comparator, value, applicable_providers}, all must hold.")
           .Default(json::array()),
+      // quality_rules
+      Key("quality_rules", T::kList,
+          "Rules applied as submissions arrive: {rule: fast_submissions | majority_agreement | returned_units, ..., "
+          "action: {block: DURATION} | disqualify | reject_units} (see Quality rules).")
+          .Default(json::array()),
       // provider
       Key("provider.type", T::kEnum, "Where workers come from.")
           .Enum({"local", "prolific", "mturk", "mturk_sandbox"}).Default("local"),
@@ -158,7 +163,8 @@ const std::map<std::string, std::string>& MephistoHints() {
 }
 
 const std::vector<std::string>& Groups() {
-  static const auto* groups = new std::vector<std::string>{"task", "blueprint", "qualifications", "provider"};
+  static const auto* groups =
+      new std::vector<std::string>{"task", "blueprint", "qualifications", "quality_rules", "provider"};
   return *groups;
 }
 
@@ -524,7 +530,7 @@ void CheckKeys(json& tree, ErrorList& errors, std::set<std::string>& bad) {
   }
   for (auto group_it = tree.begin(); group_it != tree.end();) {
     const std::string group = group_it.key();
-    if (group == "qualifications") {
+    if (group == "qualifications" || group == "quality_rules") {
       if (group_it->is_null()) *group_it = json::array();
       std::string err = TypeError(*FindConfigKey(group), *group_it);
       if (!err.empty()) {
@@ -1109,6 +1115,27 @@ Result<RunConfig> BuildRunConfig(json tree, const std::vector<std::string>& over
         errors.Add(reqs.status());
       }
     }
+    if (bad.count("quality_rules") == 0) {
+      Result<std::vector<QualityRule>> rules = ParseQualityRules(tree["quality_rules"], "quality_rules");
+      if (rules.ok()) {
+        config.quality_rules = std::move(rules).value();
+      } else {
+        errors.Add(rules.status());
+      }
+      // A ban or a disqualification is a grant of the run's block qualification (checked on the
+      // raw list, so it is reported along with the rules' other errors).
+      const json& list = tree["quality_rules"];
+      for (size_t i = 0; list.is_array() && i < list.size(); ++i) {
+        const json action = list[i].is_object() ? list[i].value("action", json()) : json();
+        const char* what = action == json("disqualify")                        ? "disqualify"
+                           : action.is_object() && action.contains("block")   ? "block"
+                                                                               : nullptr;
+        if (what != nullptr && !IsSet(tree, "blueprint.block_qualification")) {
+          errors.Add(Where("quality_rules", i) + ".action: " + what +
+                     " grants the run's block qualification, but blueprint.block_qualification is not set");
+        }
+      }
+    }
     if (!errors.empty()) return errors.ToStatus();
     config.task = BuildTask(tree["task"]);
     config.blueprint = BuildBlueprint(tree["blueprint"], errors);
@@ -1220,7 +1247,11 @@ json RunConfigToJson(const RunConfig& c) {
   PutIfSet(provider, "public_url", p.public_url);
   PutIfSet(provider, "prolific_workspace", p.prolific_workspace);
   if (p.prolific_places > 0) provider["prolific_places"] = p.prolific_places;
-  json out = {{"task", task}, {"blueprint", bp}, {"qualifications", quals}, {"provider", provider}};
+  json out = {{"task", task},
+              {"blueprint", bp},
+              {"qualifications", quals},
+              {"quality_rules", QualityRulesToJson(c.quality_rules)},
+              {"provider", provider}};
   if (!c.source_path.empty()) out["source_path"] = c.source_path;
   return out;
 }

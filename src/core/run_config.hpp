@@ -36,7 +36,8 @@
 
 #include "core/check_spec.hpp"
 #include "core/data_reader.hpp"
-#include "core/gold_schedule.hpp"  // GoldScheduleKind, GoldPolicyKind and their names
+#include "core/gold_schedule.hpp"
+#include "core/quality_rules.hpp"  // GoldScheduleKind, GoldPolicyKind and their names
 #include "crowdgate/requirement.hpp"
 #include "crowdgate/status.hpp"
 
@@ -175,6 +176,7 @@ struct RunConfig {
   TaskConfig task;
   BlueprintConfig blueprint;
   std::vector<Requirement> qualifications;
+  std::vector<QualityRule> quality_rules;
   ProviderConfig provider;
   std::string source_path;  // absolute path of the YAML file ("" when built otherwise)
 };

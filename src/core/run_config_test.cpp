@@ -609,6 +609,47 @@ TEST_F(RunConfigTest, ToJsonFromJsonRoundTripsWithoutReadingFiles) {
   EXPECT_EQ(c.source_path, r->source_path);
 }
 
+TEST_F(RunConfigTest, QualityRulesLoadAndRoundTrip) {
+  auto r = Load(std::string(kMinimal) +
+                "  block_qualification: blocked\n"
+                "quality_rules:\n"
+                "  - {rule: fast_submissions, min_seconds: 3, count: 3, window: 10, action: {block: 1d}}\n"
+                "  - {rule: majority_agreement, min_agreement: 0.6, window: 20, min_overlap: 5, action: reject_units}\n"
+                "  - {rule: returned_units, count: 4, window: 10, action: disqualify}\n");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->quality_rules.size(), 3u);
+  EXPECT_EQ(r->quality_rules[0].block_seconds, 86400);
+  EXPECT_EQ(r->quality_rules[1].action, QualityActionKind::kRejectUnits);
+  auto back = RunConfigFromJson(json::parse(RunConfigToJson(*r).dump()));
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(RunConfigToJson(*back), RunConfigToJson(*r));
+  EXPECT_EQ(back->quality_rules.size(), 3u);
+  // Absent = no rules.
+  auto none = Load(kMinimal);
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->quality_rules.empty());
+  EXPECT_EQ(RunConfigToJson(*none)["quality_rules"], json::array());
+}
+
+TEST_F(RunConfigTest, QualityRuleErrorsNameTheKey) {
+  const std::string rules =
+      "quality_rules:\n"
+      "  - {rule: returned_units, count: 2, window: 5, action: {block: 12h}}\n"
+      "  - {rule: fast_submissions, min_seconds: 2, count: 1, window: 0, action: reject_units}\n";
+  std::string err = LoadError(std::string(kMinimal) + rules);
+  EXPECT_THAT(err, HasSubstr("quality_rules[1].window: expected int >= 1, got 0"));
+  // A ban is a grant of the block qualification: refused without one, naming the key.
+  EXPECT_THAT(err, HasSubstr("quality_rules[0].action: block grants the run's block qualification, but "
+                             "blueprint.block_qualification is not set"));
+  EXPECT_THAT(LoadError(std::string(kMinimal) + "quality_rules: {rule: x}\n"),
+              HasSubstr("quality_rules: expected list, got an object"));
+  // Overrides reach the list too.
+  auto r = Load(std::string(kMinimal) + "  block_qualification: blocked\n",
+                {"quality_rules=[{rule: returned_units, count: 2, window: 5, action: disqualify}]"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->quality_rules.size(), 1u);
+}
+
 TEST_F(RunConfigTest, RoundTripOfScreeningConfig) {
   auto r = Load(std::string(kMinimal) + kScreening);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
@@ -647,7 +688,7 @@ TEST_F(RunConfigTest, ReferenceDescribesEveryKey) {
     EXPECT_FALSE(doc.TypeText().empty()) << doc.key;
     EXPECT_TRUE(keys.insert(doc.key).second) << "duplicate " << doc.key;
     EXPECT_TRUE(doc.group == "task" || doc.group == "blueprint" || doc.group == "qualifications" ||
-                doc.group == "provider")
+                doc.group == "quality_rules" || doc.group == "provider")
         << doc.key;
     EXPECT_EQ(FindConfigKey(doc.key), &doc);
     if (doc.type == ConfigType::kEnum) {
@@ -656,10 +697,11 @@ TEST_F(RunConfigTest, ReferenceDescribesEveryKey) {
     for (const ConfigCondition& c : doc.required_if) EXPECT_NE(FindConfigKey(c.key), nullptr) << doc.key;
   }
   for (const char* key : {"task.task_name", "task.assignment_duration_in_seconds", "blueprint.gold_window",
-                          "blueprint.onboarding_check", "qualifications", "provider.mturk_specific_qualifications"}) {
+                          "blueprint.onboarding_check", "qualifications", "quality_rules",
+                          "provider.mturk_specific_qualifications"}) {
     EXPECT_TRUE(keys.count(key)) << key;
   }
-  EXPECT_EQ(keys.size(), 46u);
+  EXPECT_EQ(keys.size(), 47u);
   EXPECT_EQ(FindConfigKey("blueprint.nope"), nullptr);
   std::string md = ConfigReferenceMarkdown();
   for (const std::string& key : keys) EXPECT_THAT(md, HasSubstr("`" + key + "`"));

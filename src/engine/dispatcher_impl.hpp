@@ -60,6 +60,11 @@ class DispatcherImpl : public Dispatcher {
                        const std::string* item_json = nullptr);
   nlohmann::json InputsOf(const RunState& run, const AgentRecord& agent);
   AgentFinish EndAgent(const AgentRecord& agent, const std::string& new_status);
+  // EndAgent committed, with the quality rules a unit's return or timeout feeds.
+  Result<std::vector<AuditEntry>> FinishEndedLocked(const AgentRecord& agent, const std::string& new_status);
+  // Adds the actions of quality-rule firings for the agent's worker to `f`.
+  void AddQualityActions(const RunState& run, const AgentRecord& agent, const std::vector<QualityFiring>& firings,
+                         AgentFinish* f);
 
   EngineImpl* engine_;
   EngineCore& core_;

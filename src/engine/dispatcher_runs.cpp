@@ -232,7 +232,7 @@ Result<int64_t> DispatcherImpl::EndSession(const std::string& run_id, const std:
   CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> open, core_.store().OpenAgentsOfSession(run_id, session));
   int64_t ended = 0;
   for (const AgentRecord& a : open) {
-    auto entries = core_.store().FinishAgent(EndAgent(a, "returned"));
+    auto entries = FinishEndedLocked(a, "returned");
     if (entries.ok()) {
       ++ended;
     } else if (!entries.status().IsConflict()) {  // Conflict: it submitted or ended meanwhile

@@ -1,4 +1,7 @@
 // Submissions, returns, lease expiry and agent reads.
+#include <algorithm>
+#include <climits>
+
 #include "core/gold_schedule.hpp"
 #include "engine/command_check.hpp"
 #include "engine/dispatcher_impl.hpp"
@@ -58,6 +61,66 @@ AgentFinish DispatcherImpl::EndAgent(const AgentRecord& agent, const std::string
   return f;
 }
 
+Result<std::vector<AuditEntry>> DispatcherImpl::FinishEndedLocked(const AgentRecord& agent,
+                                                                  const std::string& new_status) {
+  AgentFinish f = EndAgent(agent, new_status);
+  std::shared_ptr<RunState> run;
+  std::optional<QualityTracker::Pending> quality;
+  if (agent.kind == "unit") {
+    CG_ASSIGN_OR_RETURN(run, RunLocked(agent.run_id));
+    if (run->quality) {
+      quality = run->quality->DecideReturn(agent);
+      AddQualityActions(*run, agent, quality->firings, &f);
+    }
+  }
+  auto entries = core_.store().FinishAgent(f);
+  if (!entries.ok()) return entries;
+  if (quality) run->quality->Commit(std::move(*quality));
+  if (!entries->empty()) CG_RETURN_IF_ERROR(core_.AfterWrite(*entries));
+  return entries;
+}
+
+void DispatcherImpl::AddQualityActions(const RunState& run, const AgentRecord& agent,
+                                       const std::vector<QualityFiring>& firings, AgentFinish* f) {
+  const int64_t now = core_.env().NowMicros();
+  for (const QualityFiring& firing : firings) {
+    const QualityRule& rule = run.quality->rules()[firing.rule_index];
+    const std::string where = "; run " + agent.run_id + ", agent " + agent.id;
+    if (rule.action == QualityActionKind::kRejectUnits) {
+      std::string units;
+      for (int64_t id : firing.unit_ids) {
+        units += (units.empty() ? "" : ", ") + std::to_string(id);
+        if (std::find(f->reject_unit_ids.begin(), f->reject_unit_ids.end(), id) == f->reject_unit_ids.end()) {
+          f->reject_unit_ids.push_back(id);
+        }
+      }
+      // The audit entry of the rejection: a count of the worker's rejected units, per task.
+      f->grant_ops.push_back(Op(GrantOp::Kind::kAdd, agent.worker, run.rejected_units,
+                                static_cast<int64_t>(firing.unit_ids.size()), kQualityActor,
+                                firing.reason + "; rejected units " + units + " for relabelling" + where));
+      continue;
+    }
+    std::optional<int64_t> until;
+    if (rule.action == QualityActionKind::kBlock) until = now + rule.block_seconds * kMicrosPerSecond;
+    // Never shorten a ban: a worker blocked for longer (or for good) keeps that block.
+    const GrantIndex::Entry* held = core_.index().Find(agent.worker_id, run.block, now);
+    if (held != nullptr && (held->expires_at == INT64_MAX || (until && held->expires_at >= *until))) continue;
+    bool merged = false;
+    for (GrantOp& op : f->grant_ops) {  // two rules firing at once: one grant, the longer ban
+      if (op.qual_id != run.block || op.kind != GrantOp::Kind::kSet) continue;
+      if (op.expires_at && (!until || *until > *op.expires_at)) op.expires_at = until;
+      op.reason += " | " + firing.reason;
+      merged = true;
+    }
+    if (merged) continue;
+    GrantOp op = Op(GrantOp::Kind::kSet, agent.worker, run.block, 1, kQualityActor,
+                    firing.reason + (until ? "; blocked for " + FormatDuration(rule.block_seconds) : "; disqualified") +
+                        where);
+    op.expires_at = until;
+    f->grant_ops.push_back(std::move(op));
+  }
+}
+
 Result<AgentRecord> DispatcherImpl::AuthorizedAgentLocked(const std::string& agent_id, const std::string& token) {
   auto agent = core_.store().GetAgent(agent_id);
   if (!agent.ok()) {
@@ -92,7 +155,7 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
   if (IsSubmitted(agent.status)) return Status::Conflict("agent " + agent_id + " has already submitted");
   if (!IsOpen(agent.status)) return Status::Gone("agent " + agent_id + " is " + agent.status + "; ask for new work");
   if (agent.deadline <= core_.env().NowMicros()) {
-    auto expired = core_.store().FinishAgent(EndAgent(agent, "timeout"));
+    auto expired = FinishEndedLocked(agent, "timeout");
     if (!expired.ok() && !expired.status().IsConflict()) return expired.status();
     return Status::Gone("agent " + agent_id + " timed out; its unit went back to the pool");
   }
@@ -184,6 +247,11 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
       }
     }
   }
+  std::optional<QualityTracker::Pending> quality;
+  if (agent.kind == "unit" && run->quality) {
+    quality = run->quality->DecideSubmit(agent, *f.submitted_at, *f.data_json);
+    AddQualityActions(*run, agent, quality->firings, &f);
+  }
   auto entries = core_.store().FinishAgent(f);
   if (!entries.ok()) {
     if (!entries.status().IsConflict()) return entries.status();
@@ -195,6 +263,7 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
     }
     return Status::Conflict("agent " + agent_id + " has already submitted");
   }
+  if (quality) run->quality->Commit(std::move(*quality));
   if (!entries->empty()) CG_RETURN_IF_ERROR(core_.AfterWrite(*entries));  // no grant changed: nothing to learn
   return std::optional<SubmitResponse>(response);
 }
@@ -230,7 +299,7 @@ Status DispatcherImpl::Return(const std::string& agent_id, const std::string& to
   CG_ASSIGN_OR_RETURN(AgentRecord agent, AuthorizedAgentLocked(agent_id, token));
   if (IsSubmitted(agent.status)) return Status::Conflict("agent " + agent_id + " has already submitted");
   if (!IsOpen(agent.status)) return Status::Gone("agent " + agent_id + " is " + agent.status);
-  auto entries = core_.store().FinishAgent(EndAgent(agent, "returned"));
+  auto entries = FinishEndedLocked(agent, "returned");
   if (!entries.ok()) return entries.status();
   return Status::Ok();
 }
@@ -265,7 +334,7 @@ Result<int64_t> DispatcherImpl::ExpireOverdueLocked() {
   CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> overdue, core_.store().OverdueAgents(now));
   int64_t n = 0;
   for (const auto& a : overdue) {
-    auto r = core_.store().FinishAgent(EndAgent(a, "timeout"));
+    auto r = FinishEndedLocked(a, "timeout");
     if (r.ok()) {
       ++n;
     } else if (!r.status().IsConflict()) {

@@ -25,6 +25,7 @@ using EngineLock = std::lock_guard<std::recursive_mutex>;
 inline constexpr const char* kOnboardingActor = "crowdgate:onboarding";
 inline constexpr const char* kScreeningActor = "crowdgate:screening";
 inline constexpr const char* kGoldActor = "crowdgate:gold";
+inline constexpr const char* kQualityActor = "crowdgate:quality";
 inline constexpr int32_t kFlagByScreening = 1;
 
 class EngineCore {

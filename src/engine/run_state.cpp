@@ -1,6 +1,17 @@
 #include "engine/run_state.hpp"
 
+#include <algorithm>
+
 namespace crowdgate {
+
+namespace {
+
+bool UsesRejectUnits(const RunConfig& config) {
+  return std::any_of(config.quality_rules.begin(), config.quality_rules.end(),
+                     [](const QualityRule& r) { return r.action == QualityActionKind::kRejectUnits; });
+}
+
+}  // namespace
 
 std::vector<std::string> DerivedQualificationNames(const RunConfig& config) {
   const auto& b = config.blueprint;
@@ -18,6 +29,7 @@ std::vector<std::string> DerivedQualificationNames(const RunConfig& config) {
     names.push_back(DerivedNames::GoldCompleted(g));
     names.push_back(DerivedNames::GoldDisqualified(g));
   }
+  if (UsesRejectUnits(config)) names.push_back(DerivedNames::RejectedUnits(config.task.task_name));
   return names;
 }
 
@@ -85,6 +97,14 @@ Result<std::shared_ptr<RunState>> BuildRunState(EngineImpl& engine, const RunRec
     state->policy.max_incorrect_golds = b.max_incorrect_golds;
     state->policy.min_gold_accuracy = b.min_gold_accuracy;
     state->policy.gold_window = b.gold_window;
+  }
+  if (UsesRejectUnits(config)) {
+    CG_ASSIGN_OR_RETURN(state->rejected_units, IdOf(core, DerivedNames::RejectedUnits(config.task.task_name)));
+  }
+  if (!config.quality_rules.empty()) {
+    state->quality = std::make_shared<QualityTracker>(config.quality_rules);
+    CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> agents, core.store().RunAgents(record.id));
+    state->quality->Rebuild(agents);
   }
   for (const auto& r : config.qualifications) {
     reqs.push_back(r);

@@ -13,6 +13,7 @@
 #include "core/run_config.hpp"
 #include "crowdgate/dispatcher.hpp"
 #include "engine/engine_impl.hpp"
+#include "engine/quality_tracker.hpp"
 
 namespace crowdgate {
 
@@ -23,6 +24,8 @@ struct DerivedNames {
   static std::string GoldWrong(const std::string& g) { return g + "-wrong-golds"; }
   static std::string GoldCompleted(const std::string& g) { return g + "-completed-count"; }
   static std::string GoldDisqualified(const std::string& g) { return g + "-disqualified"; }
+  // Counter of a worker's units that quality rules rejected, per task.
+  static std::string RejectedUnits(const std::string& task) { return task + "-rejected-units"; }
 };
 
 // Every qualification the run derives, in creation order (for Launch).
@@ -45,13 +48,19 @@ struct RunState {
   QualId gold_wrong = 0;
   QualId gold_completed = 0;
   QualId gold_disqualified = 0;
+  QualId rejected_units = 0;
+
+  // The run's quality rules and their windows (null when the run has none). Mutable state:
+  // used under the core lock only.
+  std::shared_ptr<QualityTracker> quality;
 
   GoldSchedule schedule;
   GoldPolicy policy;
 };
 
 // Builds the state from a stored run (config_json = {"config", "task_html",
-// "onboarding_html"}). Needs the core lock held.
+// "onboarding_html"}). Needs the core lock held. A run with quality rules replays its agents
+// to rebuild the rules' windows.
 Result<std::shared_ptr<RunState>> BuildRunState(EngineImpl& engine, const RunRecord& record);
 
 // The JSON stored as RunRecord::config_json.

@@ -1092,6 +1092,68 @@ TEST_P(StoreContractTest, CountWorkerUnitsForTaskAndReview) {
   EXPECT_TRUE(store_->ReviewUnits("run_nope", {1}, "accepted").status().IsNotFound());
 }
 
+TEST_P(StoreContractTest, FinishAgentRejectsUnitsForRelabelling) {
+  MakeRun("run_a", "task", 2);
+  MakeRun("run_b", "task", 1);
+  const QualId counter = store_->CreateQualification("task-rejected-units", "")->id;
+  WorkerId spammer = WorkerNamed("spammer");
+  AgentRecord a0 = Reserve("run_a", spammer);
+  ASSERT_TRUE(store_->FinishAgent(Submit(a0)).ok());
+  AgentRecord other = Reserve("run_b", spammer);
+  ASSERT_TRUE(store_->FinishAgent(Submit(other)).ok());
+  AgentRecord a1 = Reserve("run_a", spammer);
+  // Submitting a1 rejects a0 and a1 (the unit being submitted), in the same transaction as the
+  // grant op that records it; a unit of another run and an unknown unit are left alone.
+  AgentFinish f = Submit(a1);
+  f.reject_unit_ids = {*a0.unit_id, *a1.unit_id, *other.unit_id, 999999};
+  GrantOp op;
+  op.kind = GrantOp::Kind::kAdd;
+  op.worker = WorkerRef{"local", "spammer"};
+  op.qual_id = counter;
+  op.value = 2;
+  op.actor = "crowdgate:quality";
+  op.reason = "fast_submissions: 2 of the last 2 units under 2 s";
+  f.grant_ops.push_back(op);
+  Result<std::vector<AuditEntry>> out = store_->FinishAgent(f);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  ASSERT_EQ(out->size(), 1u);
+  EXPECT_EQ(out->at(0).reason, op.reason);
+  EXPECT_EQ(Counts("run_a"), (std::map<std::string, int64_t>{{"launched", 2}, {"rejected", 2}}));
+  EXPECT_EQ(Counts("run_b"), (std::map<std::string, int64_t>{{"completed", 1}}));
+  EXPECT_EQ(store_->GetAgent(a0.id)->status, "rejected");
+  EXPECT_EQ(store_->GetAgent(a1.id)->status, "rejected");
+  EXPECT_EQ(store_->GetAgent(other.id)->status, "completed");
+  EXPECT_EQ(store_->GetRun("run_a")->num_units, 4);
+  // The new copies go to someone who never held the items, never back to the spammer.
+  EXPECT_FALSE(store_->ReserveUnit("run_a", NewAgent("run_a", spammer))->has_value());
+  WorkerId honest = WorkerNamed("honest");
+  std::set<int64_t> items;
+  AgentRecord h0 = Reserve("run_a", honest);
+  items.insert(h0.item_index);
+  items.insert(Reserve("run_a", honest).item_index);
+  EXPECT_EQ(items, (std::set<int64_t>{0, 1}));
+  // A unit that is no longer completed (here: rejected already) is not copied again.
+  AgentFinish again = Submit(h0);
+  again.reject_unit_ids = {*a0.unit_id};
+  ASSERT_TRUE(store_->FinishAgent(again).ok());
+  EXPECT_EQ(store_->GetRun("run_a")->num_units, 4);
+}
+
+TEST_P(StoreContractTest, FinishAgentRejectionRollsBackWithTheSubmission) {
+  MakeRun("run_a", "task", 1);
+  WorkerId w = WorkerNamed("w");
+  AgentRecord a = Reserve("run_a", w);
+  AgentFinish f = Submit(a);
+  f.reject_unit_ids = {*a.unit_id};
+  GrantOp bad;
+  bad.worker = WorkerRef{"local", "w"};
+  bad.qual_id = 987654;  // unknown qualification: the whole finish fails
+  f.grant_ops.push_back(bad);
+  EXPECT_TRUE(store_->FinishAgent(f).status().IsNotFound());
+  EXPECT_EQ(Counts("run_a"), (std::map<std::string, int64_t>{{"assigned", 1}}));
+  EXPECT_EQ(store_->GetRun("run_a")->num_units, 1);
+}
+
 TEST_P(StoreContractTest, RunAgentsOldestFirst) {
   MakeRun("run_a", "task", 3);
   std::vector<std::string> ids;

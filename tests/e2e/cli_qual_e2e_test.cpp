@@ -116,6 +116,18 @@ TEST_F(CliQualTest, DemoRunsTheExampleAndReports) {
   EXPECT_NE(demo.out.find("What quality control did, per worker"), std::string::npos);
   EXPECT_NE(demo.out.find("without disqualified workers"), std::string::npos);
   EXPECT_NE(demo.out.find("Units: completed=900"), std::string::npos) << demo.out;  // every unit was done
+  // The instant answerers are banned for a day by the example's fast_submissions rule, and the
+  // report puts the aggregated (Dawid-Skene) accuracy beside the raw one.
+  EXPECT_NE(demo.out.find("local:instant-"), std::string::npos) << demo.out;
+  // Both instant answerers are banned, and no one else: the demo's fast clock makes the others'
+  // 60 ms look like 6 s.
+  size_t bans = 0;
+  for (size_t at = demo.out.find("fast_submissions, blocked for 1d"); at != std::string::npos;
+       at = demo.out.find("fast_submissions, blocked for 1d", at + 1)) {
+    ++bans;
+  }
+  EXPECT_EQ(bans, 2u) << demo.out;
+  EXPECT_NE(demo.out.find("RAW ACCURACY  ITEMS  AGGREGATED ACCURACY"), std::string::npos) << demo.out;
 }
 
 }  // namespace

@@ -117,6 +117,17 @@ constexpr Sql kFinishAgent{"cg_finish_agent",
                            "UPDATE agents SET status = $2, data_json = COALESCE($3, data_json), "
                            "submitted_at = COALESCE($4, submitted_at), check_result = $5 "
                            "WHERE id = $1 AND status = $6 RETURNING run, unit_id"};
+// A quality rule's reject_units: the unit (still completed) and its agent become rejected, and a
+// new launched copy of the item goes back into the pool.
+constexpr Sql kRejectForRelabel{
+    "cg_reject_for_relabel",
+    "WITH upd AS (UPDATE units SET status = 'rejected' WHERE id = $1 AND run = $2 AND kind = 'unit' AND "
+    "status = 'completed' RETURNING agent_id, item_index), "
+    "ag AS (UPDATE agents SET status = 'rejected' WHERE id IN (SELECT agent_id FROM upd) AND status = 'completed'), "
+    "ins AS (INSERT INTO units (run, kind, item_index, copy_index, status) "
+    "SELECT $2, 'unit', upd.item_index, (SELECT COALESCE(MAX(u.copy_index), -1) + 1 FROM units u "
+    "WHERE u.run = $2 AND u.kind = 'unit' AND u.item_index = upd.item_index), 'launched' FROM upd RETURNING id) "
+    "UPDATE runs SET num_units = num_units + (SELECT COUNT(*) FROM ins) WHERE rid = $2"};
 constexpr Sql kAgentStatus{"cg_agent_status", "SELECT status FROM agents WHERE id = $1"};
 constexpr Sql kReleaseUnit{"cg_release_unit",
                            "UPDATE units SET status = 'launched', worker_id = NULL, agent_id = NULL "
@@ -446,6 +457,7 @@ Result<std::vector<AuditEntry>> PgStore::FinishAgent(const AgentFinish& finish) 
     if (finish.refund_gold_slot || finish.refund_screening_slot) {
       tx.Run(kRefundSlots, Args(rid, finish.refund_gold_slot ? 1 : 0, finish.refund_screening_slot ? 1 : 0));
     }
+    for (int64_t id : finish.reject_unit_ids) tx.Run(kRejectForRelabel, Args(id, rid));
     if (finish.grant_ops.empty()) return Status::Ok();
     LockAuditAndNotify(tx);
     return ApplyGrantOpsInTx(tx, finish.grant_ops, {}, &out);

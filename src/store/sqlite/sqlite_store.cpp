@@ -1531,9 +1531,35 @@ Result<std::vector<AuditEntry>> SqliteStore::FinishAgent(const AgentFinish& fini
                           Query("UPDATE runs SET screening_served = MAX(screening_served - 1, 0) WHERE rid = ?1"));
       CG_RETURN_IF_ERROR(q.Bind(1, rid).Run());
     }
+    if (!finish.reject_unit_ids.empty()) CG_RETURN_IF_ERROR(RejectForRelabelInTx(rid, finish.reject_unit_ids));
     return ApplyGrantOpsInTx(finish.grant_ops, {}, &out);
   }));
   return out;
+}
+
+Status SqliteStore::RejectForRelabelInTx(int64_t rid, const std::vector<int64_t>& unit_ids) {
+  CG_ASSIGN_OR_RETURN(SqliteQuery unit, Query("UPDATE units SET status = 'rejected' WHERE id = ?1 AND run = ?2 AND "
+                                              "kind = 'unit' AND status = 'completed'"));
+  CG_ASSIGN_OR_RETURN(SqliteQuery agent, Query("UPDATE agents SET status = 'rejected' WHERE id = (SELECT agent_id "
+                                               "FROM units WHERE id = ?1) AND status = 'completed'"));
+  CG_ASSIGN_OR_RETURN(SqliteQuery copy,
+                      Query("INSERT INTO units (run, kind, item_index, copy_index, status) SELECT ?2, 'unit', "
+                            "u.item_index, (SELECT MAX(c.copy_index) + 1 FROM units c WHERE c.run = ?2 AND "
+                            "c.kind = 'unit' AND c.item_index = u.item_index), 'launched' FROM units u WHERE u.id = ?1"));
+  CG_ASSIGN_OR_RETURN(SqliteQuery count, Query("UPDATE runs SET num_units = num_units + 1 WHERE rid = ?1"));
+  for (int64_t id : unit_ids) {
+    CG_RETURN_IF_ERROR(unit.Bind(1, id).Bind(2, rid).Run());
+    const bool changed = unit.Changes() > 0;
+    unit.ResetKeepBindings();
+    if (!changed) continue;
+    CG_RETURN_IF_ERROR(agent.Bind(1, id).Run());
+    agent.ResetKeepBindings();
+    CG_RETURN_IF_ERROR(copy.Bind(1, id).Bind(2, rid).Run());
+    copy.ResetKeepBindings();
+    CG_RETURN_IF_ERROR(count.Bind(1, rid).Run());
+    count.ResetKeepBindings();
+  }
+  return Status::Ok();
 }
 
 Result<std::vector<int64_t>> SqliteStore::GoldsSeen(WorkerId worker, const std::string& gold_set) {

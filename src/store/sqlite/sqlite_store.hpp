@@ -164,6 +164,8 @@ class SqliteStore final : public Store {
   Result<Worker> EnsureWorkerInTx(const WorkerRef& ref, bool* created);
   Result<int64_t> RunRowId(const std::string& run_id);
   Status CheckWorkerExists(WorkerId worker, WorkerRef* ref);
+  // FinishAgent's reject_unit_ids (see AgentFinish), inside the open transaction.
+  Status RejectForRelabelInTx(int64_t rid, const std::vector<int64_t>& unit_ids);
   Status ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std::function<void(size_t)>& progress,
                            std::vector<AuditEntry>* out);
   Status InsertAudit(AuditEntry* entry);
