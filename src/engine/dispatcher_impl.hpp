@@ -15,6 +15,9 @@
 
 namespace crowdgate {
 
+// An agent as `crowdgate export` shows it.
+ExportRow ToExportRow(const AgentRecord& a);
+
 class DispatcherImpl : public Dispatcher {
  public:
   explicit DispatcherImpl(EngineImpl* engine) : engine_(engine), core_(engine->core()) {}
@@ -33,6 +36,13 @@ class DispatcherImpl : public Dispatcher {
   Result<std::vector<RunSummary>> ListRuns() override;
   Result<RunSummary> Summarize(const std::string& run_id) override;
   Result<std::vector<ExportRow>> Export(const std::string& run_id) override;
+  Result<AgentListPage> ListAgents(const AgentListRequest& request) override;
+  Result<ExportRow> AgentRow(const std::string& agent_id, nlohmann::json* inputs) override;
+  Result<std::vector<WorkerRunStats>> WorkerStats(const std::string& run_id, WorkerId after_worker,
+                                                  int64_t limit) override;
+  Result<std::vector<AuditEntry>> Timeline(const std::string& run_id) override;
+  Result<std::vector<std::pair<int64_t, int64_t>>> Throughput(const std::string& run_id,
+                                                              int64_t bucket_micros) override;
   Result<ReviewResult> Review(const ReviewRequest& request) override;
   Result<int64_t> EndSession(const std::string& run_id, const std::string& session) override;
   Result<int64_t> SessionSubmissions(const std::string& run_id, const WorkerRef& worker,
