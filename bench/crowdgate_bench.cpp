@@ -17,6 +17,8 @@
 //   aggregate      label aggregation of 1M judgments (100k items x 10 workers, 3 classes): majority vote,
 //                  Dawid-Skene and Wawa compute on one core, the whole `crowdgate aggregate --input` command,
 //                  accuracy of each against the simulated truth
+//   dashboard      every requester API call of the dashboard over HTTP on a run of 1M submitted units by 10k
+//                  workers: p50/p99 per call (target < 200 ms each)
 //
 // Each workload prints one JSON line (`{"workload": ..., "median": ..., ...}`) and a row of the
 // table printed at the end. --smoke runs tiny sizes and checks correctness only (ctest bench_smoke):
@@ -38,6 +40,7 @@
 #include <nlohmann/json.hpp>
 
 #include "aggregate_workload.hpp"
+#include "dashboard_workload.hpp"
 #include "eligibility_workload.hpp"
 #include "bench_util.hpp"
 #include "cli/import_file.hpp"
@@ -600,6 +603,22 @@ void Aggregate(const Args& a) {
   Report(a, cmd, figures);
 }
 
+void Dashboard(const Args& a) {
+  const int64_t units = a.smoke ? 5000 : 1'000'000;
+  const int64_t workers = a.smoke ? 100 : 10'000;
+  const DashboardFigures f = RunDashboardWorkload(units, workers, a.smoke ? 5 : 50);
+  for (const auto& e : f.errors) Check(false, "dashboard: " + e);
+  for (const DashboardCall& c : f.calls) {
+    Row row{"dashboard/" + c.name, "p50 ms per call", Stats{c.p50_ms, c.p50_ms, c.p99_ms}, "ms", "< 200 ms", true, ""};
+    row.met = c.p99_ms < 200;
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(1) << "p99 " << c.p99_ms << " ms, max " << c.max_ms << " ms";
+    row.note = os.str();
+    Report(a, row, {{"units", units}, {"workers", workers}, {"p50_ms", c.p50_ms}, {"p99_ms", c.p99_ms},
+                    {"max_ms", c.max_ms}, {"errors", c.errors}, {"fill_s", f.fill_s}});
+  }
+}
+
 void PrintTable() {
   std::cout << "\n" << std::left << std::setw(30) << "workload" << std::setw(36) << "metric" << std::right
             << std::setw(14) << "median" << std::setw(10) << "spread" << "  " << std::left << std::setw(13)
@@ -644,7 +663,7 @@ int Main(int argc, char** argv) {
     } else if (arg == "-h" || arg == "--help") {
       std::cout << "usage: crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]\n"
                    "workloads: eligibility gold-decision http-work http-saturate group-commit grant-import launch memory "
-                   "scaling http-work-pg aggregate\n";
+                   "scaling http-work-pg aggregate dashboard\n";
       return 0;
     } else {
       a.workloads.push_back(arg);
@@ -653,7 +672,7 @@ int Main(int argc, char** argv) {
   if (a.smoke && a.runs == 5) a.runs = 1;
   const std::vector<std::string> all = {"eligibility",  "gold-decision", "http-work", "http-saturate",
                                         "group-commit", "grant-import",  "launch",    "memory",
-                                        "scaling",      "http-work-pg",  "aggregate"};
+                                        "scaling",      "http-work-pg",  "aggregate", "dashboard"};
   const bool named = !a.workloads.empty();
   if (a.workloads.empty()) a.workloads = all;
   for (const auto& w : a.workloads) {
@@ -673,6 +692,7 @@ int Main(int argc, char** argv) {
     if (w == "memory") Memory(a);
     if (w == "scaling") Scaling(a);
     if (w == "aggregate") Aggregate(a);
+    if (w == "dashboard") Dashboard(a);
     if (w == "http-work-pg") {
       g_failures += HttpWorkPg({a.smoke, a.runs, named}, [&](const MultiRow& r) {
         const Row row{r.workload, r.metric, r.stats, r.unit, r.target, r.met, r.note};

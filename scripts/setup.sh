@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev librapidcheck-dev libbenchmark-dev
   clang libclang-rt-14-dev
   curl libcurl4-openssl-dev python3-pytest
+  nodejs npm chromium
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,11 +22,14 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   echo "setup: all ${#PACKAGES[@]} packages present"
-  exit 0
+else
+  echo "setup: installing ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q || echo "setup: apt-get update failed, trying with the cached lists"
+  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-echo "setup: installing ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -q || echo "setup: apt-get update failed, trying with the cached lists"
-$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+# npm packages, pinned by tests/browser/package-lock.json: playwright-core (browser tests) and uPlot
+# (the dashboard's plots, copied into web/vendor/ and embedded by the build).
+"$(dirname "$0")/fetch_web_vendor.sh"

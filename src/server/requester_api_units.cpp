@@ -50,7 +50,8 @@ void AddRequesterUnitRoutes(Router& router, const RequesterContext& ctx) {
                return JsonResponse(200, out);
              }));
 
-  // The run's template filled with what the worker saw and what they answered (answers win).
+  // The run's template filled with what the worker saw and what they answered (an answer never
+  // replaces an input: the page shows what the worker was really shown).
   router.Add("GET", "/api/v1/requester/agents/{agent_id}/preview",
              Route(ctx, [d](const HttpRequest& req) -> Result<HttpResponse> {
                nlohmann::json inputs;
@@ -58,7 +59,9 @@ void AddRequesterUnitRoutes(Router& router, const RequesterContext& ctx) {
                CG_ASSIGN_OR_RETURN(std::shared_ptr<const RunView> view, d->RunViewOf(row.run_id));
                nlohmann::json fields = inputs.is_object() ? inputs : nlohmann::json::object();
                if (row.data.is_object()) {
-                 for (const auto& [k, v] : row.data.items()) fields[k] = v;
+                 for (const auto& [k, v] : row.data.items()) {
+                   if (!fields.contains(k)) fields[k] = v;
+                 }
                }
                std::string html = view->task_html.empty()
                                       ? "<!doctype html><meta charset=\"utf-8\"><pre>" + HtmlEscape(fields.dump(2)) + "</pre>"
