@@ -165,6 +165,7 @@ function bucketTimes(items) {
 async function reviewPage(token, runId, params) {
   const status = params.get('status') || 'completed';
   const worker = params.get('worker') || '';
+  const kind = params.get('kind') || 'unit';  // "any": golds and screening units too
   let cursor = params.get('cursor') || '';
   let rows = [];
   let index = 0;
@@ -172,10 +173,11 @@ async function reviewPage(token, runId, params) {
   const filters = h('form', { class: 'inline', onsubmit: (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
-    location.hash = `#/review/${enc(runId)}` + q({ status: f.get('status'), worker: f.get('worker') });
+    location.hash = `#/review/${enc(runId)}` + q({ status: f.get('status'), worker: f.get('worker'), kind: f.get('kind') });
   } },
   h('select', { name: 'status', 'aria-label': 'Status' }, ['completed', 'approved', 'rejected', 'soft_rejected', ''].map((s) => h('option', { value: s, selected: s === status }, s || 'any status'))),
   h('input', { name: 'worker', placeholder: 'worker', value: worker, 'aria-label': 'Worker' }),
+  h('select', { name: 'kind', 'aria-label': 'Kind' }, ['unit', 'gold', 'screening', 'any'].map((k) => h('option', { value: k, selected: k === kind }, k))),
   h('button', { type: 'submit' }, 'Show'));
   const listEl = h('div', { class: 'table-wrap' });
   const detail = h('div', { class: 'card', id: 'review-detail' });
@@ -186,7 +188,7 @@ async function reviewPage(token, runId, params) {
   filters, msg, h('div', { class: 'review' }, detail, listEl));
 
   async function load() {
-    const page = await api.get(`/api/v1/requester/runs/${enc(runId)}/units` + q({ status: status === 'approved' ? 'approved' : status, worker, kind: 'unit', limit: 50, cursor }));
+    const page = await api.get(`/api/v1/requester/runs/${enc(runId)}/units` + q({ status, worker, kind: kind === 'any' ? '' : kind, limit: 50, cursor }));
     if (token !== pageToken) return;
     rows = page.items;
     next = page.next_cursor;

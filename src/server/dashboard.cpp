@@ -58,14 +58,7 @@ std::string SessionCookie(const std::string& value, int64_t max_age_s) {
 }  // namespace
 
 void AddDashboardRoutes(Router& router, const RequesterContext& ctx) {
-  router.Add("GET", "/dashboard", [](const HttpRequest&) {
-    HttpResponse r;
-    r.status = 302;
-    r.content_type = "text/plain";
-    r.body = "see /dashboard/\n";
-    r.headers.emplace_back("Location", "/dashboard/");
-    return r;
-  });
+  // "/dashboard" and "/dashboard/" are one route (the router skips empty segments).
   router.Add("GET", "/dashboard/", [](const HttpRequest&) { return Serve("index.html"); });
   router.Add("GET", "/dashboard/{file}", [](const HttpRequest& req) { return Serve(req.path_params.at("file")); });
   router.Add("GET", "/dashboard/{dir}/{file}", [](const HttpRequest& req) {

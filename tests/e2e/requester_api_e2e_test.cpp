@@ -154,7 +154,8 @@ TEST_F(RequesterApiE2eTest, ListsPageWithACursorAndFilter) {
   auto tp = c.Get("/api/v1/requester/runs/" + run_ + "/throughput?bucket_s=3600", Auth());
   ASSERT_TRUE(tp.ok());
   int64_t total = 0;
-  for (const auto& p : Body(*tp)["points"]) total += p["submitted"].get<int64_t>();
+  const json points = Body(*tp)["points"];
+  for (const auto& p : points) total += p["submitted"].get<int64_t>();
   EXPECT_EQ(total, 12);
 
   // Runs and qualifications page too.
