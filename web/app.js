@@ -362,10 +362,12 @@ function historyTable(items) {
 
 // ---- worker ----------------------------------------------------------------------------------
 async function workerPage(token, name) {
-  const w = await api.get(`/api/v1/requester/workers/${enc(name)}`);
+  const [w, all] = await Promise.all([api.get(`/api/v1/requester/workers/${enc(name)}`),
+    api.get('/api/v1/requester/runs' + q({ status: 'open', limit: 100 }))]);
   if (token !== pageToken) return;
   const msg = h('p', { id: 'worker-msg', role: 'status' });
-  const runs = w.runs.map((r) => r.run_id);
+  // Their runs first, then every other open run: a worker can be blocked before they ever come.
+  const runs = [...new Set([...w.runs.map((r) => r.run_id), ...all.items.map((r) => r.run_id)])];
   const block = h('form', { class: 'inline', id: 'block', onsubmit: async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
@@ -380,7 +382,7 @@ async function workerPage(token, name) {
   h('input', { name: 'reason', placeholder: 'reason', required: true, 'aria-label': 'Reason' }),
   h('input', { name: 'expires', placeholder: 'expires (optional)', 'aria-label': 'Expires' }),
   h('button', { class: 'danger', type: 'submit' }, 'Block'));
-  const linkOut = h('pre', { id: 'link' });
+  const linkOut = h('pre', { id: 'link', hidden: true });
   const link = h('form', { class: 'inline', onsubmit: async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
@@ -388,10 +390,11 @@ async function workerPage(token, name) {
       const res = await api.post(`/api/v1/requester/runs/${enc(f.get('run_id'))}/links`, { worker: name.replace(/^local:/, '') });
       linkOut.textContent = location.origin + res.link;
     } catch (err) { linkOut.textContent = `${err.code}: ${err.message}`; }
+    linkOut.hidden = false;
   } }, h('select', { name: 'run_id', 'aria-label': 'Run for the link' }, runs.map((r) => h('option', { value: r }, r))), h('button', { type: 'submit' }, 'Make a signed link'));
   const units = h('div');
   show(h('h1', {}, w.worker),
-    h('div', { class: 'card' }, h('h2', {}, 'Block'), runs.length ? block : h('p', { class: 'muted' }, 'Not in any run yet.'), msg,
+    h('div', { class: 'card' }, h('h2', {}, 'Block'), runs.length ? block : h('p', { class: 'muted' }, 'No open run to block them from.'), msg,
       h('h2', {}, 'Link'), runs.length ? link : null, linkOut),
     h('h2', {}, 'Runs and gold record'), sortableTable([
       { key: 'run_id', label: 'Run', render: (r) => h('a', { href: `#/run/${enc(r.run_id)}` }, r.run_id) },

@@ -24,12 +24,19 @@ export function throughputChart(points, bucketS, width, label = 'submitted') {
     ys.push(byT.get(t) || 0);
     t += bucketS;
   }
+  // One bucket alone would stretch the time axis over years: show its neighbours as zeros.
+  if (xs.length < 3) {
+    xs.unshift(xs[0] - bucketS);
+    ys.unshift(0);
+    xs.push(xs[xs.length - 1] + bucketS);
+    ys.push(0);
+  }
   const w = Math.max(240, Math.min(width, (document.getElementById('main').clientWidth || width) - 40));
   // uPlot measures its container: create it once attached.
   requestAnimationFrame(() => {
     const opts = { width: w, height: 180, legend: { show: false }, scales: { x: { time: true } },
       series: [{}, { label, stroke: '#2456d3', fill: 'rgba(36,86,211,0.12)', width: 2 }],
-      axes: [{}, { size: 40 }] };
+      axes: [{}, { size: 56 }] };
     new uPlot(opts, [xs, ys], box);
   });
   return box;
