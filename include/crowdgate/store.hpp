@@ -267,10 +267,10 @@ class Store {
   // workers (keyset pagination: pass the last worker_id of a page to get the next).
   virtual Result<std::vector<WorkerRunStats>> ListRunWorkerStats(const std::string& run_id, WorkerId after_worker,
                                                                  int64_t limit) = 0;
-  // Submitted agents of the run (every kind) per time bucket of `bucket_micros`: {bucket start, count},
-  // oldest first.
+  // Agents of the run (every kind) submitted at or after `since`, per time bucket of `bucket_micros`:
+  // {bucket start, count}, oldest first. Reads only those submissions (an index on submission time).
   virtual Result<std::vector<std::pair<int64_t, int64_t>>> RunThroughput(const std::string& run_id,
-                                                                         int64_t bucket_micros) = 0;
+                                                                         int64_t bucket_micros, int64_t since) = 0;
   // Unit counts by status for the run: {status, count}.
   virtual Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) = 0;
   // Sets the status of submitted units (review) and of the agents that submitted them

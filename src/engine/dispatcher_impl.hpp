@@ -5,6 +5,7 @@
 // in the status it had before the check (so a racing second submit gets Conflict).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -53,6 +54,13 @@ class DispatcherImpl : public Dispatcher {
  private:
   Result<std::shared_ptr<RunState>> RunLocked(const std::string& run_id);
   Result<WorkerId> WorkerIdLocked(const WorkerRef& ref);
+  // Throughput buckets that can no longer change (they ended well before now), per (run, bucket size):
+  // a call reads only the submissions after them.
+  struct ThroughputCache {
+    int64_t complete_until = 0;
+    std::map<int64_t, int64_t> buckets;
+  };
+  std::map<std::pair<std::string, int64_t>, ThroughputCache> throughput_cache_;
   Result<int64_t> ExpireOverdueLocked();
   Status MaybeExpireLocked();
   Result<WorkResponse> DecideLocked(const RunState& run, const WorkRequest& request, WorkerId worker);

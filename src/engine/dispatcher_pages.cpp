@@ -89,10 +89,30 @@ Result<std::vector<AuditEntry>> DispatcherImpl::Timeline(const std::string& run_
 
 Result<std::vector<std::pair<int64_t, int64_t>>> DispatcherImpl::Throughput(const std::string& run_id,
                                                                             int64_t bucket_micros) {
+  if (bucket_micros <= 0) return Status::InvalidArgument("throughput bucket must be above 0");
   Lock l(core_.mu());
-  Result<std::vector<std::pair<int64_t, int64_t>>> r = core_.store().RunThroughput(run_id, bucket_micros);
-  if (!r.ok()) return RunNotFound(r.status(), run_id);
-  return r;
+  if (throughput_cache_.size() > 256) throughput_cache_.clear();
+  ThroughputCache& cache = throughput_cache_[{run_id, bucket_micros}];
+  // complete_until is a bucket boundary: every bucket from it on is counted whole by this query.
+  Result<std::vector<std::pair<int64_t, int64_t>>> fresh =
+      core_.store().RunThroughput(run_id, bucket_micros, cache.complete_until);
+  if (!fresh.ok()) {
+    throughput_cache_.erase({run_id, bucket_micros});
+    return RunNotFound(fresh.status(), run_id);
+  }
+  std::map<int64_t, int64_t> all = cache.buckets;
+  for (const auto& [b, n] : *fresh) all[b] = n;
+  // A submission's time is the moment it is decided; one committed a little later (group commit, a
+  // check command) still lands within this margin, so buckets older than it are final.
+  constexpr int64_t kSettleMicros = 30 * kMicrosPerSecond;
+  const int64_t settled = (core_.env().NowMicros() - kSettleMicros) / bucket_micros * bucket_micros;
+  if (settled > cache.complete_until) {
+    for (const auto& [b, n] : *fresh) {
+      if (b < settled) cache.buckets[b] = n;
+    }
+    cache.complete_until = settled;
+  }
+  return std::vector<std::pair<int64_t, int64_t>>(all.begin(), all.end());
 }
 
 }  // namespace crowdgate

@@ -47,6 +47,15 @@ const WebAsset* FindAsset(const std::string& path) {
 
 HttpResponse Serve(const std::string& path) {
   const WebAsset* a = FindAsset(path);
+  if (a == nullptr && path.starts_with("vendor/")) {
+    // A build made without scripts/setup.sh has no uPlot: an empty file keeps the page working (the
+    // plots say what is missing) instead of a failed load.
+    static const unsigned char kEmpty[] = "/* uPlot not embedded: run scripts/setup.sh and rebuild */\n";
+    static const WebAsset empty{"vendor/missing", kEmpty, sizeof(kEmpty) - 1};
+    HttpResponse r = Asset(empty);
+    r.content_type = ContentType(path);
+    return r;
+  }
   if (a == nullptr) return ErrorResponse(Status::NotFound("no such dashboard file: " + path));
   return Asset(*a);
 }

@@ -1214,10 +1214,13 @@ TEST_P(StoreContractTest, RunThroughputCountsSubmissionsPerBucket) {
     ASSERT_TRUE(store_->FinishAgent(f).ok());
   }
   Reserve("run_a", alice);  // not submitted: not counted
-  Result<std::vector<std::pair<int64_t, int64_t>>> t = store_->RunThroughput("run_a", 60 * kSec);
+  Result<std::vector<std::pair<int64_t, int64_t>>> t = store_->RunThroughput("run_a", 60 * kSec, 0);
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(*t, (std::vector<std::pair<int64_t, int64_t>>{{base, 2}, {base + 60 * kSec, 1}}));
-  EXPECT_TRUE(store_->RunThroughput("run_a", 0).status().IsInvalidArgument());
+  // Only submissions at or after `since`.
+  EXPECT_EQ(*store_->RunThroughput("run_a", 60 * kSec, base + 2),
+            (std::vector<std::pair<int64_t, int64_t>>{{base, 1}, {base + 60 * kSec, 1}}));
+  EXPECT_TRUE(store_->RunThroughput("run_a", 0, 0).status().IsInvalidArgument());
 }
 
 // ---- provider outbox, secrets, provider state, sessions ------------------------------------------
@@ -1839,17 +1842,17 @@ TEST_F(SqliteStoreTest, MigrationThreeUpgradesAVersionTwoDatabaseWithItsRuns) {
     ASSERT_TRUE(s.ok());
     ASSERT_TRUE((*s)->CreateRun(RunRecord{"run_old", "task", "{}"}, {"{}"}, 1).ok());
   }
-  // Take the file back to schema version 2: what migration 3 added goes away.
+  // Take the file back to schema version 2: what migrations 3 and 4 added goes away.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE outbox; DROP TABLE secrets; ALTER TABLE runs DROP COLUMN provider_state; "
-                         "DELETE FROM schema_version WHERE version = 3",
+                         "DROP INDEX agents_submitted_by_run; DELETE FROM schema_version WHERE version >= 3",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(db);
   sqlite3_close(db);
-  ASSERT_EQ(SqliteStore::kSchemaVersion, 3);
+  ASSERT_EQ(SqliteStore::kSchemaVersion, 4);
   Result<std::unique_ptr<Store>> s = Store::Open(path, &env_);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ((*s)->GetRun("run_old")->provider_state_json, "{}");

@@ -610,7 +610,8 @@ constexpr Sql kRunWorkerStats{
     "GROUP BY a.worker_id, w.provider, w.name ORDER BY a.worker_id LIMIT $3"};
 constexpr Sql kRunThroughput{"cg_run_throughput",
                              "SELECT (a.submitted_at / $2) * $2 AS b, COUNT(*) FROM agents a "
-                             "WHERE a.run = $1 AND a.submitted_at IS NOT NULL GROUP BY b ORDER BY b"};
+                             "WHERE a.run = $1 AND a.submitted_at IS NOT NULL AND a.submitted_at >= $3 "
+                             "GROUP BY b ORDER BY b"};
 
 }  // namespace
 
@@ -662,13 +663,13 @@ Result<std::vector<WorkerRunStats>> PgStore::ListRunWorkerStats(const std::strin
 }
 
 Result<std::vector<std::pair<int64_t, int64_t>>> PgStore::RunThroughput(const std::string& run_id,
-                                                                        int64_t bucket_micros) {
+                                                                        int64_t bucket_micros, int64_t since) {
   std::vector<std::pair<int64_t, int64_t>> out;
   if (bucket_micros <= 0) return Status::InvalidArgument("throughput bucket must be above 0");
   CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
     out.clear();
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
-    for (const pqxx::row& row : tx.Run(kRunThroughput, Args(rid, bucket_micros))) {
+    for (const pqxx::row& row : tx.Run(kRunThroughput, Args(rid, bucket_micros, since))) {
       out.emplace_back(Int(row[0]), Int(row[1]));
     }
     return Status::Ok();

@@ -172,8 +172,14 @@ CREATE INDEX outbox_undelivered ON outbox (id) WHERE state IN ('pending', 'retry
 CREATE INDEX outbox_undelivered_by_key ON outbox (order_key, id) WHERE state IN ('pending', 'retrying');
 )sql";
 
+// Migration 4: the dashboard's throughput series reads only the newest submissions of a run
+// (RunThroughput with `since`), not every agent of it.
+constexpr const char* kMigration4 = R"sql(
+CREATE INDEX agents_submitted_by_run ON agents (run, submitted_at) WHERE submitted_at IS NOT NULL;
+)sql";
+
 // Ordered; entry i upgrades version i to i + 1. Never edit a shipped migration: append one.
-constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
+constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3, kMigration4};
 
 constexpr size_t kProgressEvery = 10000;
 
@@ -1942,15 +1948,16 @@ Result<std::vector<WorkerRunStats>> SqliteStore::ListRunWorkerStats(const std::s
 }
 
 Result<std::vector<std::pair<int64_t, int64_t>>> SqliteStore::RunThroughput(const std::string& run_id,
-                                                                            int64_t bucket_micros) {
+                                                                            int64_t bucket_micros, int64_t since) {
   std::vector<std::pair<int64_t, int64_t>> out;
   if (bucket_micros <= 0) return Status::InvalidArgument("throughput bucket must be above 0");
   CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
     out.clear();
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
     CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT (a.submitted_at / ?2) * ?2, COUNT(*) FROM agents a "
-                                             "WHERE a.run = ?1 AND a.submitted_at IS NOT NULL GROUP BY 1 ORDER BY 1"));
-    q.Bind(1, rid).Bind(2, bucket_micros);
+                                             "WHERE a.run = ?1 AND a.submitted_at IS NOT NULL AND a.submitted_at >= ?3 "
+                                             "GROUP BY 1 ORDER BY 1"));
+    q.Bind(1, rid).Bind(2, bucket_micros).Bind(3, since);
     while (true) {
       CG_ASSIGN_OR_RETURN(bool row, q.Next());
       if (!row) return Status::Ok();

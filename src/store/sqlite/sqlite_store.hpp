@@ -124,8 +124,8 @@ class SqliteStore final : public Store {
                                   int64_t limit) override;
   Result<std::vector<WorkerRunStats>> ListRunWorkerStats(const std::string& run_id, WorkerId after_worker,
                                                          int64_t limit) override;
-  Result<std::vector<std::pair<int64_t, int64_t>>> RunThroughput(const std::string& run_id,
-                                                                 int64_t bucket_micros) override;
+  Result<std::vector<std::pair<int64_t, int64_t>>> RunThroughput(const std::string& run_id, int64_t bucket_micros,
+                                                                 int64_t since) override;
   Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
                               const std::string& new_status, const std::vector<OutboxRow>& outbox = {}) override;
   Status SetRunProviderState(const std::string& run_id, const std::string& state_json) override;
