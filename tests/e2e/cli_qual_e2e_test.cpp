@@ -116,6 +116,10 @@ TEST_F(CliQualTest, DemoRunsTheExampleAndReports) {
   EXPECT_NE(demo.out.find("What quality control did, per worker"), std::string::npos);
   EXPECT_NE(demo.out.find("without disqualified workers"), std::string::npos);
   EXPECT_NE(demo.out.find("Units: completed=900"), std::string::npos) << demo.out;  // every unit was done
+  // It ends with where to see the run; stdout is not a terminal here, so it stopped serving at once.
+  EXPECT_NE(demo.out.find("Dashboard: http://127.0.0.1:"), std::string::npos) << demo.out;
+  EXPECT_NE(demo.out.find("/dashboard/#/run/run_"), std::string::npos) << demo.out;
+  EXPECT_NE(demo.out.find("serving stopped"), std::string::npos) << demo.out;
 }
 
 }  // namespace
