@@ -10,7 +10,7 @@ FUZZ_TARGETS ?= config_fuzz requirement_fuzz csv_jsonl_fuzz http_fuzz
 FUZZ_SHORT_SECONDS ?= 10
 FUZZ_SECONDS ?= 600
 
-.PHONY: setup build build-cli build-asan build-tsan build-fuzz test test-release test-pg test-asan test-tsan test-fuzz fuzz-long demo tour bench bench-pg clean
+.PHONY: setup build build-cli build-asan build-tsan build-fuzz test test-release test-browser test-pg test-asan test-tsan test-fuzz fuzz-long demo tour bench bench-pg clean
 
 setup:
 	bash scripts/setup.sh
@@ -47,6 +47,10 @@ build-fuzz: setup
 # Everything but the PostgreSQL tests (test-pg runs those, with a server).
 test-release: build
 	cd build/release && ctest $(CTEST_FLAGS) -LE postgres
+
+# The dashboard in Chromium alone (also part of test-release).
+test-browser: build
+	cd build/release && ctest $(CTEST_FLAGS) -L browser
 
 # The tests labelled postgres, against a throwaway PostgreSQL cluster (scripts/with_pg.sh starts it,
 # sets CROWDGATE_TEST_PG, and stops and removes it afterwards).

@@ -113,6 +113,21 @@ struct ReviewRequest {
   std::optional<double> bonus;     // paid once per reviewed provider session, in the study's currency
 };
 
+// One page of a run's agents for the requester (filters as AgentFilter; worker by name).
+struct AgentListRequest {
+  std::string run_id;
+  std::string status;
+  std::string kind;
+  std::string worker;   // "alice" or "prolific:PID"; "" = every worker
+  int64_t cursor = 0;   // 0 = from the start, else a next_cursor
+  int64_t limit = 100;
+};
+
+struct AgentListPage {
+  std::vector<ExportRow> rows;
+  int64_t next_cursor = 0;  // 0 = no more
+};
+
 struct ReviewResult {
   int64_t reviewed = 0;        // units whose status changed
   int64_t provider_rows = 0;   // changes queued for the provider (approvals, rejections, bonuses)
@@ -155,6 +170,20 @@ class Dispatcher {
   virtual Result<std::vector<RunSummary>> ListRuns() = 0;
   virtual Result<RunSummary> Summarize(const std::string& run_id) = 0;
   virtual Result<std::vector<ExportRow>> Export(const std::string& run_id) = 0;
+  // Requester pages: each reads one page or one SQL aggregate, never every row of the run.
+  virtual Result<AgentListPage> ListAgents(const AgentListRequest& request) = 0;
+  // One agent of any run, as an export row (NotFound if there is none); *inputs (if given) gets
+  // what the worker was shown (the item, or the gold / screening / onboarding inputs).
+  virtual Result<ExportRow> AgentRow(const std::string& agent_id, nlohmann::json* inputs) = 0;
+  // Per-worker figures of the run, workers with id > after_worker, at most `limit`.
+  virtual Result<std::vector<WorkerRunStats>> WorkerStats(const std::string& run_id, WorkerId after_worker,
+                                                          int64_t limit) = 0;
+  // The run's disqualifications and blocks, oldest first: grants of its block qualification, its
+  // onboarding-failed and gold-disqualified qualifications (and their revocations).
+  virtual Result<std::vector<AuditEntry>> Timeline(const std::string& run_id) = 0;
+  // Submissions per time bucket ({bucket start micros, count}), oldest first.
+  virtual Result<std::vector<std::pair<int64_t, int64_t>>> Throughput(const std::string& run_id,
+                                                                      int64_t bucket_micros) = 0;
   // Sets the units' status and, for a run whose provider reviews (ProviderReviews: Prolific), queues
   // the provider's side (approve / reject the participant's submission, a bonus) in the same
   // transaction. The provider's own rules (Prolific: a rejection needs a reason of at least 100

@@ -123,6 +123,35 @@ struct OutboxCounts {
   std::optional<int64_t> oldest_undelivered_at;  // created_at of the oldest pending/retrying row
 };
 
+// Which agents of a run a page lists (ListRunAgents); empty / nullopt fields match everything.
+struct AgentFilter {
+  std::string status;               // an agent status (in_task, completed, approved, rejected, ...)
+  std::string kind;                 // unit | gold | screening | onboarding (a unit deciding a screening is "screening")
+  std::optional<WorkerId> worker;
+};
+
+// One page of a run's agents in creation order; next_cursor is 0 when there are no more.
+struct AgentPage {
+  std::vector<AgentRecord> agents;
+  int64_t next_cursor = 0;
+};
+
+// What one worker did in one run, counted by SQL (ListRunWorkerStats).
+struct WorkerRunStats {
+  WorkerId worker_id = 0;
+  WorkerRef worker;
+  int64_t units_submitted = 0;   // kind unit (not screening), submitted
+  int64_t units_open = 0;        // any kind, still in_task / onboarding
+  int64_t golds_right = 0;
+  int64_t golds_wrong = 0;
+  int64_t screening_passed = 0;
+  int64_t screening_failed = 0;
+  std::string onboarding;        // "" (none) | passed | failed | in_task ... (the last onboarding agent's status)
+  int64_t unit_seconds_total_micros = 0;  // sum of (submitted_at - created_at) over submitted units
+  int64_t first_seen = 0;        // created_at of their first agent
+  int64_t last_seen = 0;         // latest created_at / submitted_at
+};
+
 struct CompletedCount {
   WorkerId worker_id;
   int64_t count;
@@ -236,6 +265,18 @@ class Store {
   virtual Result<int64_t> CountWorkerUnitsForTask(const std::string& task_name, WorkerId worker) = 0;
   // Every agent of the run (for export/status), oldest first.
   virtual Result<std::vector<AgentRecord>> RunAgents(const std::string& run_id) = 0;
+  // One page of the run's agents matching `filter`, in creation order, after `cursor` (0 = from the
+  // start; otherwise a next_cursor of an earlier page), at most `limit`. Reads the page, not the run.
+  virtual Result<AgentPage> ListRunAgents(const std::string& run_id, const AgentFilter& filter, int64_t cursor,
+                                          int64_t limit) = 0;
+  // Per-worker figures of the run for workers with id > after_worker, by worker id, at most `limit`
+  // workers (keyset pagination: pass the last worker_id of a page to get the next).
+  virtual Result<std::vector<WorkerRunStats>> ListRunWorkerStats(const std::string& run_id, WorkerId after_worker,
+                                                                 int64_t limit) = 0;
+  // Agents of the run (every kind) submitted at or after `since`, per time bucket of `bucket_micros`:
+  // {bucket start, count}, oldest first. Reads only those submissions (an index on submission time).
+  virtual Result<std::vector<std::pair<int64_t, int64_t>>> RunThroughput(const std::string& run_id,
+                                                                         int64_t bucket_micros, int64_t since) = 0;
   // Unit counts by status for the run: {status, count}.
   virtual Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) = 0;
   // Sets the status of submitted units (review) and of the agents that submitted them

@@ -1,7 +1,12 @@
 // `crowdgate demo`: the sentiment example end to end — a fresh database, a block list,
 // a launched run, the real HTTP server, a simulated crowd of good, careless, spamming and
 // instantly answering workers, and a report of what quality control did.
+#include <pthread.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 
 #include <CLI/CLI.hpp>
@@ -32,6 +37,8 @@ struct DemoArgs {
   int spammers = 3;
   int instant = 2;
   uint64_t seed = 7;
+  bool exit_at_once = false;  // --exit: stop serving as soon as the report is printed
+  int port = 0;
   int time_scale = 100;
   int think_ms = 60;
 };
@@ -51,8 +58,23 @@ class FastClockEnv : public EnvWrapper {
   int64_t start_;
 };
 
+// SIGINT/SIGTERM blocked in every thread started after this call, so sigwait() here receives them.
+sigset_t BlockDemoStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
 Status RunDemo(const DemoArgs& a) {
   namespace fs = std::filesystem;
+  // On a terminal, keep serving after the report so the newcomer can open the dashboard; in scripts
+  // and CI (stdout not a terminal) or with --exit, stop at once as before.
+  const bool keep_serving = !a.exit_at_once && isatty(STDOUT_FILENO) == 1;
+  sigset_t stop_signals;
+  if (keep_serving) stop_signals = BlockDemoStopSignals();
   const std::string config_path = a.example + "/config.yaml";
   if (!fs::exists(config_path)) return Status::InvalidArgument("--example " + a.example + ": no config.yaml there");
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(a.db + suffix);
@@ -85,7 +107,8 @@ Status RunDemo(const DemoArgs& a) {
   CG_ASSIGN_OR_RETURN(std::unique_ptr<ProviderHub> providers,
                       ProviderHub::Open(std::move(po), engine.get(), dispatcher.get()));
   TaskServerOptions so;
-  so.http.port = 0;
+  so.http.port = a.port;
+  if (const char* t = std::getenv("CROWDGATE_REQUESTER_TOKEN")) so.requester_token = t;
   so.providers = providers.get();
   TaskServer server(engine.get(), dispatcher.get(), so);
   CG_RETURN_IF_ERROR(server.Start());
@@ -140,7 +163,6 @@ Status RunDemo(const DemoArgs& a) {
                                   R"({"provider": "local", "worker": "spammer-known"})",
                                   {{"Content-Type", "application/json"}}));
   std::cout << "   local:spammer-known asked for work: " << refused.body << "\n";
-  server.Stop();
 
   QualityReportInput in;
   in.run_id = launched.run_id;
@@ -157,6 +179,16 @@ Status RunDemo(const DemoArgs& a) {
   std::cout << "\nExplore it: crowdgate --db " << a.db
             << " status | qual history sentiment-blocked | qual history sentiment-gold-disqualified | export "
             << launched.run_id << "\n";
+  const std::string dashboard = "http://127.0.0.1:" + std::to_string(server.port()) + "/dashboard/#/run/" + launched.run_id;
+  std::cout << "\nDashboard: " << dashboard << "\n  log in with the requester token " << server.requester_token() << "\n";
+  if (keep_serving) {
+    std::cout << "Serving until Ctrl-C (--exit stops at once)." << std::endl;
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+  } else {
+    std::cout << "(serving stopped: run `crowdgate --db " << a.db << " serve` to open the dashboard again)\n";
+  }
+  server.Stop();
   return Status::Ok();
 }
 
@@ -173,6 +205,8 @@ void AddDemoCommand(CLI::App& app, CliContext& ctx) {
   cmd->add_option("--spammers", a->spammers, "Spamming workers (default 3)")->check(CLI::Range(0, 1000));
   cmd->add_option("--instant", a->instant, "Instant answerers (default 2)")->check(CLI::Range(0, 1000));
   cmd->add_option("--seed", a->seed, "Random seed (default 7)");
+  cmd->add_flag("--exit", a->exit_at_once, "Stop serving as soon as the report is printed (the default when stdout is not a terminal)");
+  cmd->add_option("--port", a->port, "Port to serve the run and the dashboard on (default 0: a free one)")->check(CLI::Range(0, 65535));
   cmd->callback([&ctx, a] {
     ctx.action = [&ctx, a] {
       Status s = RunDemo(*a);

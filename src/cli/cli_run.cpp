@@ -72,6 +72,7 @@ struct ServeArgs {
   int max_connections_per_ip = 256;
   std::string public_url;         // where providers send workers ("" = provider.public_url)
   int provider_poll_ms = 5000;    // how often the drainer reads providers (returned submissions)
+  bool metrics_public = false;    // GET /metrics without the requester token
 };
 
 void AddServeOptions(CLI::App* cmd, ServeArgs* a) {
@@ -89,6 +90,8 @@ void AddServeOptions(CLI::App* cmd, ServeArgs* a) {
   cmd->add_option("--provider-poll-ms", a->provider_poll_ms,
                   "How often returned and timed-out Prolific submissions are looked for (default 5000)")
       ->check(CLI::Range(50, 3600000));
+  cmd->add_flag("--metrics-public", a->metrics_public,
+                "Serve GET /metrics without the requester token (for a Prometheus inside your network)");
 }
 
 int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::string& only_run) {
@@ -102,6 +105,7 @@ int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::st
   options.http.max_connections_per_ip = args.max_connections_per_ip;
   if (const char* t = std::getenv("CROWDGATE_REQUESTER_TOKEN")) options.requester_token = t;
   options.providers = o.providers.get();
+  options.metrics_public = args.metrics_public;
   TaskServer server(o.engine.get(), o.dispatcher.get(), options);
   Status s = server.Start();
   if (!s.ok()) return Fail(s);
@@ -117,6 +121,7 @@ int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::st
   if (options.requester_token.empty() || std::getenv("CROWDGATE_REQUESTER_TOKEN") == nullptr) {
     std::cerr << "  requester token (set CROWDGATE_REQUESTER_TOKEN to choose one): " << server.requester_token() << "\n";
   }
+  std::cerr << "  dashboard: http://" << host << ":" << server.port() << "/dashboard/\n";
   std::cerr << "Press Ctrl-C to stop.\n";
   if (only_run.empty()) {
     int sig = 0;

@@ -5,6 +5,7 @@
 // in the status it had before the check (so a racing second submit gets Conflict).
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -14,6 +15,9 @@
 #include "engine/run_state.hpp"
 
 namespace crowdgate {
+
+// An agent as `crowdgate export` shows it.
+ExportRow ToExportRow(const AgentRecord& a);
 
 class DispatcherImpl : public Dispatcher {
  public:
@@ -33,6 +37,13 @@ class DispatcherImpl : public Dispatcher {
   Result<std::vector<RunSummary>> ListRuns() override;
   Result<RunSummary> Summarize(const std::string& run_id) override;
   Result<std::vector<ExportRow>> Export(const std::string& run_id) override;
+  Result<AgentListPage> ListAgents(const AgentListRequest& request) override;
+  Result<ExportRow> AgentRow(const std::string& agent_id, nlohmann::json* inputs) override;
+  Result<std::vector<WorkerRunStats>> WorkerStats(const std::string& run_id, WorkerId after_worker,
+                                                  int64_t limit) override;
+  Result<std::vector<AuditEntry>> Timeline(const std::string& run_id) override;
+  Result<std::vector<std::pair<int64_t, int64_t>>> Throughput(const std::string& run_id,
+                                                              int64_t bucket_micros) override;
   Result<ReviewResult> Review(const ReviewRequest& request) override;
   Result<int64_t> EndSession(const std::string& run_id, const std::string& session) override;
   Result<int64_t> SessionSubmissions(const std::string& run_id, const WorkerRef& worker,
@@ -43,6 +54,13 @@ class DispatcherImpl : public Dispatcher {
  private:
   Result<std::shared_ptr<RunState>> RunLocked(const std::string& run_id);
   Result<WorkerId> WorkerIdLocked(const WorkerRef& ref);
+  // Throughput buckets that can no longer change (they ended well before now), per (run, bucket size):
+  // a call reads only the submissions after them.
+  struct ThroughputCache {
+    int64_t complete_until = 0;
+    std::map<int64_t, int64_t> buckets;
+  };
+  std::map<std::pair<std::string, int64_t>, ThroughputCache> throughput_cache_;
   Result<int64_t> ExpireOverdueLocked();
   Status MaybeExpireLocked();
   Result<WorkResponse> DecideLocked(const RunState& run, const WorkRequest& request, WorkerId worker);

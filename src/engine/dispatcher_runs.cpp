@@ -111,27 +111,29 @@ Result<RunSummary> DispatcherImpl::Summarize(const std::string& run_id) {
   return s;
 }
 
+ExportRow ToExportRow(const AgentRecord& a) {
+  ExportRow r;
+  r.run_id = a.run_id;
+  r.unit_id = a.unit_id;
+  r.item = a.item_index;
+  r.worker = a.worker.ToString();
+  r.agent_id = a.id;
+  r.kind = a.kind == "unit" && a.eval_set == "screening" ? "screening" : a.kind;
+  r.status = a.status;
+  r.submitted_at = a.submitted_at;
+  if (a.submitted_at) r.duration_s = static_cast<double>(*a.submitted_at - a.created_at) / kMicrosPerSecond;
+  r.data = a.data_json.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(a.data_json, nullptr, false);
+  r.check_result = a.check_result;
+  return r;
+}
+
 Result<std::vector<ExportRow>> DispatcherImpl::Export(const std::string& run_id) {
   Lock l(core_.mu());
   CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> run, RunLocked(run_id));
   CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> agents, core_.store().RunAgents(run_id));
   std::vector<ExportRow> rows;
   rows.reserve(agents.size());
-  for (const auto& a : agents) {
-    ExportRow r;
-    r.run_id = a.run_id;
-    r.unit_id = a.unit_id;
-    r.item = a.item_index;
-    r.worker = a.worker.ToString();
-    r.agent_id = a.id;
-    r.kind = a.kind == "unit" && a.eval_set == "screening" ? "screening" : a.kind;
-    r.status = a.status;
-    r.submitted_at = a.submitted_at;
-    if (a.submitted_at) r.duration_s = static_cast<double>(*a.submitted_at - a.created_at) / kMicrosPerSecond;
-    r.data = a.data_json.empty() ? nlohmann::json(nullptr) : nlohmann::json::parse(a.data_json, nullptr, false);
-    r.check_result = a.check_result;
-    rows.push_back(std::move(r));
-  }
+  for (const auto& a : agents) rows.push_back(ToExportRow(a));
   return rows;
 }
 

@@ -160,6 +160,42 @@ std::string Golds(const std::string& base = "g") {
 
 // ---- requirements -------------------------------------------------------------------
 
+// The throughput series caches settled buckets; a later call still counts every submission, old and new.
+TEST_F(DispatcherTest, ThroughputKeepsCountingAfterItsBucketsSettle) {
+  WriteUnits(6);
+  const std::string run = Launch({});
+  auto submit_one = [&](const std::string& worker) {
+    WorkResponse w = Work(run, worker);
+    ASSERT_EQ(w.outcome, "unit");
+    ASSERT_TRUE(Submit(w, {{"label", "pos"}}).ok());
+  };
+  auto total = [&] {
+    int64_t n = 0;
+    auto t = d_->Throughput(run, 60 * kMicrosPerSecond);
+    EXPECT_TRUE(t.ok()) << t.status().ToString();
+    if (t.ok()) {
+      for (const auto& [b, c] : *t) n += c;
+    }
+    return n;
+  };
+  submit_one("a");
+  submit_one("b");
+  EXPECT_EQ(total(), 2);
+  env_.AdvanceSeconds(600);  // those buckets settle and are cached
+  EXPECT_EQ(total(), 2);
+  submit_one("c");
+  EXPECT_EQ(total(), 3);
+  env_.AdvanceSeconds(600);
+  EXPECT_EQ(total(), 3);
+  submit_one("d");
+  auto t = d_->Throughput(run, 60 * kMicrosPerSecond);
+  ASSERT_TRUE(t.ok());
+  EXPECT_EQ(t->size(), 3u);  // three minutes with submissions, oldest first
+  EXPECT_LT((*t)[0].first, (*t)[1].first);
+  EXPECT_EQ(total(), 4);
+  EXPECT_TRUE(d_->Throughput("run_nope", 60 * kMicrosPerSecond).status().IsNotFound());
+}
+
 TEST_F(DispatcherTest, BlockListRefusesAtNextRequestAndRevokeLetsBackIn) {
   WriteUnits(3);
   const std::string run = Launch({.blueprint = "  block_qualification: blk\n"});

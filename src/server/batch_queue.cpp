@@ -1,5 +1,6 @@
 #include "server/batch_queue.hpp"
 
+#include <chrono>
 #include <utility>
 
 namespace crowdgate {
@@ -86,6 +87,7 @@ void BatchQueue::RunBatch(std::vector<Pending>* batch) {
   std::vector<std::optional<HttpResponse>> answers(batch->size());
   std::vector<bool> deferred(batch->size(), false);
   Status committed;
+  const auto started = std::chrono::steady_clock::now();
   try {
     committed = dispatcher_->Batch([&] {
       for (size_t i = 0; i < batch->size(); ++i) {
@@ -105,6 +107,7 @@ void BatchQueue::RunBatch(std::vector<Pending>* batch) {
     std::lock_guard<std::mutex> l(mu_);
     ++stats_.batches;
     stats_.jobs += batch->size();
+    stats_.batch_seconds_total += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     if (batch->size() > stats_.largest_batch) stats_.largest_batch = batch->size();
     if (committed.ok()) {
       for (size_t i = 0; i < batch->size(); ++i) {

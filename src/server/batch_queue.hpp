@@ -56,6 +56,7 @@ class BatchQueue {
     uint64_t jobs = 0;
     uint64_t slow_lane_jobs = 0;
     size_t largest_batch = 0;
+    double batch_seconds_total = 0;  // decide + commit time of every batch (for /metrics)
   };
   Stats stats() const;
 

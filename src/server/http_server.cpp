@@ -114,7 +114,27 @@ HttpResponse Router::Dispatch(HttpRequest* req) const {
   return result.get();
 }
 
+Router& Router::Observe(Observer observer) {
+  observer_ = std::make_shared<const Observer>(std::move(observer));
+  return *this;
+}
+
 void Router::DispatchAsync(HttpRequest* req, HttpResponder respond) const {
+  if (observer_) {
+    // Wrap the responder: the route is known once matched; "unmatched" until then.
+    auto route = std::make_shared<std::string>("unmatched");
+    const auto start = std::chrono::steady_clock::now();
+    respond = [observer = observer_, route, start, inner = std::move(respond)](HttpResponse res) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      (*observer)(*route, res.status, secs);
+      inner(std::move(res));
+    };
+    return DispatchMatched(req, std::move(respond), route.get());
+  }
+  return DispatchMatched(req, std::move(respond), nullptr);
+}
+
+void Router::DispatchMatched(HttpRequest* req, HttpResponder respond, std::string* matched) const {
   if (Status st = ParseTarget(req); !st.ok()) return respond(ErrorResponse(st));
   auto segments = SplitPath(req->path);  // req->path is already decoded and validated: cannot fail
   if (!segments.ok()) return respond(ErrorResponse(segments.status()));
@@ -147,6 +167,7 @@ void Router::DispatchAsync(HttpRequest* req, HttpResponder respond) const {
     res.headers.emplace_back("Allow", allow);
     return respond(std::move(res));
   }
+  if (matched != nullptr) *matched = best->method + " " + best->pattern;
   req->path_params.clear();
   for (size_t i = 0; i < segs.size(); ++i) {
     if (best->segments[i].is_param) req->path_params[best->segments[i].text] = segs[i];

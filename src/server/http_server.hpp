@@ -54,6 +54,11 @@ class Router {
   Router& Add(std::string_view method, std::string_view pattern, HttpHandler handler);
   Router& AddAsync(std::string_view method, std::string_view pattern, AsyncHttpHandler handler);
 
+  // Called once per answered request with the matched route ("GET /runs/{run_id}", or "unmatched"),
+  // the status and the seconds from dispatch to answer (for /metrics). Must be thread-safe.
+  using Observer = std::function<void(const std::string& route, int status, double seconds)>;
+  Router& Observe(Observer observer);
+
   // Parses req->target (path, query), matches, fills req->path_params and calls the handler,
   // which answers through `respond` (at once for Add() handlers, later for AddAsync() ones).
   // Exceptions thrown by the handler itself propagate (the server turns them into 500s).
@@ -64,7 +69,9 @@ class Router {
 
  private:
   struct Route;
+  void DispatchMatched(HttpRequest* req, HttpResponder respond, std::string* matched) const;
   std::vector<Route> routes_;
+  std::shared_ptr<const Observer> observer_;
 };
 
 struct HttpServerOptions {

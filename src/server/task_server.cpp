@@ -1,13 +1,13 @@
 #include "server/task_server.hpp"
 
-#include <charconv>
 #include <chrono>
-#include <climits>
 #include <iostream>
 
 #include "core/run_config.hpp"
 #include "core/secure_compare.hpp"
 #include "providers/outbox_json.hpp"
+#include "server/dashboard.hpp"
+#include "server/requester_api.hpp"
 #include "server/worker_pages.hpp"
 
 namespace crowdgate {
@@ -167,20 +167,6 @@ std::string RefusalText(const WorkResponse& w) {
   return "There is no work for you right now (" + w.reason + "). Please try again later.";
 }
 
-constexpr int64_t kDefaultLinkLifetimeSeconds = 7 * 24 * 3600;
-
-// An integer query parameter within [lo, hi]; `fallback` when absent.
-Result<int64_t> QueryInt(const std::string& text, const char* name, int64_t fallback, int64_t lo, int64_t hi) {
-  if (text.empty()) return fallback;
-  int64_t v = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (ec != std::errc() || end != text.data() + text.size() || v < lo || v > hi) {
-    return Status::InvalidArgument(std::string("query parameter ") + name + ": expected an integer from " +
-                                   std::to_string(lo) + " to " + std::to_string(hi) + ", got \"" + text + "\"");
-  }
-  return v;
-}
-
 template <typename F>
 HttpHandler Guarded(F f) {
   return [f](const HttpRequest& req) -> HttpResponse {
@@ -188,11 +174,6 @@ HttpHandler Guarded(F f) {
     if (!r.ok()) return ErrorResponse(r.status());
     return std::move(r).value();
   };
-}
-
-HttpResponse Answer(Result<HttpResponse> r) {
-  if (!r.ok()) return ErrorResponse(r.status());
-  return std::move(r).value();
 }
 
 // A route decided on the batch queue: `prepare` runs on the io thread (parse, validate: no
@@ -223,14 +204,15 @@ Router TaskServer::BuildRouter() {
 
   router.Add("GET", "/healthz", [](const HttpRequest&) { return JsonResponse(200, {{"status", "ok"}}); });
 
-  router.AddAsync("GET", "/runs/{run_id}", [q, d, hub](const HttpRequest& req, HttpResponder respond) {
+  ServerMetrics* metrics = metrics_.get();
+  router.AddAsync("GET", "/runs/{run_id}", [q, d, hub, metrics](const HttpRequest& req, HttpResponder respond) {
     const std::string run_id = req.path_params.at("run_id");
     Result<Landing> landing = PageLanding(req);
     if (!landing.ok()) return respond(PageError(landing.status(), "crowdgate"));
     // Recognised on the io thread: a Prolific session may need one call to Prolific.
     Result<WorkRequest> who = hub->Recognize(run_id, *landing);
     if (!who.ok()) return respond(PageError(who.status(), "crowdgate"));
-    q->Submit(BatchQueue::Job([d, hub, w = std::move(who).value()](bool) -> std::optional<HttpResponse> {
+    q->Submit(BatchQueue::Job([d, hub, metrics, w = std::move(who).value()](bool) -> std::optional<HttpResponse> {
                 Result<std::shared_ptr<const RunView>> view = d->RunViewOf(w.run_id);
                 if (!view.ok()) return PageError(view.status(), "crowdgate");
                 const std::string& title = (*view)->config->task.task_title;
@@ -247,6 +229,7 @@ Router TaskServer::BuildRouter() {
                 }
                 Result<WorkResponse> work = d->RequestWork(w);
                 if (!work.ok()) return PageError(work.status(), title);
+                metrics->ObserveWork(work->outcome, work->reason);
                 if (work->outcome == "unit" || work->outcome == "onboarding") {
                   return Html(200, RenderWorkPage(**view, *work));
                 }
@@ -258,14 +241,14 @@ Router TaskServer::BuildRouter() {
               std::move(respond));
   });
 
-  router.AddAsync("POST", "/api/v1/runs/{run_id}/work", [q, d, hub](const HttpRequest& req, HttpResponder respond) {
+  router.AddAsync("POST", "/api/v1/runs/{run_id}/work", [q, d, hub, metrics](const HttpRequest& req, HttpResponder respond) {
     Result<nlohmann::json> body = ParseBody(req);
     if (!body.ok()) return respond(ErrorResponse(body.status()));
     Result<Landing> landing = BodyLanding(*body);
     if (!landing.ok()) return respond(ErrorResponse(landing.status()));
     Result<WorkRequest> who = hub->Recognize(req.path_params.at("run_id"), *landing);
     if (!who.ok()) return respond(ErrorResponse(who.status()));
-    q->Submit(BatchQueue::Job([d, hub, w = std::move(who).value()](bool) -> std::optional<HttpResponse> {
+    q->Submit(BatchQueue::Job([d, hub, metrics, w = std::move(who).value()](bool) -> std::optional<HttpResponse> {
                 if (SessionFull(hub, d, w)) {
                   if (auto url = hub->SessionEndUrl(w.run_id, false)) {
                     return JsonResponse(200, {{"outcome", "no_work"}, {"reason", "no_units_left"},
@@ -274,6 +257,7 @@ Router TaskServer::BuildRouter() {
                 }
                 Result<WorkResponse> work = d->RequestWork(w);
                 if (!work.ok()) return ErrorResponse(work.status());
+                metrics->ObserveWork(work->outcome, work->reason);
                 nlohmann::json out = work->ToJson();
                 if (auto url = SessionEnd(hub, d, w, *work)) out["completion_url"] = *url;
                 return JsonResponse(200, out);
@@ -332,100 +316,73 @@ Router TaskServer::BuildRouter() {
                                          {"deadline", FormatTimestamp(v.deadline)}});
              }));
 
-  // ---- requester API: needs the requester token ----
-  auto requester = [requester_token, token_of](const HttpRequest& req) -> Status {
-    const std::string token = token_of(req);
-    if (token.empty()) return Status::Unauthenticated("requester endpoints need Authorization: Bearer REQUESTER_TOKEN");
-    if (!ConstantTimeEqual(token, requester_token)) return Status::Unauthenticated("wrong requester token");
-    return Status::Ok();
-  };
-
-  router.Add("GET", "/api/v1/requester/runs", Guarded([d, requester](const HttpRequest& req) -> Result<HttpResponse> {
-               CG_RETURN_IF_ERROR(requester(req));
-               CG_ASSIGN_OR_RETURN(std::vector<RunSummary> runs, d->ListRuns());
-               nlohmann::json out = nlohmann::json::array();
-               for (const auto& s : runs) {
-                 nlohmann::json units = nlohmann::json::object();
-                 for (const auto& [k, n] : s.units_by_status) units[k] = n;
-                 out.push_back({{"run_id", s.run_id}, {"task_name", s.task_name}, {"status", s.status}, {"units", units}});
-               }
-               return JsonResponse(200, out);
-             }));
-
-  // A signed link for a local worker: {"worker": "alice", "expires_in_s": 604800} (default 7 days; 0 = never).
-  router.Add("POST", "/api/v1/requester/runs/{run_id}/links",
-             Guarded([hub, requester](const HttpRequest& req) -> Result<HttpResponse> {
-               CG_RETURN_IF_ERROR(requester(req));
-               CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
-               CG_RETURN_IF_ERROR(OnlyKeys(body, {"worker", "expires_in_s"}));
-               CG_ASSIGN_OR_RETURN(std::string worker, StringField(body, "worker", true));
-               int64_t expires_in = kDefaultLinkLifetimeSeconds;
-               if (body.contains("expires_in_s")) {
-                 if (!body["expires_in_s"].is_number_integer() || body["expires_in_s"].get<int64_t>() < 0) {
-                   return Status::InvalidArgument("field \"expires_in_s\": expected an integer >= 0 (0 = never)");
-                 }
-                 expires_in = body["expires_in_s"].get<int64_t>();
-               }
-               const int64_t expires_at =
-                   expires_in == 0 ? 0 : Env::Default()->NowMicros() / kMicrosPerSecond + expires_in;
-               CG_ASSIGN_OR_RETURN(std::string link, hub->WorkerLink(req.path_params.at("run_id"), worker, expires_at));
-               return JsonResponse(200, {{"link", link},
-                                         {"worker", worker},
-                                         {"expires_at", expires_at == 0 ? nlohmann::json(nullptr)
-                                                                        : nlohmann::json(FormatTimestamp(
-                                                                              expires_at * kMicrosPerSecond))}});
-             }));
-
-  // The provider outbox: counts by state and the rows, oldest first (?state=failed&limit=&cursor=).
-  router.Add("GET", "/api/v1/requester/outbox", Guarded([hub, requester](const HttpRequest& req) -> Result<HttpResponse> {
-               CG_RETURN_IF_ERROR(requester(req));
-               auto q = [&](const char* k) {
-                 auto it = req.query.find(k);
-                 return it == req.query.end() ? std::string() : it->second;
-               };
-               CG_ASSIGN_OR_RETURN(int64_t limit, QueryInt(q("limit"), "limit", 100, 1, 1000));
-               CG_ASSIGN_OR_RETURN(int64_t cursor, QueryInt(q("cursor"), "cursor", 0, 0, INT64_MAX));
-               std::vector<std::string> states;
-               if (!q("state").empty()) states.push_back(q("state"));
-               CG_ASSIGN_OR_RETURN(OutboxCounts counts, hub->CountOutbox());
-               CG_ASSIGN_OR_RETURN(std::vector<OutboxRow> rows, hub->ListOutbox(states, cursor, limit));
-               nlohmann::json list = nlohmann::json::array();
-               for (const OutboxRow& r : rows) list.push_back(OutboxRowJson(r));
-               nlohmann::json out = {{"counts", OutboxCountsJson(counts)}, {"rows", list}};
-               out["next_cursor"] = static_cast<int64_t>(rows.size()) == limit ? nlohmann::json(rows.back().id)
-                                                                               : nlohmann::json(nullptr);
-               return JsonResponse(200, out);
-             }));
-
-  auto grant_route = [engine, requester](bool revoke) {
-    return Guarded([engine, requester, revoke](const HttpRequest& req) -> Result<HttpResponse> {
-      CG_RETURN_IF_ERROR(requester(req));
-      CG_ASSIGN_OR_RETURN(nlohmann::json body, ParseBody(req));
-      CG_RETURN_IF_ERROR(OnlyKeys(body, {"worker", "value", "reason"}));
-      CG_ASSIGN_OR_RETURN(std::string worker, StringField(body, "worker", true));
-      CG_ASSIGN_OR_RETURN(std::string reason, StringField(body, "reason", false));
-      const std::string name = req.path_params.at("name");
-      if (revoke) {
-        CG_ASSIGN_OR_RETURN(bool revoked, engine->Revoke(name, worker, reason));
-        return JsonResponse(200, {{"revoked", revoked}});
-      }
-      int64_t value = 1;
-      if (body.contains("value")) {
-        if (!body["value"].is_number_integer()) return Status::InvalidArgument("field \"value\": expected an integer");
-        value = body["value"].get<int64_t>();
-      }
-      CG_ASSIGN_OR_RETURN(AuditEntry e, engine->Grant({name, worker, value, std::nullopt, reason}));
-      return JsonResponse(200, {{"worker", e.worker.ToString()}, {"qualification", name}, {"value", value}});
-    });
-  };
-  router.Add("POST", "/api/v1/requester/qualifications/{name}/grant", grant_route(false));
-  router.Add("POST", "/api/v1/requester/qualifications/{name}/revoke", grant_route(true));
+  // ---- requester API, dashboard and metrics: need the requester token ----
+  RequesterContext rctx{engine, d, hub, requester_token, sessions_.get()};
+  AddRequesterRoutes(router, rctx);
+  AddDashboardRoutes(router, rctx);
+  router.Add("GET", "/metrics", [this, rctx, metrics](const HttpRequest& req) -> HttpResponse {
+    if (!options_.metrics_public) {
+      if (Status st = requester::Authorize(rctx, req); !st.ok()) return ErrorResponse(st);
+    }
+    HttpResponse r;
+    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r.body = metrics->Render(MetricSamples());
+    return r;
+  });
+  router.Observe([metrics](const std::string& route, int status, double seconds) {
+    metrics->ObserveRequest(route, status, seconds);
+  });
   return router;
+}
+
+std::vector<ServerMetrics::Sample> TaskServer::MetricSamples() const {
+  std::vector<ServerMetrics::Sample> out;
+  const BatchQueue::Stats b = batch_stats();
+  out.push_back({"crowdgate_commit_batches_total", "counter", "Group-commit batches (one store transaction each).", "",
+                 static_cast<double>(b.batches)});
+  out.push_back({"crowdgate_commit_batch_jobs_total", "counter", "Requests decided in group-commit batches.", "",
+                 static_cast<double>(b.jobs)});
+  out.push_back({"crowdgate_commit_batch_largest", "gauge", "Largest batch so far.", "",
+                 static_cast<double>(b.largest_batch)});
+  out.push_back({"crowdgate_commit_batch_seconds_total", "counter", "Time spent deciding and committing batches.",
+                 "", b.batch_seconds_total});
+  out.push_back({"crowdgate_commit_slow_lane_jobs_total", "counter",
+                 "Submissions whose check command ran outside a batch.", "", static_cast<double>(b.slow_lane_jobs)});
+  if (options_.providers != nullptr) {
+    if (Result<OutboxCounts> c = options_.providers->CountOutbox(); c.ok()) {
+      const std::pair<const char*, int64_t> states[] = {
+          {"pending", c->pending}, {"retrying", c->retrying}, {"done", c->done}, {"failed", c->failed}};
+      for (const auto& [state, n] : states) {
+        out.push_back({"crowdgate_outbox_rows", "gauge", "Provider outbox rows by state.",
+                       std::string("state=\"") + state + "\"", static_cast<double>(n)});
+      }
+    }
+    const ProviderHub::DrainReport t = options_.providers->totals();
+    out.push_back({"crowdgate_outbox_delivered_total", "counter", "Outbox rows delivered since start.", "",
+                   static_cast<double>(t.delivered)});
+    out.push_back({"crowdgate_outbox_failures_total", "counter", "Outbox deliveries refused for good since start.",
+                   "", static_cast<double>(t.failed)});
+    out.push_back({"crowdgate_outbox_retries_total", "counter", "Outbox deliveries to be tried again, since start.",
+                   "", static_cast<double>(t.retrying)});
+  }
+  if (Result<std::vector<RunSummary>> runs = dispatcher_->ListRuns(); runs.ok()) {
+    for (const RunSummary& r : *runs) {
+      out.push_back({"crowdgate_golds_served", "gauge", "Gold units served, by run.",
+                     "run=\"" + PromLabel(r.run_id) + "\"", static_cast<double>(r.gold_served)});
+    }
+    for (const RunSummary& r : *runs) {
+      out.push_back({"crowdgate_screening_served", "gauge", "Screening units served, by run.",
+                     "run=\"" + PromLabel(r.run_id) + "\"", static_cast<double>(r.screening_served)});
+    }
+  }
+  return out;
 }
 
 Status TaskServer::Start() {
   if (options_.providers == nullptr) return Status::Internal("TaskServer: options.providers is required");
   if (options_.requester_token.empty()) options_.requester_token = Env::Default()->RandomHex128();
+  sessions_ = std::make_unique<DashboardSessions>();
+  metrics_ = std::make_unique<ServerMetrics>();
   queue_ = std::make_unique<BatchQueue>(dispatcher_, options_.batching);
   queue_->Start();
   http_ = std::make_unique<HttpServer>(options_.http, BuildRouter());

@@ -17,7 +17,9 @@
 #include "crowdgate/engine.hpp"
 #include "providers/provider_hub.hpp"
 #include "server/batch_queue.hpp"
+#include "server/dashboard_sessions.hpp"
 #include "server/http_server.hpp"
+#include "server/metrics.hpp"
 
 namespace crowdgate {
 
@@ -29,6 +31,7 @@ struct TaskServerOptions {
   // Recognises landing workers (signed links, Prolific sessions) and says where finished sessions
   // go; required. Not owned.
   ProviderHub* providers = nullptr;
+  bool metrics_public = false;  // GET /metrics without the requester token (`serve --metrics-public`)
 };
 
 class TaskServer {
@@ -43,10 +46,13 @@ class TaskServer {
 
  private:
   Router BuildRouter();
+  std::vector<ServerMetrics::Sample> MetricSamples() const;
 
   Engine* engine_;
   Dispatcher* dispatcher_;
   TaskServerOptions options_;
+  std::unique_ptr<DashboardSessions> sessions_;
+  std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<BatchQueue> queue_;  // after http_: destroyed first, while the server's executors live
   std::atomic<bool> stop_{false};

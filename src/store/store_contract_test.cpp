@@ -1166,6 +1166,125 @@ TEST_P(StoreContractTest, RunAgentsOldestFirst) {
   for (size_t i = 0; i < ids.size(); ++i) EXPECT_EQ((*all)[i].id, ids[i]);
 }
 
+TEST_P(StoreContractTest, ListRunAgentsPagesWithFiltersAndACursor) {
+  MakeRun("run_a", "task", 10);
+  MakeRun("run_b", "task", 3);
+  WorkerId alice = WorkerNamed("alice");
+  WorkerId bob = WorkerNamed("bob");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(Reserve("run_a", i % 2 == 0 ? alice : bob).id);
+  Reserve("run_b", alice);  // another run never shows
+  AgentRecord g = NewAgent("run_a", bob, "gold");
+  ASSERT_TRUE(*store_->CreateEvalUnit("run_a", g, 10, "golds"));
+  ids.push_back(g.id);
+  ASSERT_TRUE(store_->FinishAgent(Submit(store_->GetAgent(ids[1]).value())).ok());
+
+  // Pages of 2 walk every agent once, oldest first; the last page says there is no more.
+  std::vector<std::string> seen;
+  int64_t cursor = 0;
+  int pages = 0;
+  do {
+    Result<AgentPage> p = store_->ListRunAgents("run_a", AgentFilter{}, cursor, 2);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    for (const AgentRecord& a : p->agents) seen.push_back(a.id);
+    cursor = p->next_cursor;
+    ASSERT_LT(++pages, 10);
+  } while (cursor != 0);
+  EXPECT_EQ(seen, ids);
+  EXPECT_EQ(pages, 3);
+
+  AgentFilter of_alice;
+  of_alice.worker = alice;
+  Result<AgentPage> a = store_->ListRunAgents("run_a", of_alice, 0, 100);
+  ASSERT_TRUE(a.ok());
+  ASSERT_EQ(a->agents.size(), 2u);
+  EXPECT_EQ(a->agents[0].id, ids[0]);
+  EXPECT_EQ(a->agents[1].id, ids[2]);
+  EXPECT_EQ(a->next_cursor, 0);
+
+  AgentFilter completed;
+  completed.status = "completed";
+  Result<AgentPage> c = store_->ListRunAgents("run_a", completed, 0, 100);
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->agents.size(), 1u);
+  EXPECT_EQ(c->agents[0].id, ids[1]);
+
+  AgentFilter golds;
+  golds.kind = "gold";
+  golds.worker = bob;
+  Result<AgentPage> gp = store_->ListRunAgents("run_a", golds, 0, 100);
+  ASSERT_TRUE(gp.ok());
+  ASSERT_EQ(gp->agents.size(), 1u);
+  EXPECT_EQ(gp->agents[0].id, g.id);
+  EXPECT_TRUE(store_->ListRunAgents("run_nope", AgentFilter{}, 0, 10).status().IsNotFound());
+}
+
+TEST_P(StoreContractTest, ListRunWorkerStatsCountsPerWorkerAndPagesByWorkerId) {
+  MakeRun("run_a", "task", 10);
+  WorkerId alice = WorkerNamed("alice");
+  WorkerId bob = WorkerNamed("bob");
+  WorkerId carol = WorkerNamed("carol");
+  AgentRecord a1 = Reserve("run_a", alice);
+  AgentRecord a2 = Reserve("run_a", alice);
+  AgentFinish f1 = Submit(a1);
+  f1.submitted_at = a1.created_at + 3 * kSec;
+  ASSERT_TRUE(store_->FinishAgent(f1).ok());
+  AgentFinish f2 = Submit(a2);
+  f2.submitted_at = a2.created_at + 5 * kSec;
+  ASSERT_TRUE(store_->FinishAgent(f2).ok());
+  for (const char* check : {"pass", "pass", "fail"}) {
+    AgentRecord g = NewAgent("run_a", alice, "gold");
+    ASSERT_TRUE(*store_->CreateEvalUnit("run_a", g, 10, "golds"));
+    ASSERT_TRUE(store_->FinishAgent(Submit(g, check)).ok());
+  }
+  AgentRecord ob = NewAgent("run_a", bob, "onboarding");
+  ASSERT_TRUE(store_->CreateOnboardingAgent(ob).ok());
+  Reserve("run_a", carol);
+
+  Result<std::vector<WorkerRunStats>> all = store_->ListRunWorkerStats("run_a", 0, 100);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  ASSERT_EQ(all->size(), 3u);
+  const WorkerRunStats& s = (*all)[0];
+  EXPECT_EQ(s.worker_id, alice);
+  EXPECT_EQ(s.worker.ToString(), "local:alice");
+  EXPECT_EQ(s.units_submitted, 2);
+  EXPECT_EQ(s.units_open, 0);
+  EXPECT_EQ(s.golds_right, 2);
+  EXPECT_EQ(s.golds_wrong, 1);
+  EXPECT_EQ(s.unit_seconds_total_micros, 8 * kSec);
+  EXPECT_EQ(s.onboarding, "");
+  EXPECT_EQ((*all)[1].worker_id, bob);
+  EXPECT_EQ((*all)[1].onboarding, "onboarding");
+  EXPECT_EQ((*all)[1].units_open, 1);
+  EXPECT_EQ((*all)[2].units_open, 1);
+
+  Result<std::vector<WorkerRunStats>> page = store_->ListRunWorkerStats("run_a", alice, 1);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].worker_id, bob);
+  EXPECT_TRUE(store_->ListRunWorkerStats("run_nope", 0, 10).status().IsNotFound());
+}
+
+TEST_P(StoreContractTest, RunThroughputCountsSubmissionsPerBucket) {
+  MakeRun("run_a", "task", 10);
+  WorkerId alice = WorkerNamed("alice");
+  const int64_t base = 1000 * 60 * kSec;
+  for (int64_t at : {base + 1, base + 2, base + 61 * kSec}) {
+    AgentRecord a = Reserve("run_a", alice);
+    AgentFinish f = Submit(a);
+    f.submitted_at = at;
+    ASSERT_TRUE(store_->FinishAgent(f).ok());
+  }
+  Reserve("run_a", alice);  // not submitted: not counted
+  Result<std::vector<std::pair<int64_t, int64_t>>> t = store_->RunThroughput("run_a", 60 * kSec, 0);
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(*t, (std::vector<std::pair<int64_t, int64_t>>{{base, 2}, {base + 60 * kSec, 1}}));
+  // Only submissions at or after `since`.
+  EXPECT_EQ(*store_->RunThroughput("run_a", 60 * kSec, base + 2),
+            (std::vector<std::pair<int64_t, int64_t>>{{base, 1}, {base + 60 * kSec, 1}}));
+  EXPECT_TRUE(store_->RunThroughput("run_a", 0, 0).status().IsInvalidArgument());
+}
+
 // ---- provider outbox, secrets, provider state, sessions ------------------------------------------
 
 namespace {
@@ -1913,17 +2032,17 @@ TEST_F(SqliteStoreTest, MigrationThreeUpgradesAVersionTwoDatabaseWithItsRuns) {
     ASSERT_TRUE(s.ok());
     ASSERT_TRUE((*s)->CreateRun(RunRecord{"run_old", "task", "{}"}, {"{}"}, 1).ok());
   }
-  // Take the file back to schema version 2: what migration 3 added goes away.
+  // Take the file back to schema version 2: what migrations 3 and 4 added goes away.
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
   ASSERT_EQ(sqlite3_exec(db,
                          "DROP TABLE outbox; DROP TABLE secrets; ALTER TABLE runs DROP COLUMN provider_state; "
-                         "DELETE FROM schema_version WHERE version = 3",
+                         "DROP INDEX agents_submitted_by_run; DELETE FROM schema_version WHERE version >= 3",
                          nullptr, nullptr, nullptr),
             SQLITE_OK)
       << sqlite3_errmsg(db);
   sqlite3_close(db);
-  ASSERT_EQ(SqliteStore::kSchemaVersion, 3);
+  ASSERT_EQ(SqliteStore::kSchemaVersion, 4);
   Result<std::unique_ptr<Store>> s = Store::Open(path, &env_);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ((*s)->GetRun("run_old")->provider_state_json, "{}");

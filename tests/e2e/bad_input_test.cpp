@@ -239,7 +239,7 @@ TEST_F(BadInputTest, EveryHttpEndpointRefusesBadInputAndChangesNothing) {
       {"grant: value not an integer", "POST", grant, R"({"worker": "carol", "value": "1"})", req, 400,
        "invalid_argument"},
       {"grant: value a float", "POST", grant, R"({"worker": "carol", "value": 1.5})", req, 400, "invalid_argument"},
-      {"grant: unknown field", "POST", grant, R"({"worker": "carol", "expires": "1d"})", req, 400,
+      {"grant: unknown field", "POST", grant, R"({"worker": "carol", "expiry": "1d"})", req, 400,
        "invalid_argument"},
       {"grant: bad worker name", "POST", grant, R"({"worker": "bad name!"})", req, 400, "invalid_argument"},
       {"grant: unknown qualification", "POST", "/api/v1/requester/qualifications/nosuch/grant",
@@ -303,7 +303,7 @@ TEST_F(BadInputTest, EveryHttpEndpointRefusesBadInputAndChangesNothing) {
   auto runs = c.Get("/api/v1/requester/runs", req);
   ASSERT_TRUE(runs.ok());
   ASSERT_EQ(runs->status, 200) << runs->body;
-  EXPECT_EQ(json::parse(runs->body)[0]["run_id"], run);
+  EXPECT_EQ(json::parse(runs->body)["items"][0]["run_id"], run);
   auto granted = c.Post(grant, R"({"worker": "carol", "value": 3, "reason": "test"})", req);
   ASSERT_TRUE(granted.ok());
   EXPECT_EQ(granted->status, 200) << granted->body;

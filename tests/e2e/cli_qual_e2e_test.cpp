@@ -128,6 +128,10 @@ TEST_F(CliQualTest, DemoRunsTheExampleAndReports) {
   }
   EXPECT_EQ(bans, 2u) << demo.out;
   EXPECT_NE(demo.out.find("RAW ACCURACY  ITEMS  AGGREGATED ACCURACY"), std::string::npos) << demo.out;
+  // It ends with where to see the run; stdout is not a terminal here, so it stopped serving at once.
+  EXPECT_NE(demo.out.find("Dashboard: http://127.0.0.1:"), std::string::npos) << demo.out;
+  EXPECT_NE(demo.out.find("/dashboard/#/run/run_"), std::string::npos) << demo.out;
+  EXPECT_NE(demo.out.find("serving stopped"), std::string::npos) << demo.out;
 }
 
 }  // namespace

@@ -179,7 +179,12 @@ CREATE INDEX outbox_undelivered_by_key ON outbox (order_key, id) WHERE state IN 
 )sql";
 
 // Ordered; entry i upgrades version i to i + 1. Never edit a shipped migration: append one.
-constexpr const char* kMigrations[] = {kMigration1, kMigration2};
+// Migration 3: the dashboard's throughput series reads only the newest submissions of a run.
+constexpr const char* kMigration3 = R"sql(
+CREATE INDEX agents_submitted_by_run ON agents (run, submitted_at) WHERE submitted_at IS NOT NULL;
+)sql";
+
+constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
 
 // Transaction-level advisory lock keys (bigint; ASCII "cgaudit1" / "cgmigrat"). Advisory locks are
 // per database, so these collide with nothing but other crowdgate processes on the same database.

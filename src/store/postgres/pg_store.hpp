@@ -125,6 +125,12 @@ class PgStore final : public Store {
   Result<int64_t> CountWorkerUnitsForTask(const std::string& task_name, WorkerId worker) override;
   Result<std::vector<AgentRecord>> RunAgents(const std::string& run_id) override;
   Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) override;
+  Result<AgentPage> ListRunAgents(const std::string& run_id, const AgentFilter& filter, int64_t cursor,
+                                  int64_t limit) override;
+  Result<std::vector<WorkerRunStats>> ListRunWorkerStats(const std::string& run_id, WorkerId after_worker,
+                                                         int64_t limit) override;
+  Result<std::vector<std::pair<int64_t, int64_t>>> RunThroughput(const std::string& run_id, int64_t bucket_micros,
+                                                                 int64_t since) override;
   Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
                               const std::string& new_status, const std::vector<OutboxRow>& outbox = {}) override;
   Status SetRunProviderState(const std::string& run_id, const std::string& state_json) override;

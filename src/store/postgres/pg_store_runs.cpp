@@ -584,3 +584,109 @@ Result<std::vector<AgentRecord>> PgStore::OpenAgentsOfSession(const std::string&
 }
 
 }  // namespace crowdgate
+
+// ---- requester pages: one page at a time ---------------------------------------------------------
+namespace crowdgate {
+namespace {
+
+#define CG_PG_AGENT_PAGE_SELECT                                                                                 \
+  "SELECT a.id, a.token_hash, r.id, a.unit_id, a.worker_id, w.provider, w.name, a.kind, a.status, "            \
+  "a.item_index, a.session, a.eval_set, a.created_at, a.deadline, a.submitted_at, a.data_json, a.check_result, " \
+  "a.seq FROM agents a JOIN runs r ON r.rid = a.run JOIN workers w ON w.id = a.worker_id "
+// A unit that decides a screening counts as kind "screening", as export does.
+#define CG_PG_AGENT_PAGE_FILTER                                                                       \
+  "AND ($3 = '' OR a.status = $3) AND ($4 = '' OR (CASE WHEN a.kind = 'unit' AND a.eval_set = "      \
+  "'screening' THEN 'screening' ELSE a.kind END) = $4) ORDER BY a.seq LIMIT $5"
+
+// agents_by_run (run, seq) walks the page from the cursor; with a worker, agents_by_run_worker.
+constexpr Sql kRunAgentPage{"cg_run_agent_page",
+                            CG_PG_AGENT_PAGE_SELECT "WHERE a.run = $1 AND a.seq > $2 " CG_PG_AGENT_PAGE_FILTER};
+constexpr Sql kRunAgentPageOfWorker{"cg_run_agent_page_of_worker",
+                                    CG_PG_AGENT_PAGE_SELECT "WHERE a.run = $1 AND a.worker_id = $6 AND a.seq > $2 "
+                                                            CG_PG_AGENT_PAGE_FILTER};
+constexpr Sql kRunWorkerStats{
+    "cg_run_worker_stats",
+    "SELECT a.worker_id, w.provider, w.name, "
+    "COUNT(*) FILTER (WHERE a.kind = 'unit' AND a.eval_set <> 'screening' AND a.submitted_at IS NOT NULL), "
+    "COUNT(*) FILTER (WHERE a.status IN ('in_task', 'onboarding')), "
+    "COUNT(*) FILTER (WHERE a.kind = 'gold' AND a.check_result = 'pass'), "
+    "COUNT(*) FILTER (WHERE a.kind = 'gold' AND a.check_result = 'fail'), "
+    "COUNT(*) FILTER (WHERE (a.kind = 'screening' OR a.eval_set = 'screening') AND a.check_result = 'pass'), "
+    "COUNT(*) FILTER (WHERE (a.kind = 'screening' OR a.eval_set = 'screening') AND a.check_result = 'fail'), "
+    "(SELECT o.status FROM agents o WHERE o.run = $1 AND o.worker_id = a.worker_id AND o.kind = 'onboarding' "
+    "ORDER BY o.seq DESC LIMIT 1), "
+    "COALESCE(SUM(a.submitted_at - a.created_at) FILTER (WHERE a.kind = 'unit' AND a.eval_set <> 'screening' AND "
+    "a.submitted_at IS NOT NULL), 0)::BIGINT, "
+    "MIN(a.created_at), GREATEST(MAX(a.created_at), COALESCE(MAX(a.submitted_at), 0)) "
+    "FROM agents a JOIN workers w ON w.id = a.worker_id WHERE a.run = $1 AND a.worker_id > $2 "
+    "GROUP BY a.worker_id, w.provider, w.name ORDER BY a.worker_id LIMIT $3"};
+constexpr Sql kRunThroughput{"cg_run_throughput",
+                             "SELECT (a.submitted_at / $2) * $2 AS b, COUNT(*) FROM agents a "
+                             "WHERE a.run = $1 AND a.submitted_at IS NOT NULL AND a.submitted_at >= $3 "
+                             "GROUP BY b ORDER BY b"};
+
+}  // namespace
+
+Result<AgentPage> PgStore::ListRunAgents(const std::string& run_id, const AgentFilter& filter, int64_t cursor,
+                                         int64_t limit) {
+  AgentPage page;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    page = AgentPage{};
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
+    Args args(rid, cursor, filter.status, filter.kind, limit);
+    if (filter.worker) args.Add(*filter.worker);
+    const pqxx::result rows = tx.Run(filter.worker ? kRunAgentPageOfWorker : kRunAgentPage, args);
+    int64_t last = 0;
+    for (const pqxx::row& row : rows) {
+      page.agents.push_back(ReadAgent(row));
+      last = Int(row[17]);
+    }
+    if (static_cast<int64_t>(page.agents.size()) == limit) page.next_cursor = last;
+    return Status::Ok();
+  }));
+  return page;
+}
+
+Result<std::vector<WorkerRunStats>> PgStore::ListRunWorkerStats(const std::string& run_id, WorkerId after_worker,
+                                                                int64_t limit) {
+  std::vector<WorkerRunStats> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    out.clear();
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
+    for (const pqxx::row& row : tx.Run(kRunWorkerStats, Args(rid, after_worker, limit))) {
+      WorkerRunStats s;
+      s.worker_id = Int(row[0]);
+      s.worker = WorkerRef{Text(row[1]), Text(row[2])};
+      s.units_submitted = Int(row[3]);
+      s.units_open = Int(row[4]);
+      s.golds_right = Int(row[5]);
+      s.golds_wrong = Int(row[6]);
+      s.screening_passed = Int(row[7]);
+      s.screening_failed = Int(row[8]);
+      s.onboarding = row[9].is_null() ? std::string() : Text(row[9]);
+      s.unit_seconds_total_micros = Int(row[10]);
+      s.first_seen = Int(row[11]);
+      s.last_seen = Int(row[12]);
+      out.push_back(std::move(s));
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<std::pair<int64_t, int64_t>>> PgStore::RunThroughput(const std::string& run_id,
+                                                                        int64_t bucket_micros, int64_t since) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  if (bucket_micros <= 0) return Status::InvalidArgument("throughput bucket must be above 0");
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    out.clear();
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
+    for (const pqxx::row& row : tx.Run(kRunThroughput, Args(rid, bucket_micros, since))) {
+      out.emplace_back(Int(row[0]), Int(row[1]));
+    }
+    return Status::Ok();
+  }));
+  return out;
+}
+
+}  // namespace crowdgate

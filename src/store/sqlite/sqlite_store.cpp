@@ -172,8 +172,14 @@ CREATE INDEX outbox_undelivered ON outbox (id) WHERE state IN ('pending', 'retry
 CREATE INDEX outbox_undelivered_by_key ON outbox (order_key, id) WHERE state IN ('pending', 'retrying');
 )sql";
 
+// Migration 4: the dashboard's throughput series reads only the newest submissions of a run
+// (RunThroughput with `since`), not every agent of it.
+constexpr const char* kMigration4 = R"sql(
+CREATE INDEX agents_submitted_by_run ON agents (run, submitted_at) WHERE submitted_at IS NOT NULL;
+)sql";
+
 // Ordered; entry i upgrades version i to i + 1. Never edit a shipped migration: append one.
-constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
+constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3, kMigration4};
 
 constexpr size_t kProgressEvery = 10000;
 
@@ -1886,6 +1892,114 @@ Result<std::vector<OutboxRow>> SqliteStore::ListOutbox(const std::vector<std::st
       CG_ASSIGN_OR_RETURN(bool row, q.Next());
       if (!row) return Status::Ok();
       out.push_back(ReadOutboxRow(q));
+    }
+  }));
+  return out;
+}
+
+}  // namespace crowdgate
+
+// ---- requester pages: one page at a time ---------------------------------------------------------
+namespace crowdgate {
+
+// The agent columns of CG_AGENT_SELECT plus the rowid (the page cursor) as column 17. The kind test
+// counts a unit that decides a screening as "screening", as export does.
+#define CG_AGENT_PAGE_SELECT                                                                                    \
+  "SELECT a.id, a.token_hash, r.id, a.unit_id, a.worker_id, w.provider, w.name, a.kind, a.status, "            \
+  "a.item_index, a.session, a.eval_set, a.created_at, a.deadline, a.submitted_at, a.data_json, a.check_result, " \
+  "a.rowid FROM agents a JOIN runs r ON r.rid = a.run JOIN workers w ON w.id = a.worker_id "
+#define CG_AGENT_PAGE_FILTER                                                                        \
+  "AND (?3 = '' OR a.status = ?3) AND (?4 = '' OR (CASE WHEN a.kind = 'unit' AND a.eval_set = "    \
+  "'screening' THEN 'screening' ELSE a.kind END) = ?4) ORDER BY a.rowid LIMIT ?5"
+
+Result<AgentPage> SqliteStore::ListRunAgents(const std::string& run_id, const AgentFilter& filter, int64_t cursor,
+                                             int64_t limit) {
+  AgentPage page;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    page = AgentPage{};
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    // With a worker: agents_by_run_worker narrows to their agents; without: the rowid walk from the
+    // cursor stops after `limit` matches.
+    CG_ASSIGN_OR_RETURN(SqliteQuery q,
+                        filter.worker ? Query(CG_AGENT_PAGE_SELECT "WHERE a.run = ?1 AND a.worker_id = ?6 AND "
+                                                                   "a.rowid > ?2 " CG_AGENT_PAGE_FILTER)
+                                      : Query(CG_AGENT_PAGE_SELECT "WHERE a.run = ?1 AND a.rowid > ?2 " CG_AGENT_PAGE_FILTER));
+    q.Bind(1, rid).Bind(2, cursor).Bind(3, std::string_view(filter.status)).Bind(4, std::string_view(filter.kind));
+    q.Bind(5, limit);
+    if (filter.worker) q.Bind(6, *filter.worker);
+    int64_t last = 0;
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) break;
+      page.agents.push_back(ReadAgent(q));
+      last = q.Int(17);
+    }
+    if (static_cast<int64_t>(page.agents.size()) == limit) page.next_cursor = last;
+    return Status::Ok();
+  }));
+  return page;
+}
+
+Result<std::vector<WorkerRunStats>> SqliteStore::ListRunWorkerStats(const std::string& run_id, WorkerId after_worker,
+                                                                    int64_t limit) {
+  std::vector<WorkerRunStats> out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    out.clear();
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    // agents_by_run_worker walks the run's workers in id order; the LIMIT stops after one page.
+    CG_ASSIGN_OR_RETURN(
+        SqliteQuery q,
+        Query("SELECT a.worker_id, w.provider, w.name, "
+              "SUM(a.kind = 'unit' AND a.eval_set <> 'screening' AND a.submitted_at IS NOT NULL), "
+              "SUM(a.status IN ('in_task', 'onboarding')), "
+              "SUM(a.kind = 'gold' AND a.check_result = 'pass'), SUM(a.kind = 'gold' AND a.check_result = 'fail'), "
+              "SUM((a.kind = 'screening' OR a.eval_set = 'screening') AND a.check_result = 'pass'), "
+              "SUM((a.kind = 'screening' OR a.eval_set = 'screening') AND a.check_result = 'fail'), "
+              "(SELECT o.status FROM agents o WHERE o.run = ?1 AND o.worker_id = a.worker_id AND "
+              "o.kind = 'onboarding' ORDER BY o.rowid DESC LIMIT 1), "
+              "COALESCE(SUM(CASE WHEN a.kind = 'unit' AND a.eval_set <> 'screening' AND a.submitted_at IS NOT NULL "
+              "THEN a.submitted_at - a.created_at END), 0), "
+              "MIN(a.created_at), MAX(MAX(a.created_at), COALESCE(MAX(a.submitted_at), 0)) "
+              "FROM agents a JOIN workers w ON w.id = a.worker_id WHERE a.run = ?1 AND a.worker_id > ?2 "
+              "GROUP BY a.worker_id ORDER BY a.worker_id LIMIT ?3"));
+    q.Bind(1, rid).Bind(2, after_worker).Bind(3, limit);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      WorkerRunStats s;
+      s.worker_id = q.Int(0);
+      s.worker = WorkerRef{q.Text(1), q.Text(2)};
+      s.units_submitted = q.Int(3);
+      s.units_open = q.Int(4);
+      s.golds_right = q.Int(5);
+      s.golds_wrong = q.Int(6);
+      s.screening_passed = q.Int(7);
+      s.screening_failed = q.Int(8);
+      s.onboarding = q.Text(9);
+      s.unit_seconds_total_micros = q.Int(10);
+      s.first_seen = q.Int(11);
+      s.last_seen = q.Int(12);
+      out.push_back(std::move(s));
+    }
+  }));
+  return out;
+}
+
+Result<std::vector<std::pair<int64_t, int64_t>>> SqliteStore::RunThroughput(const std::string& run_id,
+                                                                            int64_t bucket_micros, int64_t since) {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  if (bucket_micros <= 0) return Status::InvalidArgument("throughput bucket must be above 0");
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    out.clear();
+    CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
+    CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT (a.submitted_at / ?2) * ?2, COUNT(*) FROM agents a "
+                                             "WHERE a.run = ?1 AND a.submitted_at IS NOT NULL AND a.submitted_at >= ?3 "
+                                             "GROUP BY 1 ORDER BY 1"));
+    q.Bind(1, rid).Bind(2, bucket_micros).Bind(3, since);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.emplace_back(q.Int(0), q.Int(1));
     }
   }));
   return out;
