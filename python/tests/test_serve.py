@@ -18,7 +18,9 @@ def launch(tmp_path, db_path):
     config = tmp_path / "config.yaml"
     config.write_text("task:\n  task_name: py-serve\n  task_title: Python and serve\n"
                       "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\n"
-                      "  block_qualification: py-block\n")
+                      "  block_qualification: py-block\n"
+                      # The test names workers in the request body instead of signing links.
+                      "provider:\n  type: local\n  trust_worker_param: true\n")
     return run_cli(db_path, "launch", str(config)).stdout.strip().splitlines()[-1]
 
 

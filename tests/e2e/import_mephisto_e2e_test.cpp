@@ -77,7 +77,9 @@ class ImportMephistoTest : public CrowdgateFixture, public ::testing::WithParamI
     const std::string config =
         Write("config.yaml", "task:\n  task_name: moved\n  task_title: Moved from Mephisto\n"
                              "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\n" +
-                                 blueprint);
+                                 blueprint +
+                                 // The test names workers in the request body instead of signing links.
+                                 "provider:\n  type: local\n  trust_worker_param: true\n");
     auto launched = Run("launch " + ShellQuote(config));
     EXPECT_EQ(launched.exit_code, 0) << launched.err;
     std::string run = launched.out;
