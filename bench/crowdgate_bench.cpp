@@ -1,4 +1,4 @@
-// crowdgate_bench: the named benchmark workloads of PRODUCT.md §7, run by `make bench`.
+// crowdgate_bench: the named benchmark workloads (README "Performance"), run by `make bench`.
 //
 //   crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]
 //

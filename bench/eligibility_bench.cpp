@@ -1,6 +1,6 @@
 // Workload `eligibility`: one worker checked against 5 compiled requirements, in process,
 // with 100,000 workers x 20 qualifications at ~30% density held in the GrantIndex.
-// PRODUCT.md §7 target: >= 5 million checks/s on one core.
+// Target: >= 5 million checks/s on one core.
 #include <benchmark/benchmark.h>
 
 #include <random>

@@ -1,4 +1,4 @@
-// Workload `http-work-pg` (issue #6, scale-out): the http-work crowd (1,000 keep-alive connections doing work +
+// Workload `http-work-pg` (scale-out): the http-work crowd (1,000 keep-alive connections doing work +
 // submit, offered 10,000 requests/s) against `crowdgate serve` CHILD PROCESSES instead of an in-process server:
 // one server on SQLite, then one and three servers sharing one PostgreSQL (and three on one SQLite file, for
 // reference), all measured in the same run, with the ratios 3 servers / 1 server and PostgreSQL / SQLite.

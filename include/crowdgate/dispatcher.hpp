@@ -6,7 +6,7 @@
 //
 // Contract:
 //  - Outcomes ("unit", "onboarding", "not_qualified", "no_work") and their reason words
-//    are values (WorkResponse), exactly as PRODUCT.md §5 spells them. Errors (unknown
+//    are values (WorkResponse), exactly as the worker API spells them. Errors (unknown
 //    run or agent, wrong token, double submit, expired agent, bad body) are Status codes:
 //    NotFound, Unauthenticated, Conflict, Gone, InvalidArgument.
 //  - A gold or screening unit looks exactly like a real one to the worker: same outcome

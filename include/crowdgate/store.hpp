@@ -58,7 +58,7 @@ struct UnitRecord {
 struct AgentRecord {
   std::string id;              // "ag_" + 32 hex
   std::string token_hash;      // the agent's 128-bit token (32 hex), stored as issued so a reconnect can
-                               // return it; the name is historical (see the closing note of issue 3)
+                               // return it; the name is historical
   std::string run_id;
   std::optional<int64_t> unit_id;  // absent for onboarding
   WorkerId worker_id = 0;
@@ -209,6 +209,23 @@ class Store {
   // A backend without batching keeps the defaults: every call commits on its own.
   virtual Status BeginBatch() { return Status::Ok(); }
   virtual Status EndBatch(bool commit) {
+    (void)commit;
+    return Status::Ok();
+  }
+  // ---- decisions ----------------------------------------------------------------------------
+  // Opens one decision about one worker (a request for work): the calls up to EndDecision are one
+  // all-or-nothing step, inside a batch as outside one, and no other connection can decide about
+  // the same worker until it ends. So a limit read inside a decision (OpenAgents,
+  // CountWorkerUnitsForTask) still holds when the decision's reservation commits, on every server.
+  // PostgreSQL: one transaction that holds the worker's row lock; SQLite: a savepoint inside a
+  // batch (the batch holds the write lock), else an IMMEDIATE transaction.
+  // EndDecision(false), or a failed call inside, undoes every write of the decision; after a failed
+  // call the decision only accepts EndDecision. Decisions do not nest.
+  virtual Status BeginDecision(WorkerId worker) {
+    (void)worker;
+    return Status::Ok();
+  }
+  virtual Status EndDecision(bool commit) {
     (void)commit;
     return Status::Ok();
   }

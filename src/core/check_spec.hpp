@@ -1,4 +1,4 @@
-// Checks of a worker's submission against an expected answer (PRODUCT.md §3 "Checks"):
+// Checks of a worker's submission against an expected answer (README "Quality control, as crowdgate does it"):
 // onboarding_check, screening_check and gold_check.
 //
 // Contract:

@@ -1,5 +1,5 @@
 // Gold-unit scheduling and disqualification: pure functions of a worker's counters
-// (PRODUCT.md §3 "Gold units").
+// (README "Quality control, as crowdgate does it").
 //
 // Contract:
 //  - GoldCounts are the worker's qualification counters: completed = real units submitted

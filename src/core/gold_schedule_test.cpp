@@ -14,7 +14,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// reference/mephisto-behaviour.md §4.4, "Computed schedule" table.
+// Mephisto's computed schedule (its documented gold-unit table).
 TEST(MephistoGoldTargetTest, MatchesReferenceTable) {
   const std::pair<int64_t, int64_t> rows[] = {{0, -1},  {1, 0},   {5, 0},   {10, 1},    {20, 1},    {50, 3},
                                               {100, 4}, {200, 6}, {500, 8}, {1000, 11}, {10000, 21}};
@@ -27,7 +27,7 @@ TEST(MephistoGoldTargetTest, NineIsExactlyZero) {
   EXPECT_EQ(MephistoGoldTarget(10), 1);
 }
 
-// reference §4.4: "target >= k first happens at units_completed = 10, 23, 44, ..." for k = 1..22.
+// Mephisto's schedule: "target >= k first happens at units_completed = 10, 23, 44, ..." for k = 1..22.
 TEST(MephistoGoldTargetTest, FirstUnitCountReachingEachTarget) {
   const std::vector<int64_t> first_u = {10,   23,   44,   75,   119,  181,  264,  374,  518,  704,  942,
                                         1241, 1617, 2083, 2657, 3360, 4215, 5251, 6499, 7994, 9779, 11901};

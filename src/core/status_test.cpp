@@ -65,7 +65,7 @@ struct MappingRow {
   int exit_code;
 };
 
-// Users and scripts depend on these: HTTP statuses in the API, exit codes in the CLI (PRODUCT.md §5, §6).
+// Users and scripts depend on these: HTTP statuses in the API, exit codes in the CLI.
 TEST(StatusMappingTest, CodesMapToHttpAndExitCodes) {
   const MappingRow rows[] = {
       {Status::Code::kOk, "ok", 200, 0},

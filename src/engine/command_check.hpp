@@ -1,4 +1,4 @@
-// Runs a `command:` check (PRODUCT.md §3 "Checks"): an external program that judges one
+// Runs a `command:` check (README "Quality control, as crowdgate does it"): an external program that judges one
 // submission.
 //
 // Contract:

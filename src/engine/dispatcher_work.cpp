@@ -1,4 +1,4 @@
-// The work-request path: who gets what (PRODUCT.md §2-§3, §5).
+// The work-request path: who gets what (requirements, onboarding, screening, golds, limits).
 #include <algorithm>
 
 #include "core/gold_schedule.hpp"
@@ -118,7 +118,24 @@ Result<WorkResponse> DispatcherImpl::RequestWork(const WorkRequest& request) {
   }
   if (run->record.status != "open") return Refusal("no_work", "run_closed");
   CG_ASSIGN_OR_RETURN(WorkerId worker, WorkerIdLocked(request.worker));
-  return DecideLocked(*run, request, worker);
+  // One decision: the limits read below still hold when its reservation commits (another server
+  // deciding about this worker waits), and a decision that fails half-way leaves nothing behind.
+  CG_RETURN_IF_ERROR(core_.store().BeginDecision(worker));
+  undo_decision_ = false;
+  Result<WorkResponse> decided = Status::Internal("the decision did not finish");
+  try {
+    decided = DecideLocked(*run, request, worker);
+  } catch (...) {
+    (void)core_.store().EndDecision(/*commit=*/false);
+    DropCachesLocked();
+    throw;
+  }
+  Status ended = core_.store().EndDecision(/*commit=*/decided.ok() && !undo_decision_);
+  if (!decided.ok() || !ended.ok()) {
+    DropCachesLocked();  // they may hold grants or ids the store has just rolled back
+    if (decided.ok()) return ended;
+  }
+  return decided;
 }
 
 Result<WorkResponse> DispatcherImpl::DecideLocked(const RunState& run, const WorkRequest& request, WorkerId worker) {
@@ -244,7 +261,10 @@ Result<WorkResponse> DispatcherImpl::ServeEvalUnit(const RunState& run, const Wo
   a.eval_set = gold ? b.gold_qualification_base : b.passed_qualification_name;
   const int64_t cap = gold ? b.max_gold_units : b.max_screening_units;
   CG_ASSIGN_OR_RETURN(bool created, core_.store().CreateEvalUnit(run.record.id, a, cap, a.eval_set));
-  if (!created) return Refusal("no_work", gold ? "gold_cap_reached" : "screening_cap_reached");
+  if (!created) {
+    undo_decision_ = true;  // a refusal changes nothing: not even the golds seen forgotten above
+    return Refusal("no_work", gold ? "gold_cap_reached" : "screening_cap_reached");
+  }
   return Respond(run, a, false);
 }
 

@@ -53,7 +53,7 @@ class EngineCore {
   void ForgetQualification(const std::string& name) { quals_.erase(name); }
   // The worker's id, or nullopt when the store has never seen the worker (so it holds no
   // grant). Not every worker's name is held in memory (that cost ~80 bytes per worker at
-  // 1M workers, issue #4): ids come from a bounded cache, else from the store (ids never change).
+  // 1M workers): ids come from a bounded cache, else from the store (ids never change).
   Result<std::optional<WorkerId>> WorkerIdOf(const WorkerRef& ref);
   // Most worker ids WorkerIdOf() keeps (it starts over when full).
   static constexpr size_t kWorkerIdCacheSize = 1 << 16;

@@ -122,10 +122,10 @@ Result<ImportSummary> EngineImpl::Import(const std::string& qualification, const
   auto entries = core_->store().ApplyGrantOps(ops, [&](size_t done) {
     if (progress) progress(done, total);
   });
-  // Memory (issue #4): at 1M rows the ops (~170 B each) and the entries the store returns
+  // Memory: at 1M rows the ops (~170 B each) and the entries the store returns
   // (~250 B each) are the bulk of the import's peak; the ops go as soon as the store is done.
-  // (Store::ApplyGrantOps returns every entry it wrote; not holding them at all needs a change
-  // to that interface, see issue #4.)
+  // (Store::ApplyGrantOps returns every entry it wrote; not holding them at all would need a
+  // streaming variant of that interface.)
   std::vector<GrantOp>().swap(ops);
   if (!entries.ok()) return entries.status();
   if (progress) progress(total, total);

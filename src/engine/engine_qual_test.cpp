@@ -1,4 +1,4 @@
-// The qualification part of the engine: PRODUCT.md §1-§2 behaviours over SQLite.
+// The qualification part of the engine: qualifications, grants and requirements over SQLite.
 #include <gtest/gtest.h>
 
 #include "crowdgate/engine.hpp"
@@ -188,7 +188,7 @@ TEST(EngineCrossProcessTest, GrantsByAnotherConnectionApplyAtTheNextCheck) {
   EXPECT_TRUE(server->Check("gina", **compiled)->passed);
 }
 
-// Worker ids are not all held in memory (issue #4): a worker loaded at open, one never seen and
+// Worker ids are not all held in memory : a worker loaded at open, one never seen and
 // one first seen by another connection after this engine looked for it are all answered right.
 TEST(EngineCrossProcessTest, WorkersLoadedAtOpenUnseenOrCreatedLaterAreAllChecked) {
   TempDir dir;

@@ -5,7 +5,7 @@
 // store's change feed (audit log): Apply() takes entries in seq order; replaying an
 // entry twice is harmless because each entry carries the resulting value.
 //
-// Layout (sized for 1M+ workers; see issue #4): the bulk of the grants sit in a CSR
+// Layout (sized for 1M+ workers): the bulk of the grants sit in a CSR
 // ("compressed sparse row") base cut into segments of 8192 worker ids: in a segment,
 // offsets[i] .. offsets[i + 1] is the run of its i-th worker in entries, sorted by
 // qualification: 4 bytes of offset per worker id plus 24 bytes per grant, and no per-worker

@@ -99,7 +99,7 @@ TEST(GrantIndexTest, InAndNotInUseTheList) {
   EXPECT_TRUE(index.Check(1, ProviderBit("local"), {Req(10, Comparator::kNotIn, 0, {2, 4})}, 0).passed);
 }
 
-// ---- the flat base, the overflow and compaction (issue #4) ---------------------------------
+// ---- the flat base, the overflow and compaction ---------------------------------
 
 Grant LoadGrant(WorkerId w, QualId q, int64_t v, std::optional<int64_t> expires = std::nullopt) {
   Grant g;

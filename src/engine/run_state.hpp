@@ -17,7 +17,7 @@
 
 namespace crowdgate {
 
-// Names of the qualifications the engine derives from a run config (PRODUCT.md §3).
+// Names of the qualifications the engine derives from a run config.
 struct DerivedNames {
   static std::string OnboardingFailed(const std::string& q) { return q + "-failed"; }
   static std::string GoldCorrect(const std::string& g) { return g + "-correct-golds"; }

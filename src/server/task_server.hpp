@@ -1,4 +1,4 @@
-// TaskServer: crowdgate's HTTP face. The worker API and pages of PRODUCT.md §5, the
+// TaskServer: crowdgate's HTTP face. The worker API and pages (README "HTTP API"), the
 // requester API (behind the requester token), and a lease-expiry timer, over one
 // Dispatcher. Every error leaves through ErrorResponse (the one Status -> HTTP table).
 //

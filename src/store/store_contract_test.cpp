@@ -25,6 +25,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -1946,6 +1947,65 @@ INSTANTIATE_TEST_SUITE_P(Backends, StoreContractTest, ::testing::ValuesIn(AllBac
 
 // ---- SQLite-specific behaviour -------------------------------------------------------------------
 
+TEST_P(StoreContractTest, ADecisionIsAllOrNothingInsideABatchAndOutside) {
+  MakeRun("run_a", "task", 4);
+  const WorkerId w1 = WorkerNamed("w1"), w2 = WorkerNamed("w2"), w3 = WorkerNamed("w3");
+  const auto open_of = [&](WorkerId w) {
+    Result<std::vector<AgentRecord>> open = store_->OpenAgents("run_a", w);
+    EXPECT_TRUE(open.ok()) << open.status().ToString();
+    return open.ok() ? open->size() : 0;
+  };
+  // Outside a batch: an undone decision leaves nothing; a kept one is stored.
+  ASSERT_TRUE(store_->BeginDecision(w1).ok());
+  Reserve("run_a", w1);
+  ASSERT_TRUE(store_->EndDecision(/*commit=*/false).ok());
+  EXPECT_EQ(open_of(w1), 0u);
+  ASSERT_TRUE(store_->BeginDecision(w1).ok());
+  Reserve("run_a", w1);
+  ASSERT_TRUE(store_->EndDecision(/*commit=*/true).ok());
+  EXPECT_EQ(open_of(w1), 1u);
+
+  // Inside a batch: the batch keeps the decisions kept, whatever another decision did.
+  ASSERT_TRUE(store_->BeginBatch().ok());
+  ASSERT_TRUE(store_->BeginDecision(w2).ok());
+  Reserve("run_a", w2);
+  ASSERT_TRUE(store_->EndDecision(/*commit=*/false).ok());
+  ASSERT_TRUE(store_->BeginDecision(w3).ok());
+  Reserve("run_a", w3);
+  ASSERT_TRUE(store_->EndDecision(/*commit=*/true).ok());
+  ASSERT_TRUE(store_->EndBatch(/*commit=*/true).ok());
+  EXPECT_EQ(open_of(w2), 0u);
+  EXPECT_EQ(open_of(w3), 1u);
+  EXPECT_EQ(Counts("run_a")["assigned"], 2);
+}
+
+TEST_P(StoreContractTest, ADecisionAboutAWorkerWaitsForAnotherConnectionsDecisionAboutThem) {
+  if (!GetParam().shared) GTEST_SKIP() << "needs two connections to one database";
+  MakeRun("run_a", "task", 4);
+  const WorkerId w = WorkerNamed("w");
+  std::unique_ptr<Store> other = OpenAnother();
+  ASSERT_NE(other, nullptr);
+  ASSERT_TRUE(store_->BeginDecision(w).ok());
+  ASSERT_EQ(store_->OpenAgents("run_a", w)->size(), 0u);
+  std::atomic<bool> first_committed{false};
+  size_t seen_by_second = 99;
+  std::thread second([&] {
+    Status began = other->BeginDecision(w);  // waits for the first decision to end
+    EXPECT_TRUE(began.ok()) << began.ToString();
+    EXPECT_TRUE(first_committed.load()) << "the second decision began while the first was still open";
+    Result<std::vector<AgentRecord>> open = other->OpenAgents("run_a", w);
+    EXPECT_TRUE(open.ok()) << open.status().ToString();
+    if (open.ok()) seen_by_second = open->size();
+    EXPECT_TRUE(other->EndDecision(/*commit=*/true).ok());
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  Reserve("run_a", w);
+  first_committed = true;
+  ASSERT_TRUE(store_->EndDecision(/*commit=*/true).ok());
+  second.join();
+  EXPECT_EQ(seen_by_second, 1u) << "the second decision must see the first one's reservation";
+}
+
 class SqliteStoreTest : public ::testing::Test {
  protected:
   void TearDown() override {
@@ -2053,6 +2113,92 @@ TEST_F(SqliteStoreTest, MigrationThreeUpgradesAVersionTwoDatabaseWithItsRuns) {
   EXPECT_TRUE((*s)->EnqueueOutbox({row}).ok());
   EXPECT_EQ((*s)->CountOutbox()->pending, 1);
   EXPECT_EQ((*s)->DatabaseSecret("links")->size(), 64u);
+}
+
+int64_t PragmaInt(sqlite3* db, const char* pragma);
+
+// SQLite ends a transaction on its own after some errors (SQLITE_FULL, an I/O error, SQLITE_NOMEM). A batch must
+// then fail as a whole: no later call may run in autocommit and be stored while the batch reports failure.
+TEST_F(SqliteStoreTest, ABatchWhoseTransactionSqliteEndedFailsAsAWhole) {
+  Result<std::unique_ptr<Store>> opened = Store::Open(Path(), &env_);
+  ASSERT_TRUE(opened.ok());
+  auto* store = static_cast<SqliteStore*>(opened->get());
+  ASSERT_TRUE(store->CreateRun(RunRecord{"run_a", "task", "{}"}, {"{}", "{}", "{}"}, 1).ok());
+  const WorkerId w1 = store->EnsureWorker(WorkerRef{"local", "w1"})->id;
+  const WorkerId w2 = store->EnsureWorker(WorkerRef{"local", "w2"})->id;
+  const auto agent_for = [&](WorkerId w) {
+    AgentRecord a;
+    a.id = "ag_" + env_.RandomHex128();
+    a.token_hash = "t";
+    a.run_id = "run_a";
+    a.worker_id = w;
+    a.created_at = env_.NowMicros();
+    a.deadline = a.created_at + 60 * kSec;
+    return a;
+  };
+
+  ASSERT_TRUE(store->BeginBatch().ok());
+  ASSERT_TRUE(store->BeginDecision(w1).ok());
+  ASSERT_TRUE(store->ReserveUnit("run_a", agent_for(w1)).ok());
+  ASSERT_TRUE(store->EndDecision(true).ok());
+  ASSERT_EQ(sqlite3_exec(store->TEST_db(), "ROLLBACK", nullptr, nullptr, nullptr), SQLITE_OK);  // as SQLite would
+  EXPECT_TRUE(store->BeginDecision(w2).IsUnavailable());
+  EXPECT_TRUE(store->ReserveUnit("run_a", agent_for(w2)).status().IsUnavailable());
+  EXPECT_TRUE(store->ApplyGrantOps({}).status().IsUnavailable());
+  Status ended = store->EndBatch(/*commit=*/true);
+  EXPECT_TRUE(ended.IsUnavailable()) << ended.ToString();
+  EXPECT_EQ(store->OpenAgents("run_a", w1)->size(), 0u);
+  EXPECT_EQ(store->OpenAgents("run_a", w2)->size(), 0u);
+
+  // The store works again afterwards.
+  ASSERT_TRUE(store->BeginBatch().ok());
+  ASSERT_TRUE(store->ReserveUnit("run_a", agent_for(w2)).ok());
+  ASSERT_TRUE(store->EndBatch(true).ok());
+  EXPECT_EQ(store->OpenAgents("run_a", w2)->size(), 1u);
+}
+
+// A full disk (max_page_count) in the middle of a batch: whatever each call answered, the batch's outcome decides,
+// and a call answered OK is stored exactly when the batch committed.
+TEST_F(SqliteStoreTest, AFullDiskInABatchStoresExactlyWhatTheBatchCommitted) {
+  Result<std::unique_ptr<Store>> opened = Store::Open(Path(), &env_);
+  ASSERT_TRUE(opened.ok());
+  auto* store = static_cast<SqliteStore*>(opened->get());
+  std::vector<std::string> items(500, R"({"text": "an item of a run"})");
+  ASSERT_TRUE(store->CreateRun(RunRecord{"run_a", "task", "{}"}, items, 1).ok());
+  const QualId q = store->EnsureQualification("q", "")->id;
+  const int64_t pages = PragmaInt(store->TEST_db(), "PRAGMA page_count");
+  ASSERT_EQ(sqlite3_exec(store->TEST_db(), ("PRAGMA max_page_count = " + std::to_string(pages + 2)).c_str(), nullptr,
+                         nullptr, nullptr),
+            SQLITE_OK);
+  ASSERT_TRUE(store->BeginBatch().ok());
+  std::vector<std::string> answered_ok;
+  bool failed = false;
+  for (int i = 0; i < 400; ++i) {
+    const std::string name = "worker-with-a-long-name-to-fill-pages-" + std::to_string(i);
+    GrantOp op;
+    op.kind = GrantOp::Kind::kSet;
+    op.worker = WorkerRef{"local", name};
+    op.qual_id = q;
+    op.value = 1;
+    op.actor = "tester";
+    op.reason = std::string(200, 'r');
+    if (!store->BeginDecision(0).ok()) {
+      failed = true;
+      continue;
+    }
+    const bool ok = store->ApplyGrantOps({op}).ok();
+    const bool kept = store->EndDecision(ok).ok() && ok;
+    if (kept) answered_ok.push_back(name);
+    failed = failed || !ok;
+  }
+  ASSERT_TRUE(failed) << "the disk never filled up: raise the number of calls";
+  const bool committed = store->EndBatch(true).ok();
+  ASSERT_EQ(sqlite3_exec(store->TEST_db(), "PRAGMA max_page_count = 1073741823", nullptr, nullptr, nullptr), SQLITE_OK);
+  size_t stored = 0;
+  for (const std::string& name : answered_ok) stored += store->GetWorker(WorkerRef{"local", name}).ok() ? 1 : 0;
+  EXPECT_EQ(stored, committed ? answered_ok.size() : 0u)
+      << "batch " << (committed ? "committed" : "failed") << " with " << answered_ok.size() << " calls answered OK";
+  EXPECT_GT(answered_ok.size(), 0u);
 }
 
 int64_t PragmaInt(sqlite3* db, const char* pragma) {

@@ -1,4 +1,4 @@
-// Bad input, everywhere (PRODUCT.md §8, second and third promises), against the real binary:
+// Bad input, everywhere (the promises on bad input), against the real binary:
 //  - every HTTP endpoint of `crowdgate serve` (a child process) is fed a table of bad requests (malformed JSON,
 //    wrong types, unknown fields, bodies over the 1 MiB limit, invalid ids, path tricks, missing, forged and
 //    other agents' tokens, requester endpoints without the requester token): each gets its 4xx status and a

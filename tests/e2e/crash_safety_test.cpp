@@ -1,4 +1,4 @@
-// Crash safety (PRODUCT.md §8, first promise): a simulated crowd drives `crowdgate serve` (a child process) over
+// Crash safety (answered = stored, even under kill -9): a simulated crowd drives `crowdgate serve` (a child process) over
 // HTTP while the test kill -9s the server at random (seeded) moments, restarting it on the same database each time.
 // Afterwards the database itself is read and must show that: every submission answered 200 is stored exactly once
 // with its data unchanged; no unit was ever held by two live agents (each lease ended, by timeout at its deadline or

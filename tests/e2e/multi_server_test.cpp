@@ -1,4 +1,4 @@
-// Scale-out (issue #6, ARCHITECTURE.md "Scale-out"): THREE `crowdgate serve` processes share one database while a
+// Scale-out (README "PostgreSQL" and "Scale-out on PostgreSQL"): THREE `crowdgate serve` processes share one database while a
 // simulated crowd of 1,000 distinct workers, spread across the three servers (a worker hops between servers from one
 // request to the next: it may get its unit from one server and submit it to another), labels a run with golds and a
 // gold cap. Mid-run the test grants the run's block_qualification to some active workers through ONE server's
@@ -624,6 +624,104 @@ TEST_P(MultiServerTest, ThreeServersOneDatabaseKeepEveryInvariant) {
             << walked_golds << " golds; " << walked_units_reused << " units reused), " << ledger.expired_while_working
             << " leases ended while working\n"
             << outcomes;
+}
+
+// One worker sends concurrent work requests to two, then three servers at once. A worker's limits are checked
+// and taken in one decision that no other server can interleave with: with allowed_concurrent 1 they hold one
+// agent, with maximum_units_per_worker 3 they get three units, however the requests race.
+TEST_P(MultiServerTest, OneWorkerHammeringEveryServerStaysWithinItsLimits) {
+  constexpr int kRequestsPerServer = 4;
+  constexpr int kRounds = 12;  // one fresh worker per round
+  Write("limit-units.jsonl", [] {
+    std::string units;
+    for (int i = 0; i < 200; ++i) units += json{{"text", "item " + std::to_string(i)}}.dump() + "\n";
+    return units;
+  }());
+  const auto launch = [&](const std::string& name, const std::string& task_lines) {
+    const std::string config = Write(name + ".yaml", "task:\n  task_name: " + name + "\n  task_title: Limits\n" +
+                                                         task_lines +
+                                                         "blueprint:\n  type: static_html\n  task_source: task.html\n"
+                                                         "  data: limit-units.jsonl\n  units_per_item: 3\n"
+                                                         "provider:\n  type: local\n  trust_worker_param: true\n");
+    CommandResult launched = RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " --json launch " + ShellQuote(config));
+    EXPECT_EQ(launched.exit_code, 0) << launched.err;
+    return launched.exit_code == 0 ? json::parse(launched.out)["run_id"].get<std::string>() : std::string();
+  };
+  const std::string concurrent_run = launch("limit-concurrent", "  allowed_concurrent: 1\n");
+  const std::string max_units_run = launch("limit-max-units", "  allowed_concurrent: 0\n  maximum_units_per_worker: 3\n");
+  ASSERT_FALSE(concurrent_run.empty());
+  ASSERT_FALSE(max_units_run.empty());
+
+  std::vector<std::unique_ptr<ServerProcess>> servers;
+  std::vector<int> ports;
+  for (int s = 0; s < 3; ++s) {
+    servers.push_back(std::make_unique<ServerProcess>(dir_, db_, std::vector<std::string>{},
+                                                      "limit-server-" + std::to_string(s) + ".txt"));
+    ASSERT_NE(servers.back()->port(), 0) << "server " << s << " did not start";
+    ports.push_back(servers.back()->port());
+  }
+
+  // Every request of one worker at once (released together), to the first `n_servers` servers; the agent ids of
+  // the units handed out, and any answer that is neither a unit nor the expected refusal.
+  const auto hammer = [&](const std::string& run, const std::string& worker, int n_servers,
+                          std::vector<std::string>* unexpected) {
+    std::mutex mu;
+    std::set<std::string> agents;
+    std::atomic<int> ready{0};
+    std::atomic<bool> go{false};
+    std::vector<std::thread> threads;
+    for (int s = 0; s < n_servers; ++s) {
+      for (int k = 0; k < kRequestsPerServer; ++k) {
+        threads.emplace_back([&, s] {
+          HttpClient c("127.0.0.1", ports[static_cast<size_t>(s)], std::chrono::milliseconds(30000));
+          ++ready;
+          while (!go) std::this_thread::yield();
+          auto r = c.Post("/api/v1/runs/" + run + "/work", json{{"provider", "local"}, {"worker", worker}}.dump(), {});
+          std::lock_guard<std::mutex> l(mu);
+          json j = r.ok() ? json::parse(r->body, nullptr, false) : json();
+          if (!r.ok() || r->status != 200 || !j.is_object()) {
+            unexpected->push_back(worker + ": " + (r.ok() ? std::to_string(r->status) + " " + r->body : r.status().ToString()));
+          } else if (j["outcome"] == "unit") {
+            agents.insert(j["agent_id"].get<std::string>());
+          } else if (!(j["outcome"] == "no_work" &&
+                       (j["reason"] == "max_units_reached" || j["reason"] == "too_many_concurrent"))) {
+            unexpected->push_back(worker + ": " + j.dump());
+          }
+        });
+      }
+    }
+    while (ready < n_servers * kRequestsPerServer) std::this_thread::yield();
+    go = true;
+    for (auto& t : threads) t.join();
+    return agents;
+  };
+
+  std::vector<std::string> unexpected;
+  for (int round = 0; round < kRounds; ++round) {
+    const int n_servers = round % 2 == 0 ? 2 : 3;
+    const std::string worker = "hammer-" + std::to_string(round);
+    const auto held = hammer(concurrent_run, worker, n_servers, &unexpected);
+    EXPECT_EQ(held.size(), 1u) << worker << " holds " << held.size() << " agents with allowed_concurrent 1 ("
+                               << n_servers << " servers)";
+    const auto units = hammer(max_units_run, worker, n_servers, &unexpected);
+    EXPECT_EQ(units.size(), 3u) << worker << " got " << units.size() << " units with maximum_units_per_worker 3 ("
+                                << n_servers << " servers)";
+  }
+  EXPECT_TRUE(unexpected.empty()) << unexpected.size() << " unexpected answers, first: " << unexpected.front();
+
+  // What the store holds agrees with what the workers were told.
+  auto store = Store::Open(db_, Env::Default());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  for (int round = 0; round < kRounds; ++round) {
+    auto w = (*store)->GetWorker(WorkerRef{"local", "hammer-" + std::to_string(round)});
+    ASSERT_TRUE(w.ok()) << w.status().ToString();
+    auto open = (*store)->OpenAgents(concurrent_run, w->id);
+    ASSERT_TRUE(open.ok());
+    EXPECT_EQ(open->size(), 1u) << "hammer-" << round;
+    auto done = (*store)->CountWorkerUnitsForTask("limit-max-units", w->id);
+    ASSERT_TRUE(done.ok());
+    EXPECT_EQ(*done, 3) << "hammer-" << round;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Db, MultiServerTest, ::testing::Values("SQLite", "PostgreSQL"),

@@ -1,6 +1,6 @@
 // The live task server as a user runs it: the real binary launches runs (`crowdgate launch`), serves them
 // (`crowdgate serve --port 0`, a child process) and a client drives the worker HTTP API. Proves the response
-// shapes and status codes of PRODUCT.md §5, that a CLI grant reaches a running server at the next request,
+// shapes and status codes of the worker API, that a CLI grant reaches a running server at the next request,
 // that pages are HTML-escaped, that no gold/screening/onboarding answer reaches anything a worker can fetch,
 // and the requester commands (status, export, review), bad configs (exit 2 naming the key) and `simulate`.
 #include <fcntl.h>

@@ -181,6 +181,16 @@ class Tx {
   Session& session_;
 };
 
+// The transaction of an open decision (PgStore::BeginDecision .. EndDecision).
+class Decision {
+ public:
+  explicit Decision(pqxx::connection& c) : work_(c) {}
+  pqxx::work& work() { return work_; }
+
+ private:
+  pqxx::work work_;
+};
+
 // ---- reading columns -----------------------------------------------------------------------------
 inline int64_t Int(const pqxx::field& f) { return f.is_null() ? 0 : f.as<int64_t>(); }
 inline std::optional<int64_t> OptInt(const pqxx::field& f) {

@@ -208,6 +208,7 @@ constexpr Sql kPing{"cg_ping", "SELECT 1"};
 constexpr Sql kLockAuditAndNotify{"cg_lock_audit",
                                   "SELECT pg_advisory_xact_lock(7162800889179763761), "
                                   "pg_notify('crowdgate_changes', '')"};
+constexpr Sql kDecisionWorkerLock{"cg_decision_worker_lock", "SELECT 1 FROM workers WHERE id = $1 FOR NO KEY UPDATE"};
 constexpr Sql kNotify{"cg_notify", "SELECT pg_notify('crowdgate_changes', '')"};
 constexpr Sql kSchemaVersionMax{"cg_schema_version_max", "SELECT COALESCE(MAX(version), 0) FROM schema_version"};
 constexpr Sql kSchemaVersionInsert{"cg_schema_version_insert",
@@ -434,7 +435,78 @@ Status PgStore::EnsureConnected() {
   return Status::Ok();
 }
 
+void PgStore::DropSession() {
+  decision_.reset();
+  session_.reset();
+}
+
+Status PgStore::BeginDecision(WorkerId worker) {
+  if (in_decision_) return Status::Internal("BeginDecision: a decision is already open");
+  decision_failed_ = false;
+  for (int attempt = 1;; ++attempt) {
+    CG_RETURN_IF_ERROR(EnsureConnected());
+    try {
+      decision_ = std::make_unique<pg_internal::Decision>(session_->conn());
+      Tx tx(decision_->work(), *session_);
+      // Waits for any other server's decision about this worker to commit, so what this one reads
+      // next (open agents, units done) includes it.
+      tx.Run(kDecisionWorkerLock, Args(worker));
+      in_decision_ = true;
+      return Status::Ok();
+    } catch (...) {
+      Failure f = Classify(where_, password_);
+      decision_.reset();
+      if (f.broken) DropSession();
+      // A connection that died while idle shows up here: nothing was written yet, try once more.
+      if ((f.broken || f.retry) && attempt < 2) continue;
+      return f.status;
+    }
+  }
+}
+
+Status PgStore::EndDecision(bool commit) {
+  if (!in_decision_) return Status::Internal("EndDecision without BeginDecision");
+  in_decision_ = false;
+  if (!decision_) return commit ? Status::Unavailable("lost the connection in a decision: nothing of it is stored") : Status::Ok();
+  const bool failed = decision_failed_;
+  decision_failed_ = false;
+  try {
+    if (commit && !failed) {
+      decision_->work().commit();
+    } else {
+      decision_->work().abort();
+    }
+    decision_.reset();
+  } catch (...) {
+    Failure f = Classify(where_, password_);
+    decision_.reset();
+    if (f.broken) DropSession();
+    return commit ? f.status : Status::Ok();
+  }
+  if (commit && failed) return Status::Unavailable("a statement of the decision failed: nothing of it is stored");
+  return Status::Ok();
+}
+
 Status PgStore::Transact(TxKind kind, const Body& body) {
+  if (in_decision_) {
+    if (decision_failed_ || !decision_) return Status::Unavailable("a statement of this decision failed: nothing of it is stored");
+    try {
+      if (kind == TxKind::kWrite) {
+        pqxx::subtransaction sub(decision_->work());
+        Tx tx(sub, *session_);
+        Status s = body(tx);
+        if (s.ok()) sub.commit();  // otherwise the destructor rolls the subtransaction back
+        return s;
+      }
+      Tx tx(decision_->work(), *session_);
+      return body(tx);
+    } catch (...) {
+      Failure f = Classify(where_, password_);
+      decision_failed_ = true;
+      if (f.broken) DropSession();
+      return f.status;
+    }
+  }
   bool reconnected = false;
   for (int attempt = 1;; ++attempt) {
     CG_RETURN_IF_ERROR(EnsureConnected());
@@ -461,7 +533,7 @@ Status PgStore::Transact(TxKind kind, const Body& body) {
       return s;
     } catch (...) {
       Failure f = Classify(where_, password_);
-      if (f.broken) session_.reset();
+      if (f.broken) DropSession();
       if (f.retry && attempt < kMaxAttempts) {
         Backoff(attempt);
         continue;
@@ -669,7 +741,7 @@ Result<int64_t> PgStore::ExternalChangeToken() {
     if (session_->ReconnectedSinceLastCheck()) ++external_changes_;
   } catch (...) {
     Failure f = Classify(where_, password_);
-    if (f.broken) session_.reset();
+    if (f.broken) DropSession();
     return f.status;
   }
   return external_changes_;

@@ -12,7 +12,12 @@
 //    reads are single statements (or independent lookups) in autocommit. A transaction that fails
 //    with serialization_failure or deadlock_detected is retried a few times before Unavailable.
 //  - Group commit (BeginBatch / EndBatch) is not implemented: the Store defaults apply, and every
-//    call commits on its own.
+//    call commits on its own, except inside a decision.
+//  - A decision (BeginDecision .. EndDecision) is one READ COMMITTED transaction that starts by
+//    locking the worker's row (FOR NO KEY UPDATE, which does not block foreign-key checks); every
+//    call inside runs in it, a write as a subtransaction (all-or-nothing on its own). A decision is
+//    never retried here: after a failed statement it only accepts EndDecision, and the caller
+//    answers 503. Lock order: worker row, then the audit lock, then the outbox lock.
 //  - Errors: every exception is caught here. A constraint violation (a duplicate name, agent id or
 //    run id) -> Conflict, as SQLite; a lost or refused connection -> Unavailable, with a message
 //    naming host, port and database but never the password (the next call reconnects); a data
@@ -70,6 +75,7 @@ namespace crowdgate {
 namespace pg_internal {
 class Session;  // the connection, its LISTEN receiver and its prepared statements (pg_store.cpp)
 class Tx;       // a transaction in progress (pg_internal.hpp)
+class Decision;  // an open decision's transaction (pg_internal.hpp)
 }  // namespace pg_internal
 
 class PgStore final : public Store {
@@ -149,6 +155,9 @@ class PgStore final : public Store {
   Result<std::vector<OutboxRow>> ListOutbox(const std::vector<std::string>& states, int64_t after_id,
                                             int64_t limit) override;
 
+  Status BeginDecision(WorkerId worker) override;
+  Status EndDecision(bool commit) override;
+
   // Test-only: the server process id behind the current connection (0 when disconnected).
   int TEST_backend_pid() const;
 
@@ -164,7 +173,10 @@ class PgStore final : public Store {
 
   // (Re)connects when there is no usable connection.
   Status EnsureConnected();
+  // Drops the connection (and the decision open on it, which the server rolls back).
+  void DropSession();
   // Runs `body` in one transaction of `kind`; commits if it returns OK. Catches every exception.
+  // Inside a decision it runs in the decision's transaction instead.
   // A kWrite body may run more than once (retries): it must reset what it fills in.
   Status Transact(TxKind kind, const Body& body);
   Status Migrate();
@@ -191,6 +203,10 @@ class PgStore final : public Store {
   std::string password_;  // only to scrub it from library messages, should one ever quote it
   Env* env_;
   std::unique_ptr<pg_internal::Session> session_;
+  // The open decision's transaction (declared after session_: destroyed before the connection).
+  std::unique_ptr<pg_internal::Decision> decision_;
+  bool in_decision_ = false;      // BeginDecision .. EndDecision
+  bool decision_failed_ = false;  // a statement of the open decision failed
   bool ever_connected_ = false;
   // Notifications counted from other connections, plus reconnections (ExternalChangeToken).
   int64_t external_changes_ = 0;

@@ -132,7 +132,7 @@ CREATE TABLE golds_seen (
 ) WITHOUT ROWID;
 )sql";
 
-// Migration 2 (issue #4): OpenAgents, asked on every work request, walked every agent the worker
+// Migration 2: OpenAgents, asked on every work request, walked every agent the worker
 // ever had in the run (agents_by_run_worker), so a worker's requests slowed as their history grew.
 constexpr const char* kMigration2 = R"sql(
 CREATE INDEX agents_open_by_run_worker ON agents (run, worker_id) WHERE status IN ('in_task', 'onboarding');
@@ -621,17 +621,34 @@ Status RunGuarded(const std::function<Status()>& body) {
 
 }  // namespace
 
+Status SqliteStore::CheckTransactionAlive() {
+  if (InTransaction() && !tx_lost_ && sqlite3_get_autocommit(db_)) {
+    tx_lost_ = true;
+    run_rids_.clear();
+  }
+  if (tx_lost_) {
+    return Status::Unavailable("SQLite rolled back the open transaction of database '" + path_ +
+                               "' after an error: nothing of it is stored");
+  }
+  return Status::Ok();
+}
+
 Status SqliteStore::Transact(TxKind kind, const std::function<Status()>& body) {
-  if (in_batch_ && kind == TxKind::kRead) return RunGuarded(body);  // nothing to undo
-  if (in_batch_) {
-    // The batch already holds the write lock; a savepoint makes this call all-or-nothing.
+  if (InTransaction()) {
+    CG_RETURN_IF_ERROR(CheckTransactionAlive());
+    if (kind == TxKind::kRead) return RunGuarded(body);  // nothing to undo
+    // The open transaction already holds the write lock; a savepoint makes this call all-or-nothing.
     CG_RETURN_IF_ERROR(ExecCached("SAVEPOINT step"));
     Status s = RunGuarded(body);
     if (!s.ok()) {
+      // A failed statement may have ended the whole transaction (SQLITE_FULL, IOERR, NOMEM): then
+      // there is no savepoint to go back to, and the rest of the batch must fail too.
+      CG_RETURN_IF_ERROR(CheckTransactionAlive().WithContext(s.message()));
       (void)ExecCached("ROLLBACK TO step");
       run_rids_.clear();
     }
     Status released = ExecCached("RELEASE step");
+    if (!released.ok()) CG_RETURN_IF_ERROR(CheckTransactionAlive());
     return s.ok() ? released : s;
   }
   // Writers take the write lock up front (BEGIN IMMEDIATE): a deferred transaction that reads and
@@ -651,20 +668,71 @@ Status SqliteStore::Transact(TxKind kind, const std::function<Status()>& body) {
 }
 
 Status SqliteStore::BeginBatch() {
-  if (in_batch_) return Status::Internal("BeginBatch: a batch is already open");
+  if (in_batch_ || in_decision_) return Status::Internal("BeginBatch: a batch or a decision is already open");
   CG_RETURN_IF_ERROR(ExecCached("BEGIN IMMEDIATE"));
   in_batch_ = true;
+  tx_lost_ = false;
   return Status::Ok();
 }
 
 Status SqliteStore::EndBatch(bool commit) {
   if (!in_batch_) return Status::Internal("EndBatch without BeginBatch");
+  if (in_decision_) (void)EndDecision(/*commit=*/false);
+  Status s = commit ? CheckTransactionAlive() : Status::Ok();
   in_batch_ = false;
-  Status s = commit ? ExecCached("COMMIT") : Status::Ok();
+  tx_lost_ = false;
+  if (commit && s.ok()) s = ExecCached("COMMIT");
   if (!commit || !s.ok()) {
     run_rids_.clear();
     if (!sqlite3_get_autocommit(db_)) (void)ExecCached("ROLLBACK");
   }
+  return s;
+}
+
+// Inside a batch the batch's write lock already keeps every other connection out; the savepoint
+// makes the decision all-or-nothing. Outside one, the decision's own IMMEDIATE transaction does both.
+Status SqliteStore::BeginDecision(WorkerId /*worker*/) {
+  if (in_decision_) return Status::Internal("BeginDecision: a decision is already open");
+  if (in_batch_) {
+    CG_RETURN_IF_ERROR(CheckTransactionAlive());
+    Status s = ExecCached("SAVEPOINT decision");
+    if (!s.ok()) {
+      CG_RETURN_IF_ERROR(CheckTransactionAlive());
+      return s;
+    }
+  } else {
+    CG_RETURN_IF_ERROR(ExecCached("BEGIN IMMEDIATE"));
+    own_decision_tx_ = true;
+    tx_lost_ = false;
+  }
+  in_decision_ = true;
+  return Status::Ok();
+}
+
+Status SqliteStore::EndDecision(bool commit) {
+  if (!in_decision_) return Status::Internal("EndDecision without BeginDecision");
+  in_decision_ = false;
+  Status alive = CheckTransactionAlive();
+  if (own_decision_tx_) {
+    own_decision_tx_ = false;
+    tx_lost_ = false;
+    Status s = alive;
+    if (commit && s.ok()) s = ExecCached("COMMIT");
+    if (!commit || !s.ok()) {
+      run_rids_.clear();
+      if (!sqlite3_get_autocommit(db_)) (void)ExecCached("ROLLBACK");
+    }
+    return commit ? s : Status::Ok();
+  }
+  if (!alive.ok()) return commit ? alive : Status::Ok();  // the batch fails as a whole
+  Status s;
+  if (!commit) {
+    run_rids_.clear();
+    s = ExecCached("ROLLBACK TO decision");
+  }
+  Status released = ExecCached("RELEASE decision");
+  if (s.ok()) s = released;
+  if (!s.ok()) CG_RETURN_IF_ERROR(CheckTransactionAlive());
   return s;
 }
 

@@ -147,8 +147,11 @@ class SqliteStore final : public Store {
   Status BeginBatch() override;
   Status EndBatch(bool commit) override;
   bool BatchExcludesOtherWriters() const override { return true; }  // BEGIN IMMEDIATE
+  Status BeginDecision(WorkerId worker) override;
+  Status EndDecision(bool commit) override;
 
-  // Test-only: the raw connection (to check pragmas).
+  // Test-only: the raw connection (to check pragmas, or to end a transaction behind the store's
+  // back as SQLite itself does after SQLITE_FULL or an I/O error).
   sqlite3* TEST_db() { return db_; }
 
  private:
@@ -189,7 +192,17 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   Env* env_;
   std::string path_;
+  // True while this store's own transaction is open (a batch, or a decision outside one).
+  bool InTransaction() const { return in_batch_ || own_decision_tx_; }
+  // Fails once SQLite has ended the open transaction on its own (after SQLITE_FULL, an I/O error,
+  // SQLITE_NOMEM...): every later call of the batch or decision would otherwise run in autocommit
+  // and be stored while the batch as a whole reports failure.
+  Status CheckTransactionAlive();
+
   bool in_batch_ = false;  // BeginBatch .. EndBatch: Transact uses savepoints
+  bool in_decision_ = false;  // BeginDecision .. EndDecision
+  bool own_decision_tx_ = false;  // the decision opened the transaction (no batch around it)
+  bool tx_lost_ = false;  // SQLite rolled the open transaction back (CheckTransactionAlive)
   std::unordered_map<std::string, int64_t> run_rids_;  // run id -> rowid (RunRowId)
   // Keyed by the SQL literal itself; finalized in the destructor.
   std::unordered_map<std::string_view, sqlite3_stmt*> stmts_;
