@@ -18,6 +18,8 @@
 #include "crowdgate/engine.hpp"
 #include "crowdgate/env.hpp"
 #include "crowdgate/store.hpp"
+#include "core/run_config.hpp"
+#include "engine/run_judgments.hpp"
 
 namespace crowdgate::python {
 namespace {
@@ -203,6 +205,30 @@ class Database {
     return ToList(rows);
   }
 
+  py::list AggregateRun(const std::string& run, const std::string& method, const std::string& field) {
+    std::vector<Json> rows;
+    {
+      py::gil_scoped_release release;
+      const AggregationMethod m = Check(ParseAggregationMethod(method));
+      const std::vector<ExportRow> exported = Check(D().Export(run));
+      const std::shared_ptr<const RunView> view = Check(D().RunViewOf(run));
+      const std::unique_ptr<LoadedJudgments> l = Check(LoadRunJudgments(exported, *view->config, field));
+      AggregateOptions options;
+      options.method = m;
+      options.known = l->known;
+      const AggregateResult result = Check(Aggregate(l->judgments, options));
+      rows.reserve(l->output_items.size());
+      for (const int32_t id : l->output_items) {
+        const ItemLabel& it = result.items[static_cast<size_t>(id)];
+        rows.push_back({{"item", std::stoll(std::string(l->items.name(id)))},
+                        {"label", it.label < 0 ? Json(nullptr) : Json::parse(l->label_json[static_cast<size_t>(it.label)])},
+                        {"confidence", it.confidence},
+                        {"labels", it.labels}});
+      }
+    }
+    return ToList(rows);
+  }
+
   void Close() {
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> l(mu_);
@@ -329,6 +355,13 @@ Each entry is a dict {"seq", "at", "kind" (grant | change | revoke | qualificati
 "agent_id", "kind" (unit | gold | screening | onboarding), "status", "submitted_at",
 "duration_s", "data"}, where data is the worker's submission, unchanged.
 LookupError if the run does not exist.)")
+      .def("aggregate", &Database::AggregateRun, py::arg("run"), py::arg("method") = "dawid-skene",
+           py::arg("field") = "",
+           R"(One label per item of the run, as `crowdgate aggregate RUN`: a list of dicts {"item", "label",
+"confidence", "labels"} in item order. method: "dawid-skene" (default), "majority" or "wawa".
+field: the answer field holding the label (default: the only field of the answers). Golds the
+workers answered count as known truths. ValueError for a bad method or field, LookupError if the
+run does not exist.)")
       .def("close", &Database::Close, "Closes the database; later calls raise ValueError.")
       .def("__enter__", [](Database& d) -> Database& { return d; }, py::return_value_policy::reference)
       .def("__exit__", [](Database& d, py::args) { d.Close(); })

@@ -98,8 +98,69 @@ async function runPage(token, runId) {
   const charts = h('div', { class: 'grid' });
   const workers = h('div');
   const timeline = h('div');
-  show(head, charts, h('h2', {}, 'Workers'), workers, h('h2', {}, 'Disqualifications and blocks'), timeline);
+  const labels = h('div', { class: 'card', id: 'aggregate' });
+  show(head, charts, h('h2', {}, 'Workers'), workers, h('h2', {}, 'Aggregated labels'), labels,
+    h('h2', {}, 'Disqualifications and blocks'), timeline);
   let cursor = '';
+  // Aggregation reads every submission: it is fetched beside the page, not in its way, and at
+  // most every 15 s (the server keeps the result until the run's counts move).
+  let method = 'dawid-skene';
+  let agreement = new Map();  // worker -> share of their labels equal to the aggregated label
+  let aggregatedAt = 0;
+  let lastRows = [];
+  async function aggregate(force) {
+    if (!force && Date.now() - aggregatedAt < 15000) return;
+    aggregatedAt = Date.now();
+    const base = `/api/v1/requester/runs/${enc(runId)}/aggregate`;
+    try {
+      const [items, ws] = await Promise.all([api.get(base + q({ method, limit: 20 })),
+        api.get(base + q({ method, view: 'workers', limit: 1000 }))]);
+      if (token !== pageToken) return;
+      agreement = new Map(ws.items.map((w) => [w.worker, w.agreement]));
+      drawLabels(items);
+      drawWorkers(lastRows);
+    } catch (e) {
+      if (token === pageToken) labels.replaceChildren(errorBox(e));
+    }
+  }
+  function drawLabels(res) {
+    const select = h('select', { id: 'aggregate-method', 'aria-label': 'Aggregation method',
+      onchange: (e) => { method = e.target.value; aggregate(true); } },
+      ...['dawid-skene', 'majority', 'wawa'].map((m) => h('option', { value: m, selected: m === method }, m)));
+    labels.replaceChildren(
+      h('div', { class: 'row' }, select, h('span', { class: 'muted' },
+        `${fmtNum(res.items_total)} items, ${fmtNum(res.judgments)} labels from ${fmtNum(res.workers_total)} workers` +
+        (res.method === 'dawid-skene' ? `, ${res.converged ? 'converged' : 'stopped'} after ${res.iterations} iterations` : '') +
+        (res.golds_used ? `, ${fmtNum(res.golds_used)} gold answers as known truths` : ''))),
+      res.items.length === 0 ? h('p', { class: 'muted' }, 'No labels submitted yet.') :
+        sortableTable([
+          { key: 'item', label: 'Item' },
+          { key: 'label', label: 'Label', render: (r) => r.label === null ? '—' : String(r.label) },
+          { key: 'confidence', label: 'Confidence', render: (r) => fmtPct(r.confidence) },
+          { key: 'labels', label: 'Labels' },
+        ], res.items, { testid: 'aggregate', noFilter: true }),
+      h('p', { class: 'muted' }, 'All items: ', h('code', {}, `crowdgate aggregate ${runId} --method ${method}`),
+        ' or the requester API (', h('code', {}, 'GET …/aggregate'), ').'));
+  }
+  function drawWorkers(rows) {
+    for (const r of rows) r.agreement = agreement.has(r.worker) ? agreement.get(r.worker) : null;
+    workers.replaceChildren(sortableTable([
+      { key: 'worker', label: 'Worker', render: (r) => h('a', { href: `#/worker/${enc(r.worker)}` }, r.worker) },
+      { key: 'onboarding', label: 'Onboarding' },
+      { key: 'golds_right', label: 'Golds right' },
+      { key: 'golds_wrong', label: 'Golds wrong' },
+      { key: 'gold_accuracy', label: 'Gold accuracy', render: (r) => fmtPct(r.gold_accuracy) },
+      { key: 'units', label: 'Units' },
+      { key: 'mean_seconds_per_unit', label: 'Mean s/unit', render: (r) => fmtNum(r.mean_seconds_per_unit, 1) },
+      { key: 'agreement', label: 'Agreement', render: (r) => fmtPct(r.agreement) },
+      { key: 'state', label: 'State', render: (r) => h('span', { class: 'state-' + r.state }, r.state) },
+      { key: 'reason', label: 'Reason' },
+    ], rows, { testid: 'workers', filterPlaceholder: 'Filter workers…' }),
+    h('div', { class: 'row' },
+      cursor ? h('button', { type: 'button', onclick: () => { cursor = ''; draw(); } }, 'First page') : null,
+      lastNext ? h('button', { type: 'button', onclick: () => { cursor = lastNext; draw(); } }, 'Next workers') : null));
+  }
+  let lastNext = null;
   async function draw() {
     const [run, tp, wpage, tl] = await Promise.all([
       api.get(`/api/v1/requester/runs/${enc(runId)}`),
@@ -123,21 +184,10 @@ async function runPage(token, runId) {
       h('div', { class: 'card' }, h('h2', {}, 'Throughput (submissions per 10 s)'), throughputChart(tp.points, 10, 380)),
       h('div', { class: 'card' }, h('h2', {}, 'Gold accuracy (workers)'), histogram(accs, 10)),
       h('div', { class: 'card' }, h('h2', {}, 'Disqualifications over time'), throughputChart(bucketTimes(tl.items), 60, 380, 'events')));
-    const rows = wpage.items.map((w) => ({ ...w }));
-    workers.replaceChildren(sortableTable([
-      { key: 'worker', label: 'Worker', render: (r) => h('a', { href: `#/worker/${enc(r.worker)}` }, r.worker) },
-      { key: 'onboarding', label: 'Onboarding' },
-      { key: 'golds_right', label: 'Golds right' },
-      { key: 'golds_wrong', label: 'Golds wrong' },
-      { key: 'gold_accuracy', label: 'Gold accuracy', render: (r) => fmtPct(r.gold_accuracy) },
-      { key: 'units', label: 'Units' },
-      { key: 'mean_seconds_per_unit', label: 'Mean s/unit', render: (r) => fmtNum(r.mean_seconds_per_unit, 1) },
-      { key: 'state', label: 'State', render: (r) => h('span', { class: 'state-' + r.state }, r.state) },
-      { key: 'reason', label: 'Reason' },
-    ], rows, { testid: 'workers', filterPlaceholder: 'Filter workers…' }),
-    h('div', { class: 'row' },
-      cursor ? h('button', { type: 'button', onclick: () => { cursor = ''; draw(); } }, 'First page') : null,
-      wpage.next_cursor ? h('button', { type: 'button', onclick: () => { cursor = wpage.next_cursor; draw(); } }, 'Next workers') : null));
+    lastRows = wpage.items.map((w) => ({ ...w }));
+    lastNext = wpage.next_cursor;
+    drawWorkers(lastRows);
+    aggregate(false);
     timeline.replaceChildren(tl.items.length === 0 ? h('p', { class: 'muted' }, 'Nobody disqualified or blocked yet.') :
       sortableTable([
         { key: 'at', label: 'When', render: (r) => fmtTime(r.at) },

@@ -76,3 +76,29 @@ def test_grant_from_python_reaches_a_running_server(server, db_path):
         assert submitted[0]["data"] == {"label": "pos"} and submitted[0]["kind"] == "unit"
         assert set(submitted[0]) >= {"run_id", "unit_id", "item", "worker", "agent_id", "kind", "status",
                                      "submitted_at", "duration_s", "data"}
+
+
+def test_aggregate_returns_one_label_per_labelled_item(server, db_path):
+    run_id, base = server
+    work = base + f"/api/v1/runs/{run_id}/work"
+    # Three workers label the same item (units_per_item is 1, so each gets a different item):
+    # every labelled item comes back once, with its only label and full vote share.
+    given = {}
+    for worker, label in (("ann", "pos"), ("ben", "neg"), ("cid", "pos")):
+        w = post(work, {"provider": "local", "worker": worker})
+        assert w["outcome"] == "unit"
+        post(base + f"/api/v1/agents/{w['agent_id']}/submit", {"data": {"label": label}}, w["token"])
+        given[w["data"]["text"]] = label
+    with crowdgate.open(db_path) as db:
+        rows = db.aggregate(run_id, method="majority")
+        assert len(rows) == 3
+        assert all(set(r) == {"item", "label", "confidence", "labels"} for r in rows)
+        assert sorted(r["label"] for r in rows) == sorted(given.values())
+        assert all(r["confidence"] == 1.0 and r["labels"] == 1 for r in rows)
+        assert [r["item"] for r in rows] == sorted(r["item"] for r in rows)
+        with pytest.raises(ValueError):
+            db.aggregate(run_id, method="average")
+        with pytest.raises(ValueError):
+            db.aggregate(run_id, field="missing")
+        with pytest.raises(LookupError):
+            db.aggregate("run_0000000000000000")

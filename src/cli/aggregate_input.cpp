@@ -1,36 +1,23 @@
 #include "cli/aggregate_input.hpp"
 
-#include <algorithm>
-#include <set>
-
-#include "core/run_config.hpp"
-
 namespace crowdgate::cli {
 
 namespace {
 
 std::string JsonString(std::string_view s) { return nlohmann::json(std::string(s)).dump(); }
 
-void Finish(LoadedJudgments& l) {
-  l.judgments.num_items = static_cast<int32_t>(l.items.size());
-  l.judgments.num_workers = static_cast<int32_t>(l.workers.size());
-  l.judgments.num_labels = static_cast<int32_t>(l.labels.size());
-  if (!l.known.empty()) l.known.resize(l.items.size(), -1);
-}
-
-bool IsLabel(const nlohmann::json& v) { return v.is_string() || v.is_number() || v.is_boolean(); }
-
 }  // namespace
 
 Result<std::unique_ptr<LoadedJudgments>> LoadCsvJudgments(const std::string& path) {
   auto l = std::make_unique<LoadedJudgments>();
   CG_ASSIGN_OR_RETURN(CsvFile file, CsvFile::Open(path));
-  l->csv = std::make_unique<CsvFile>(std::move(file));
+  auto csv = std::make_shared<CsvFile>(std::move(file));
+  l->backing = csv;  // the interned names are views into the file
   // Rows usually come grouped by item; remembering the last item saves most lookups.
   int32_t last_item = -1;
   std::string_view last_name;
   Judgments& j = l->judgments;
-  CG_RETURN_IF_ERROR(l->csv->ForEachRow({"item", "worker", "label"}, [&](int64_t, const std::string_view* f) {
+  CG_RETURN_IF_ERROR(csv->ForEachRow({"item", "worker", "label"}, [&](int64_t, const std::string_view* f) {
     if (last_item < 0 || f[0] != last_name) {
       last_item = l->items.Intern(f[0]);
       last_name = f[0];
@@ -44,89 +31,7 @@ Result<std::unique_ptr<LoadedJudgments>> LoadCsvJudgments(const std::string& pat
   }
   l->output_items.resize(l->items.size());
   for (size_t i = 0; i < l->output_items.size(); ++i) l->output_items[i] = static_cast<int32_t>(i);
-  Finish(*l);
-  return l;
-}
-
-Result<std::unique_ptr<LoadedJudgments>> LoadRunJudgments(const std::vector<ExportRow>& rows, const RunConfig& config,
-                                                          const std::string& field) {
-  auto l = std::make_unique<LoadedJudgments>();
-  l->items_are_numbers = true;
-  auto counts = [](const ExportRow& r) {
-    return r.submitted_at.has_value() && r.status != "rejected" && !r.data.is_null();
-  };
-  auto where = [](const ExportRow& r) {
-    return "unit " + (r.unit_id ? std::to_string(*r.unit_id) : std::string("-")) + " (agent " + r.agent_id + ")";
-  };
-
-  l->field = field;
-  if (l->field.empty()) {
-    std::set<std::string> keys;
-    for (const auto& r : rows) {
-      if (r.kind != "unit" || !counts(r) || !r.data.is_object()) continue;
-      for (const auto& [k, v] : r.data.items()) keys.insert(k);
-    }
-    if (keys.size() > 1) {
-      std::string names;
-      for (const auto& k : keys) names += (names.empty() ? "" : ", ") + k;
-      return Status::InvalidArgument("the answers have several fields (" + names + "): choose one with --field");
-    }
-    if (!keys.empty()) l->field = *keys.begin();
-  }
-
-  auto label_of = [&](const nlohmann::json& v) {
-    std::string key = v.dump();
-    const int32_t known = l->labels.Find(key);
-    if (known >= 0) return known;
-    l->label_text.push_back(v.is_string() ? v.get<std::string>() : key);
-    l->label_json.push_back(key);
-    l->strings.push_back(std::move(key));
-    return l->labels.Intern(l->strings.back());
-  };
-  auto intern = [&](Interner& in, std::string name) {
-    const int32_t id = in.Find(name);
-    if (id >= 0) return id;
-    l->strings.push_back(std::move(name));
-    return in.Intern(l->strings.back());
-  };
-
-  std::vector<std::pair<int64_t, int32_t>> real_items;  // (item index, id)
-  const auto& golds = config.blueprint.gold_items;
-  for (const auto& r : rows) {
-    if ((r.kind != "unit" && r.kind != "gold") || !counts(r)) continue;
-    if (!r.data.is_object() || !r.data.contains(l->field)) {
-      return Status::InvalidArgument(where(r) + ": the answer has no field \"" + l->field + "\"");
-    }
-    const nlohmann::json& value = r.data[l->field];
-    if (!IsLabel(value)) {
-      return Status::InvalidArgument(where(r) + ": field \"" + l->field +
-                                     "\" is not a single label (a string, number or boolean): " + value.dump());
-    }
-    int32_t item = -1;
-    if (r.kind == "gold") {
-      // A gold counts only when its answer gives the field a label to compare with.
-      const bool usable = r.item >= 0 && static_cast<size_t>(r.item) < golds.size() &&
-                          golds[static_cast<size_t>(r.item)].answer.contains(l->field) &&
-                          IsLabel(golds[static_cast<size_t>(r.item)].answer[l->field]);
-      if (!usable) {
-        ++l->golds_skipped;
-        continue;
-      }
-      item = intern(l->items, "gold:" + std::to_string(r.item));
-      const int32_t truth = label_of(golds[static_cast<size_t>(r.item)].answer[l->field]);
-      if (l->known.size() <= static_cast<size_t>(item)) l->known.resize(static_cast<size_t>(item) + 1, -1);
-      l->known[static_cast<size_t>(item)] = truth;
-      ++l->golds_used;
-    } else {
-      const size_t before = l->items.size();
-      item = intern(l->items, std::to_string(r.item));
-      if (l->items.size() > before) real_items.emplace_back(r.item, item);
-    }
-    l->judgments.Add(item, intern(l->workers, r.worker), label_of(value));
-  }
-  std::sort(real_items.begin(), real_items.end());
-  for (const auto& [index, id] : real_items) l->output_items.push_back(id);
-  Finish(*l);
+  l->Finish();
   return l;
 }
 

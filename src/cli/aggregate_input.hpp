@@ -1,58 +1,17 @@
-// Where `crowdgate aggregate` gets its judgments: a CSV file of item,worker,label rows, or
-// the submitted units of a run. Strings are interned to the dense ids core/aggregation wants.
-//
-// Contract:
-//  - Items, workers and labels get ids in order of first appearance, so ties ("the label seen
-//    first") follow the input order.
-//  - Nothing is dropped silently: a row or a submission that cannot be read is an
-//    InvalidArgument naming the file and line, or the unit and agent.
-//  - From a run: real units only (not gold, screening or onboarding), submitted and not
-//    rejected by review. Golds the workers answered become extra items whose true label is the
-//    gold's answer for the field; they inform the worker estimates and are not output.
+// Where `crowdgate aggregate --input FILE.csv` gets its judgments: a CSV file of
+// item,worker,label rows (a run's come from engine/run_judgments.hpp). A row that cannot be
+// read is an InvalidArgument naming the file and line; nothing is dropped silently.
 #pragma once
 
-#include <cstdint>
-#include <deque>
 #include <memory>
 #include <string>
-#include <string_view>
-#include <vector>
 
 #include "cli/csv_columns.hpp"
-#include "cli/interner.hpp"
-#include "core/aggregation.hpp"
-#include "crowdgate/dispatcher.hpp"
+#include "engine/run_judgments.hpp"
 
 namespace crowdgate::cli {
 
-struct LoadedJudgments {
-  Judgments judgments;
-  std::vector<int32_t> known;  // empty, or one entry per item (-1 = unknown)
-  Interner items;
-  Interner workers;
-  Interner labels;
-  // How to write names as JSON: items of a run are numbers, CSV items are strings; a run's
-  // labels keep their JSON type (label_json), CSV labels are strings.
-  bool items_are_numbers = false;
-  std::vector<std::string> label_json;
-  std::vector<std::string> label_text;  // as a --gold file would spell it
-  // Items to output, in output order (a run's gold items are left out).
-  std::vector<int32_t> output_items;
-  int64_t golds_used = 0;     // gold judgments counted as known truths
-  int64_t golds_skipped = 0;  // gold judgments whose gold has no usable answer for the field
-  std::string field;          // the answer field used (runs only)
-
-  // Backing storage of the names.
-  std::unique_ptr<CsvFile> csv;
-  std::deque<std::string> strings;
-};
-
 // `--input FILE.csv`: columns item,worker,label.
 Result<std::unique_ptr<LoadedJudgments>> LoadCsvJudgments(const std::string& path);
-
-// `RUN`: the run's export (Dispatcher::Export) and its config (for the golds' answers).
-// `field` empty = the only field of the answers (several is InvalidArgument naming them).
-Result<std::unique_ptr<LoadedJudgments>> LoadRunJudgments(const std::vector<ExportRow>& rows, const RunConfig& config,
-                                                          const std::string& field);
 
 }  // namespace crowdgate::cli

@@ -5,7 +5,7 @@
 #include <rapidcheck.h>
 
 #include "cli/aggregate_input.hpp"
-#include "cli/interner.hpp"
+#include "engine/interner.hpp"
 #include "core/run_config.hpp"
 
 namespace crowdgate::cli {

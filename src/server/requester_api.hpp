@@ -36,6 +36,7 @@ void AddRequesterUnitRoutes(Router& router, const RequesterContext& ctx);
 void AddRequesterWorkerRoutes(Router& router, const RequesterContext& ctx);
 void AddRequesterQualificationRoutes(Router& router, const RequesterContext& ctx);
 void AddRequesterOutboxRoutes(Router& router, const RequesterContext& ctx);
+void AddRequesterAggregateRoutes(Router& router, const RequesterContext& ctx);
 
 namespace requester {
 

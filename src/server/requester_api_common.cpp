@@ -11,6 +11,7 @@ void AddRequesterRoutes(Router& router, const RequesterContext& ctx) {
   AddRequesterWorkerRoutes(router, ctx);
   AddRequesterQualificationRoutes(router, ctx);
   AddRequesterOutboxRoutes(router, ctx);
+  AddRequesterAggregateRoutes(router, ctx);
 }
 
 namespace requester {

@@ -73,6 +73,7 @@ TEST_F(RequesterApiE2eTest, EveryEndpointNeedsTheRequesterToken) {
       {"GET", "/api/v1/requester/runs/" + run_ + "/throughput"},
       {"GET", "/api/v1/requester/runs/" + run_ + "/workers"},
       {"GET", "/api/v1/requester/runs/" + run_ + "/timeline"},
+      {"GET", "/api/v1/requester/runs/" + run_ + "/aggregate"},
       {"GET", "/api/v1/requester/runs/" + run_ + "/units"},
       {"POST", "/api/v1/requester/runs/" + run_ + "/review"},
       {"POST", "/api/v1/requester/runs/" + run_ + "/close"},
@@ -391,6 +392,97 @@ TEST_F(RequesterApiE2eTest, MetricsParseAsPrometheusText) {
   auto pub = c2.Get("/metrics");
   ASSERT_TRUE(pub.ok());
   EXPECT_EQ(pub->status, 200);
+}
+
+}  // namespace
+}  // namespace crowdgate::testing
+
+namespace crowdgate::testing {
+namespace {
+
+// Three workers label every item of a run of four items (three copies each): two say "yes", one
+// always says "no". The aggregate gives every item "yes", pages through items and workers, and
+// reports each worker's agreement with it; a second call after more work sees the new labels.
+TEST_F(RequesterApiE2eTest, AggregateGivesOneLabelPerItemAndEachWorkersAgreement) {
+  std::string units;
+  for (int i = 0; i < 4; ++i) units += "{\"text\": \"a" + std::to_string(i) + "\"}\n";
+  Write("agg-units.jsonl", units);
+  Write("agg.yaml",
+        "task:\n  task_name: agg\n  task_title: Agg\n"
+        "blueprint:\n  type: static_html\n  task_source: task.html\n  data: agg-units.jsonl\n  units_per_item: 3\n"
+        "provider:\n  type: local\n  trust_worker_param: true\n");
+  CommandResult launched = Run("--json launch " + ShellQuote(dir_.File("agg.yaml")));
+  ASSERT_EQ(launched.exit_code, 0) << launched.err;
+  const std::string run = json::parse(launched.out)["run_id"];
+  ServerProcess server(dir_, db_, {std::string("CROWDGATE_REQUESTER_TOKEN=") + kToken});
+  HttpClient c("127.0.0.1", server.port());
+  const auto label = [&](const std::string& worker, const std::string& answer, int units) {
+    for (int i = 0; i < units; ++i) {
+      auto w = c.Post("/api/v1/runs/" + run + "/work", json{{"worker", worker}}.dump(), {{"Content-Type", "application/json"}});
+      ASSERT_TRUE(w.ok());
+      json j = Body(*w);
+      ASSERT_EQ(j["outcome"], "unit") << w->body;
+      auto s = c.Post("/api/v1/agents/" + j["agent_id"].get<std::string>() + "/submit",
+                      json{{"data", {{"label", answer}}}}.dump(),
+                      {{"Authorization", "Bearer " + j["token"].get<std::string>()}, {"Content-Type", "application/json"}});
+      ASSERT_TRUE(s.ok());
+      ASSERT_EQ(s->status, 200) << s->body;
+    }
+  };
+  label("yes1", "yes", 4);
+  label("no", "no", 4);
+  const std::string base = "/api/v1/requester/runs/" + run + "/aggregate";
+  auto first = c.Get(base + "?method=majority", Auth());
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->status, 200) << first->body;
+  EXPECT_EQ(Body(*first)["judgments"], 8);  // the cached result moves with the run:
+  label("yes2", "yes", 4);
+
+  std::vector<json> items;
+  std::string cursor;
+  for (int pages = 0; pages < 5; ++pages) {
+    auto r = c.Get(base + "?method=majority&limit=3" + (cursor.empty() ? "" : "&cursor=" + cursor), Auth());
+    ASSERT_TRUE(r.ok());
+    ASSERT_EQ(r->status, 200) << r->body;
+    json j = Body(*r);
+    EXPECT_EQ(j["method"], "majority");
+    EXPECT_EQ(j["field"], "label");
+    EXPECT_EQ(j["items_total"], 4);
+    EXPECT_EQ(j["judgments"], 12);
+    EXPECT_EQ(j["workers_total"], 3);
+    for (const auto& it : j["items"]) items.push_back(it);
+    if (j["next_cursor"].is_null()) break;
+    cursor = j["next_cursor"].get<std::string>();
+  }
+  ASSERT_EQ(items.size(), 4u);
+  for (size_t i = 0; i < items.size(); ++i) {
+    EXPECT_EQ(items[i]["item"], static_cast<int64_t>(i));
+    EXPECT_EQ(items[i]["label"], "yes");
+    EXPECT_NEAR(items[i]["confidence"].get<double>(), 2.0 / 3, 1e-9);
+    EXPECT_EQ(items[i]["labels"], 3);
+  }
+
+  auto ws = c.Get(base + "?view=workers", Auth());  // dawid-skene by default
+  ASSERT_TRUE(ws.ok());
+  ASSERT_EQ(ws->status, 200) << ws->body;
+  json wj = Body(*ws);
+  EXPECT_EQ(wj["method"], "dawid-skene");
+  std::map<std::string, double> agreement;
+  for (const auto& w : wj["items"]) {
+    agreement[w["worker"]] = w["agreement"];
+    EXPECT_EQ(w["labels"], 4);
+    EXPECT_TRUE(w["accuracy"].is_number());
+  }
+  EXPECT_EQ(agreement, (std::map<std::string, double>{{"local:yes1", 1.0}, {"local:yes2", 1.0}, {"local:no", 0.0}}));
+
+  for (const std::string bad : {"?method=average", "?view=everything", "?limit=0", "?field=colour"}) {
+    auto r = c.Get(base + bad, Auth());
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->status, 400) << bad << ": " << r->body;
+  }
+  auto missing = c.Get("/api/v1/requester/runs/run_0000000000000000/aggregate", Auth());
+  ASSERT_TRUE(missing.ok());
+  EXPECT_EQ(missing->status, 404) << missing->body;
 }
 
 }  // namespace

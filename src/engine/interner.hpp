@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace crowdgate::cli {
+namespace crowdgate {
 
 class Interner {
  public:
@@ -95,4 +95,4 @@ class Interner {
   std::vector<std::string_view> names_;
 };
 
-}  // namespace crowdgate::cli
+}  // namespace crowdgate

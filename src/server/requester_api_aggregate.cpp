@@ -1,0 +1,131 @@
+// Aggregated labels of a run: GET /api/v1/requester/runs/{run_id}/aggregate — one label per item
+// (?view=items, the default) or each worker's estimated accuracy and agreement with the
+// aggregated labels (?view=workers), a page at a time.
+//
+// Aggregating reads every submission of the run, so the result is kept per (run, method, field)
+// and computed again only when the run's unit counts have moved since: paging through a large
+// result, or polling a finished run, costs one summary read per call.
+#include <cmath>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+
+#include "core/run_config.hpp"
+#include "engine/run_judgments.hpp"
+#include "server/requester_api.hpp"
+
+namespace crowdgate {
+
+using namespace requester;
+
+namespace {
+
+struct Aggregated {
+  std::string version;  // the run's unit counts when it was computed
+  std::unique_ptr<LoadedJudgments> judgments;
+  AggregateResult result;
+  std::vector<double> agreement;
+  std::vector<int32_t> compared;
+};
+
+class AggregateCache {
+ public:
+  // The run's aggregate, computed now when there is none for this version.
+  Result<std::shared_ptr<const Aggregated>> Get(Dispatcher* d, const std::string& run_id, AggregationMethod method,
+                                                const std::string& field) {
+    CG_ASSIGN_OR_RETURN(RunSummary summary, d->Summarize(run_id));
+    std::string version;
+    for (const auto& [status, n] : summary.units_by_status) version += status + "=" + std::to_string(n) + ";";
+    version += "gold=" + std::to_string(summary.gold_served);
+    const auto key = std::make_tuple(run_id, static_cast<int>(method), field);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = entries_.find(key);
+      if (it != entries_.end() && it->second->version == version) return it->second;
+    }
+    auto fresh = std::make_shared<Aggregated>();
+    fresh->version = version;
+    CG_ASSIGN_OR_RETURN(std::vector<ExportRow> rows, d->Export(run_id));
+    CG_ASSIGN_OR_RETURN(std::shared_ptr<const RunView> view, d->RunViewOf(run_id));
+    CG_ASSIGN_OR_RETURN(fresh->judgments, LoadRunJudgments(rows, *view->config, field));
+    AggregateOptions options;
+    options.method = method;
+    options.known = fresh->judgments->known;
+    CG_ASSIGN_OR_RETURN(fresh->result, Aggregate(fresh->judgments->judgments, options));
+    AgreementWithAggregate(*fresh->judgments, fresh->result.items, &fresh->agreement, &fresh->compared);
+    std::lock_guard<std::mutex> l(mu_);
+    // A handful of (run, method, field) results at most: drop them all rather than track age.
+    if (entries_.size() >= 16) entries_.clear();
+    entries_[key] = fresh;
+    return std::shared_ptr<const Aggregated>(fresh);
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::tuple<std::string, int, std::string>, std::shared_ptr<const Aggregated>> entries_;
+};
+
+nlohmann::json NumberOrNull(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+nlohmann::json Summary(const Aggregated& a, AggregationMethod method) {
+  const LoadedJudgments& l = *a.judgments;
+  return {{"method", std::string(AggregationMethodName(method))},
+          {"field", l.field},
+          {"items_total", l.output_items.size()},
+          {"judgments", l.judgments.size()},
+          {"workers_total", l.workers.size()},
+          {"golds_used", l.golds_used},
+          {"iterations", a.result.iterations},
+          {"converged", a.result.converged}};
+}
+
+}  // namespace
+
+void AddRequesterAggregateRoutes(Router& router, const RequesterContext& ctx) {
+  auto cache = std::make_shared<AggregateCache>();
+  // ?method=majority|dawid-skene|wawa (default dawid-skene) &field= &view=items|workers &limit= &cursor=
+  router.Add("GET", "/api/v1/requester/runs/{run_id}/aggregate",
+             Route(ctx, [d = ctx.dispatcher, cache](const HttpRequest& req) -> Result<HttpResponse> {
+               const std::string method_name = QueryParam(req, "method");
+               CG_ASSIGN_OR_RETURN(AggregationMethod method,
+                                   ParseAggregationMethod(method_name.empty() ? "dawid-skene" : method_name));
+               std::string view = QueryParam(req, "view");
+               if (view.empty()) view = "items";
+               if (view != "items" && view != "workers") {
+                 return Status::InvalidArgument("view must be items or workers, not \"" + view + "\"");
+               }
+               CG_ASSIGN_OR_RETURN(int64_t limit, PageLimit(req));
+               CG_ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "cursor", 0, 0, INT64_MAX));
+               CG_ASSIGN_OR_RETURN(std::shared_ptr<const Aggregated> a,
+                                   cache->Get(d, req.path_params.at("run_id"), method, QueryParam(req, "field")));
+               const LoadedJudgments& l = *a->judgments;
+               nlohmann::json items = nlohmann::json::array();
+               const size_t total = view == "items" ? l.output_items.size() : l.workers.size();
+               size_t k = static_cast<size_t>(std::min<int64_t>(offset, static_cast<int64_t>(total)));
+               for (; k < total && static_cast<int64_t>(items.size()) < limit; ++k) {
+                 if (view == "items") {
+                   const int32_t id = l.output_items[k];
+                   const ItemLabel& it = a->result.items[static_cast<size_t>(id)];
+                   items.push_back({{"item", std::stoll(std::string(l.items.name(id)))},
+                                    {"label", it.label < 0 ? nlohmann::json(nullptr)
+                                                           : nlohmann::json::parse(l.label_json[static_cast<size_t>(it.label)])},
+                                    {"confidence", it.confidence},
+                                    {"labels", it.labels}});
+                 } else {
+                   const auto w = static_cast<int32_t>(k);
+                   items.push_back({{"worker", std::string(l.workers.name(w))},
+                                    {"accuracy", NumberOrNull(a->result.worker_accuracy[k])},
+                                    {"agreement", NumberOrNull(a->agreement[k])},
+                                    {"labels", a->result.worker_labels[k]}});
+                 }
+               }
+               nlohmann::json out = Summary(*a, method);
+               out["view"] = view;
+               out["items"] = std::move(items);
+               out["next_cursor"] = k < total ? nlohmann::json(std::to_string(k)) : nlohmann::json(nullptr);
+               return JsonResponse(200, out);
+             }));
+}
+
+}  // namespace crowdgate
