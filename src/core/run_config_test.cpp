@@ -716,11 +716,11 @@ TEST_F(RunConfigTest, ReferenceDescribesEveryKey) {
     for (const ConfigCondition& c : doc.required_if) EXPECT_NE(FindConfigKey(c.key), nullptr) << doc.key;
   }
   for (const char* key : {"task.task_name", "task.assignment_duration_in_seconds", "blueprint.gold_window",
-                          "blueprint.onboarding_check", "qualifications", "quality_rules",
+                          "blueprint.onboarding_check", "blueprint.gold_placement", "qualifications", "quality_rules",
                           "provider.mturk_specific_qualifications"}) {
     EXPECT_TRUE(keys.count(key)) << key;
   }
-  EXPECT_EQ(keys.size(), 47u);
+  EXPECT_EQ(keys.size(), 48u);
   EXPECT_EQ(FindConfigKey("blueprint.nope"), nullptr);
   std::string md = ConfigReferenceMarkdown();
   for (const std::string& key : keys) EXPECT_THAT(md, HasSubstr("`" + key + "`"));
