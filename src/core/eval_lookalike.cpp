@@ -92,7 +92,7 @@ EvalLookalikeCheck::EvalLookalikeCheck(std::vector<EvalSetToCheck> sets) : sets_
 }
 
 void EvalLookalikeCheck::AddRealItem(const json& item) {
-  if (!item.is_object()) return;
+  if (sets_.empty() || !item.is_object()) return;  // nothing to compare: launches without golds pay nothing
   ++real_items_;
   for (const auto& [field, v] : item.items()) {
     FieldStats& st = fields_[field];
