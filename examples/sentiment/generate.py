@@ -34,15 +34,20 @@ def sentences():
 def main():
     pool = sentences()
     units, golds = pool[:300], pool[300:330]
+    # Golds must look like units (`crowdgate launch` checks it): one id scheme for both, the
+    # golds' numbers drawn at random from the same range, so no id tells a gold apart.
+    numbers = list(range(1, len(units) + len(golds) + 1))
+    gold_numbers = sorted(random.sample(numbers, len(golds)))
+    unit_numbers = [n for n in numbers if n not in set(gold_numbers)]
     with open("units.jsonl", "w") as f:
-        for i, (text, _) in enumerate(units, 1):
-            f.write(json.dumps({"id": f"s{i:03d}", "text": text}) + "\n")
+        for n, (text, _) in zip(unit_numbers, units):
+            f.write(json.dumps({"id": f"s{n:03d}", "text": text}) + "\n")
     with open("truth.jsonl", "w") as f:
-        for i, (text, label) in enumerate(units, 1):
-            f.write(json.dumps({"inputs": {"id": f"s{i:03d}", "text": text}, "answer": {"label": label}}) + "\n")
+        for n, (text, label) in zip(unit_numbers, units):
+            f.write(json.dumps({"inputs": {"id": f"s{n:03d}", "text": text}, "answer": {"label": label}}) + "\n")
     with open("golds.jsonl", "w") as f:
-        for i, (text, label) in enumerate(golds, 1):
-            f.write(json.dumps({"inputs": {"id": f"g{i:03d}", "text": text}, "answer": {"label": label}}) + "\n")
+        for n, (text, label) in zip(gold_numbers, golds):
+            f.write(json.dumps({"inputs": {"id": f"s{n:03d}", "text": text}, "answer": {"label": label}}) + "\n")
 
 
 if __name__ == "__main__":

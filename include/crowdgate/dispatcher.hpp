@@ -67,6 +67,9 @@ struct LaunchResult {
   std::string run_id;
   int64_t items = 0;
   int64_t units = 0;
+  // Things that may let workers spot gold or screening units (their values look unlike the
+  // units'); the launch went ahead. The CLI prints them on stderr.
+  std::vector<std::string> warnings;
 };
 
 // What the server needs to render a run's pages.

@@ -97,6 +97,7 @@ Status RunDemo(const DemoArgs& a) {
 
   CG_ASSIGN_OR_RETURN(RunConfig config, LoadRunConfig(config_path, {}));
   CG_ASSIGN_OR_RETURN(LaunchResult launched, dispatcher->Launch(config, {}));
+  for (const std::string& w : launched.warnings) std::cerr << "crowdgate: warning: " << w << "\n";
   std::cout << "2. launched run " << launched.run_id << ": " << launched.items << " sentences x "
             << config.blueprint.units_per_item << " = " << launched.units << " units, "
             << config.blueprint.gold_items.size() << " golds, onboarding quiz "

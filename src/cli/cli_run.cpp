@@ -28,6 +28,7 @@ Result<LaunchResult> LaunchFromFile(Opened& o, const std::string& config_path,
   auto r = o.dispatcher->Launch(config, [&progress](size_t done, size_t total) { progress.Update(done, total); });
   progress.Finish();
   if (!r.ok()) return r;
+  for (const std::string& w : r->warnings) std::cerr << "crowdgate: warning: " << w << "\n";
   Status provider = o.providers->Launch(r->run_id);
   if (!provider.ok()) {
     Status closed = o.dispatcher->CloseRun(r->run_id);

@@ -1,8 +1,12 @@
 #include "core/gold_schedule.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 namespace crowdgate {
 
@@ -36,21 +40,98 @@ int64_t MephistoGoldTarget(int64_t units_completed) {
   return static_cast<int64_t>(std::ceil(x)) - 1;
 }
 
-bool WorkerNeedsGold(const GoldSchedule& schedule, const GoldCounts& counts) {
+int64_t GoldScheduleLevel(const GoldSchedule& schedule, int64_t units_completed) {
+  if (schedule.kind == GoldScheduleKind::kMephisto) return MephistoGoldTarget(units_completed);
+  if (units_completed <= 0) return 0;
+  // The epsilon keeps 0.29 * 100 (= 28.999999999999996 in binary) at 29.
+  const double due = std::floor(schedule.gold_rate * static_cast<double>(units_completed) + 1e-9);
+  if (!(due < 9.0e18)) return std::numeric_limits<int64_t>::max() / 2;
+  return static_cast<int64_t>(due);
+}
+
+GoldWindow GoldScheduleWindow(const GoldSchedule& schedule, int64_t units_completed) {
+  const int64_t u = std::max<int64_t>(units_completed, 0);
+  const int64_t level = GoldScheduleLevel(schedule, u);
+  // begin: the smallest x in [0, u] with L(x) == level (L is nondecreasing).
+  int64_t lo = 0, hi = u;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (GoldScheduleLevel(schedule, mid) >= level) hi = mid; else lo = mid + 1;
+  }
+  GoldWindow w;
+  w.begin = lo;
+  w.level = level;
+  w.previous_level = lo == 0 ? level : GoldScheduleLevel(schedule, lo - 1);
+  // end: the smallest x > u with L(x) > level; doubling steps, then bisection. A level that
+  // never rises (gold_rate 0) gives a one-unit window, so nothing is ever delayed into it.
+  constexpr int64_t kLimit = std::numeric_limits<int64_t>::max() / 4;
+  int64_t step = 1, last_same = u, probe = u + 1;
+  while (probe < kLimit && GoldScheduleLevel(schedule, probe) == level) {
+    last_same = probe;
+    step *= 2;
+    probe = u + step;
+  }
+  if (probe >= kLimit) {
+    w.end = w.begin + 1;
+    return w;
+  }
+  lo = last_same + 1;
+  hi = probe;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo) / 2;
+    if (GoldScheduleLevel(schedule, mid) > level) hi = mid; else lo = mid + 1;
+  }
+  w.end = lo;
+  return w;
+}
+
+int64_t GoldPositionInWindow(const GoldWindow& window, uint64_t seed) {
+  if (window.begin == 0 || window.end - window.begin <= 1) return window.begin;
+  // splitmix64 of (seed, level): a cheap keyed mix; the key is already secret-derived.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (static_cast<uint64_t>(window.level) + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  z ^= z >> 31;
+  const auto len = static_cast<uint64_t>(window.end - window.begin);
+  return window.begin + static_cast<int64_t>(z % len);
+}
+
+uint64_t GoldPlacementSeed(std::string_view secret, std::string_view gold_qualification_base,
+                           std::string_view worker) {
+  std::string msg;
+  msg.reserve(gold_qualification_base.size() + worker.size() + 1);
+  msg.append(gold_qualification_base).push_back('\n');
+  msg.append(worker);
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+       msg.size(), mac, &len);
+  uint64_t seed = 0;
+  for (int i = 0; i < 8; ++i) seed = (seed << 8) | mac[i];
+  return seed;
+}
+
+namespace {
+
+// Whether a worker with `counts` is short of golds at schedule level `level` (c >= min_golds).
+bool DueAtLevel(const GoldSchedule& schedule, const GoldCounts& counts, int64_t level) {
   const __int128 c = counts.correct;
   const __int128 w = counts.wrong;
   const __int128 min_golds = schedule.min_golds;
-  if (c < min_golds) return true;
-  switch (schedule.kind) {
-    case GoldScheduleKind::kMephisto:
-      return c - (min_golds + w) < MephistoGoldTarget(counts.completed);
-    case GoldScheduleKind::kFixedRate: {
-      // The epsilon keeps 0.29 * 100 (= 28.999999999999996 in binary) at 29.
-      const double due = std::floor(schedule.gold_rate * static_cast<double>(counts.completed) + 1e-9);
-      return static_cast<long double>(c + w) < static_cast<long double>(min_golds) + due;
-    }
-  }
-  return true;
+  if (schedule.kind == GoldScheduleKind::kMephisto) return c - (min_golds + w) < level;
+  return c + w < min_golds + level;
+}
+
+}  // namespace
+
+bool WorkerNeedsGold(const GoldSchedule& schedule, const GoldCounts& counts, uint64_t placement_seed) {
+  if (counts.correct < schedule.min_golds) return true;  // the warm-up always comes first
+  const int64_t level = GoldScheduleLevel(schedule, counts.completed);
+  if (!DueAtLevel(schedule, counts, level)) return false;
+  if (schedule.placement == GoldPlacement::kExact) return true;
+  const GoldWindow window = GoldScheduleWindow(schedule, counts.completed);
+  if (counts.completed >= GoldPositionInWindow(window, placement_seed)) return true;
+  return DueAtLevel(schedule, counts, window.previous_level);  // owed from earlier: no delay
 }
 
 bool WorkerQualifies(const GoldPolicy& policy, const GoldCounts& counts, const std::vector<bool>& recent_results) {
@@ -111,6 +192,17 @@ Result<GoldPolicyKind> ParseGoldPolicyKind(std::string_view text) {
   if (text == "min_accuracy") return GoldPolicyKind::kMinAccuracy;
   return Status::InvalidArgument("gold_policy: unknown policy \"" + std::string(text) +
                                  "\" (expected strikes or min_accuracy)");
+}
+
+Result<GoldPlacement> ParseGoldPlacement(std::string_view text) {
+  if (text == "exact") return GoldPlacement::kExact;
+  if (text == "random") return GoldPlacement::kRandom;
+  return Status::InvalidArgument("gold_placement: unknown placement \"" + std::string(text) +
+                                 "\" (expected random or exact)");
+}
+
+std::string_view GoldPlacementName(GoldPlacement placement) {
+  return placement == GoldPlacement::kExact ? "exact" : "random";
 }
 
 std::string_view GoldPolicyKindName(GoldPolicyKind kind) {

@@ -111,6 +111,9 @@ std::vector<ConfigKeyDoc> BuildRegistry() {
           .Enum({"mephisto", "fixed_rate"}).Default("mephisto"),
       Key("blueprint.gold_rate", T::kNumber, "Share of golds with gold_schedule fixed_rate.")
           .Default(0.05).Min(0, true).Max(1),
+      Key("blueprint.gold_placement", T::kEnum,
+          "random: each due gold at a random point of its schedule window; exact: Mephisto's positions.")
+          .Enum({"random", "exact"}).Default("random"),
       Key("blueprint.gold_policy", T::kEnum, "strikes: max_incorrect_golds; min_accuracy: accuracy over a window.")
           .Enum({"strikes", "min_accuracy"}).Default("strikes"),
       Key("blueprint.min_gold_accuracy", T::kNumber, "Accuracy needed over gold_window with min_accuracy.")
@@ -1017,6 +1020,8 @@ BlueprintConfig BuildBlueprint(const json& b, ErrorList& errors) {
   bp.gold_schedule = EnumFrom<GoldScheduleKind>(b.at("gold_schedule"), {{"mephisto", GoldScheduleKind::kMephisto},
                                                                      {"fixed_rate", GoldScheduleKind::kFixedRate}});
   bp.gold_rate = b.value("gold_rate", 0.05);
+  bp.gold_placement = EnumFrom<GoldPlacement>(b.at("gold_placement"), {{"random", GoldPlacement::kRandom},
+                                                                     {"exact", GoldPlacement::kExact}});
   bp.gold_policy = EnumFrom<GoldPolicyKind>(b.at("gold_policy"), {{"strikes", GoldPolicyKind::kStrikes},
                                                                    {"min_accuracy", GoldPolicyKind::kMinAccuracy}});
   bp.min_gold_accuracy = b.value("min_gold_accuracy", 0.8);
@@ -1224,6 +1229,7 @@ json RunConfigToJson(const RunConfig& c) {
              {"max_gold_units", b.max_gold_units},
              {"gold_schedule", GoldScheduleKindName(b.gold_schedule)},
              {"gold_rate", b.gold_rate},
+             {"gold_placement", GoldPlacementName(b.gold_placement)},
              {"gold_policy", GoldPolicyKindName(b.gold_policy)},
              {"min_gold_accuracy", b.min_gold_accuracy},
              {"gold_window", b.gold_window}};
@@ -1267,6 +1273,8 @@ Result<RunConfig> RunConfigFromJson(const json& j) {
   }
   json gold_items, screening_items;
   if (auto bp = tree.find("blueprint"); bp != tree.end() && bp->is_object()) {
+    // Runs stored before gold_placement existed were served with Mephisto's positions: keep them.
+    if (!bp->contains("gold_placement")) (*bp)["gold_placement"] = "exact";
     if (bp->contains("gold_items")) gold_items = std::move((*bp)["gold_items"]);
     if (bp->contains("screening_items")) screening_items = std::move((*bp)["screening_items"]);
     bp->erase("gold_items");

@@ -153,6 +153,7 @@ struct BlueprintConfig {
   int64_t max_gold_units = 0;
   GoldScheduleKind gold_schedule = GoldScheduleKind::kMephisto;
   double gold_rate = 0.05;
+  GoldPlacement gold_placement = GoldPlacement::kRandom;
   GoldPolicyKind gold_policy = GoldPolicyKind::kStrikes;
   double min_gold_accuracy = 0.8;
   int64_t gold_window = 10;

@@ -87,6 +87,7 @@ TEST_F(RunConfigTest, MinimalConfigGetsDefaults) {
   EXPECT_EQ(c.blueprint.max_incorrect_golds, 0);
   EXPECT_EQ(c.blueprint.gold_schedule, GoldScheduleKind::kMephisto);
   EXPECT_DOUBLE_EQ(c.blueprint.gold_rate, 0.05);
+  EXPECT_EQ(c.blueprint.gold_placement, GoldPlacement::kRandom);
   EXPECT_EQ(c.blueprint.gold_policy, GoldPolicyKind::kStrikes);
   EXPECT_DOUBLE_EQ(c.blueprint.min_gold_accuracy, 0.8);
   EXPECT_EQ(c.blueprint.gold_window, 10);
@@ -217,6 +218,8 @@ TEST_F(RunConfigTest, WrongTypesNameKeyExpectedAndGiven) {
             "blueprint.min_gold_accuracy: expected number in [0, 1], got number 1.5");
   EXPECT_EQ(err("  gold_schedule: weekly\n"),
             "blueprint.gold_schedule: expected one of: mephisto, fixed_rate, got string \"weekly\"");
+  EXPECT_EQ(err("  gold_placement: middle\n"),
+            "blueprint.gold_placement: expected one of: random, exact, got string \"middle\"");
   EXPECT_EQ(err("  onboarding_check: exact\n"),
             "blueprint.onboarding_check: expected check spec, got string \"exact\"");
   EXPECT_EQ(err("  units_per_item: 0\n"), "blueprint.units_per_item: expected int >= 1, got integer 0");
@@ -575,6 +578,7 @@ TEST_F(RunConfigTest, ToJsonFromJsonRoundTripsWithoutReadingFiles) {
                      "  gold_check: {match: numeric, tolerance: 0.5}\n"
                      "  gold_schedule: fixed_rate\n"
                      "  gold_rate: 0.1\n"
+                     "  gold_placement: exact\n"
                      "qualifications:\n"
                      "  - {qualification_name: english, comparator: In, value: [3, 1], applicable_providers: [mturk]}\n"
                      "  - {qualification_name: banned, comparator: DoesNotExist}\n"
@@ -601,12 +605,27 @@ TEST_F(RunConfigTest, ToJsonFromJsonRoundTripsWithoutReadingFiles) {
   EXPECT_DOUBLE_EQ(c.blueprint.gold_check.spec.tolerance, 0.5);
   EXPECT_EQ(c.blueprint.gold_schedule, GoldScheduleKind::kFixedRate);
   EXPECT_DOUBLE_EQ(c.blueprint.gold_rate, 0.1);
+  EXPECT_EQ(c.blueprint.gold_placement, GoldPlacement::kExact);
   ASSERT_EQ(c.qualifications.size(), 2u);
   EXPECT_EQ(c.qualifications[0].values, (std::vector<int64_t>{1, 3}));
   EXPECT_EQ(c.qualifications[0].applicable_providers, std::vector<std::string>{"mturk"});
   EXPECT_EQ(c.qualifications[1].comparator, Comparator::kDoesNotExist);
   EXPECT_EQ(c.provider.mturk_specific_qualifications.size(), 1u);
   EXPECT_EQ(c.source_path, r->source_path);
+}
+
+TEST_F(RunConfigTest, GoldPlacementOverrideAndStoredRunsFromBeforeItKeepExact) {
+  auto r = Load(std::string(kMinimal) + kGolds, {"blueprint.gold_placement=exact"});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->blueprint.gold_placement, GoldPlacement::kExact);
+  r = Load(std::string(kMinimal) + kGolds);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  json stored = RunConfigToJson(*r);
+  EXPECT_EQ(stored["blueprint"]["gold_placement"], "random");
+  EXPECT_EQ(RunConfigFromJson(stored)->blueprint.gold_placement, GoldPlacement::kRandom);
+  // A run stored by a version without the key was served with Mephisto's positions.
+  stored["blueprint"].erase("gold_placement");
+  EXPECT_EQ(RunConfigFromJson(stored)->blueprint.gold_placement, GoldPlacement::kExact);
 }
 
 TEST_F(RunConfigTest, QualityRulesLoadAndRoundTrip) {
@@ -697,11 +716,11 @@ TEST_F(RunConfigTest, ReferenceDescribesEveryKey) {
     for (const ConfigCondition& c : doc.required_if) EXPECT_NE(FindConfigKey(c.key), nullptr) << doc.key;
   }
   for (const char* key : {"task.task_name", "task.assignment_duration_in_seconds", "blueprint.gold_window",
-                          "blueprint.onboarding_check", "qualifications", "quality_rules",
+                          "blueprint.onboarding_check", "blueprint.gold_placement", "qualifications", "quality_rules",
                           "provider.mturk_specific_qualifications"}) {
     EXPECT_TRUE(keys.count(key)) << key;
   }
-  EXPECT_EQ(keys.size(), 47u);
+  EXPECT_EQ(keys.size(), 48u);
   EXPECT_EQ(FindConfigKey("blueprint.nope"), nullptr);
   std::string md = ConfigReferenceMarkdown();
   for (const std::string& key : keys) EXPECT_THAT(md, HasSubstr("`" + key + "`"));

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/data_reader.hpp"
+#include "core/eval_lookalike.hpp"
 #include "engine/dispatcher_impl.hpp"
 
 namespace crowdgate {
@@ -34,13 +35,24 @@ Result<LaunchResult> DispatcherImpl::Launch(const RunConfig& config,
   }
   CG_ASSIGN_OR_RETURN(std::string onboarding_html,
                       ReadWholeFile(config.blueprint.onboarding_template, "blueprint.onboarding_template"));
+  // Gold and screening items must not be told apart from the units by their fields.
+  const BlueprintConfig& bp = config.blueprint;
+  std::vector<EvalSetToCheck> eval_sets;
+  if (bp.use_golds && !bp.gold_items.empty()) eval_sets.push_back({"blueprint.gold_file", bp.gold_file, bp.gold_items});
+  if (!bp.screening_items.empty()) {
+    eval_sets.push_back({"blueprint.screening_file", bp.screening_file, bp.screening_items});
+  }
+  EvalLookalikeCheck lookalike(std::move(eval_sets));
   std::vector<std::string> items;
-  Status read = ReadDataFile(config.blueprint.data, [&items](int64_t, nlohmann::json obj) {
+  Status read = ReadDataFile(config.blueprint.data, [&items, &lookalike](int64_t, nlohmann::json obj) {
+    lookalike.AddRealItem(obj);
     items.push_back(obj.dump());
     return Status::Ok();
   });
   if (!read.ok()) return read.WithContext("blueprint.data");
   if (items.empty()) return Status::InvalidArgument("blueprint.data: " + config.blueprint.data + " holds no items");
+  LookalikeFindings findings = lookalike.Finish();
+  CG_RETURN_IF_ERROR(findings.error);
 
   Lock l(core_.mu());
   CG_RETURN_IF_ERROR(core_.Refresh());
@@ -75,7 +87,7 @@ Result<LaunchResult> DispatcherImpl::Launch(const RunConfig& config,
                                              }));
   // Build the state now so a broken stored config shows up at launch, not at the first worker.
   CG_ASSIGN_OR_RETURN(std::shared_ptr<RunState> state, RunLocked(run.id));
-  return LaunchResult{run.id, run.num_items, run.num_units};
+  return LaunchResult{run.id, run.num_items, run.num_units, std::move(findings.warnings)};
 }
 
 Result<std::vector<RunSummary>> DispatcherImpl::ListRuns() {

@@ -425,7 +425,8 @@ TEST_F(DispatcherTest, MinGoldsAreServedFirst) {
 TEST_F(DispatcherTest, GoldsOverAHundredUnitsFollowMephistosSchedule) {
   WriteUnits(100);
   WriteEval("golds.jsonl", 10, "gold");
-  const std::string run = Launch({.blueprint = Golds() + "  min_golds: 1\n  max_gold_units: 100\n"});
+  const std::string run =
+      Launch({.blueprint = Golds() + "  min_golds: 1\n  max_gold_units: 100\n  gold_placement: exact\n"});
   for (int i = 0; i < 200; ++i) {
     WorkResponse w = Work(run, "alice");
     if (w.outcome != "unit") {
@@ -444,6 +445,36 @@ TEST_F(DispatcherTest, GoldsOverAHundredUnitsFollowMephistosSchedule) {
   EXPECT_EQ(real_done_at_gold, (std::vector<int64_t>{0, 10, 23, 44, 75}));
   EXPECT_EQ(Grant("alice", "g-completed-count"), 100);
   EXPECT_EQ(Grant("alice", "g-correct-golds"), 5);
+}
+
+// gold_placement random (the default): each gold lands somewhere inside its schedule window.
+TEST_F(DispatcherTest, RandomPlacementServesEachGoldInsideItsWindow) {
+  WriteUnits(300);
+  WriteEval("golds.jsonl", 10, "gold");
+  const std::string run = Launch({.blueprint = Golds() + "  min_golds: 1\n  max_gold_units: 100\n"});
+  std::set<std::vector<int64_t>> patterns;
+  for (const std::string worker : {"alice", "bob", "carol", "dave", "erin", "frank"}) {
+    std::vector<int64_t> real_done_at_gold;
+    int64_t real = 0;
+    for (int i = 0; i < 30; ++i) {
+      WorkResponse w = Work(run, worker);
+      if (w.outcome != "unit") break;
+      const bool gold = w.data.value("text", "").rfind("gold ", 0) == 0;  // golds read "gold i"
+      ASSERT_EQ(SubmitOk(w, {{"label", "pos"}}), "accepted");
+      if (gold) {
+        real_done_at_gold.push_back(real);
+      } else {
+        ++real;
+      }
+    }
+    // 30 requests: warm-up gold at 0, one in [10, 23), maybe one in [23, 44).
+    ASSERT_GE(real_done_at_gold.size(), 2u) << worker;
+    EXPECT_EQ(real_done_at_gold[0], 0);
+    EXPECT_GE(real_done_at_gold[1], 10);
+    EXPECT_LT(real_done_at_gold[1], 23);
+    patterns.insert(real_done_at_gold);
+  }
+  EXPECT_GT(patterns.size(), 1u) << "every worker got golds at the same points";
 }
 
 TEST_F(DispatcherTest, MaxIncorrectGoldsAllowsThatManyStrikes) {

@@ -219,7 +219,7 @@ Result<WorkResponse> DispatcherImpl::DecideLocked(const RunState& run, const Wor
   }
 
   // 7. Gold on the configured schedule.
-  if (b.use_golds && WorkerNeedsGold(run.schedule, counts)) {
+  if (b.use_golds && WorkerNeedsGold(run.schedule, counts, run.GoldSeed(ref))) {
     return ServeEvalUnit(run, ref, worker, request.session, true);
   }
 

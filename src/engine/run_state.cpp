@@ -93,6 +93,11 @@ Result<std::shared_ptr<RunState>> BuildRunState(EngineImpl& engine, const RunRec
     state->schedule.kind = b.gold_schedule;
     state->schedule.min_golds = b.min_golds;
     state->schedule.gold_rate = b.gold_rate;
+    state->schedule.placement = b.gold_placement;
+    if (b.gold_placement == GoldPlacement::kRandom) {
+      // The database's secret keys the positions: the same on every server, unknown to workers.
+      CG_ASSIGN_OR_RETURN(state->gold_placement_secret, core.store().DatabaseSecret("gold_placement"));
+    }
     state->policy.kind = b.gold_policy;
     state->policy.max_incorrect_golds = b.max_incorrect_golds;
     state->policy.min_gold_accuracy = b.min_gold_accuracy;

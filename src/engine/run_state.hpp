@@ -56,6 +56,13 @@ struct RunState {
 
   GoldSchedule schedule;
   GoldPolicy policy;
+  std::string gold_placement_secret;  // keys gold positions (schedule.placement kRandom)
+
+  // The worker's seed for WorkerNeedsGold (0 with exact placement).
+  uint64_t GoldSeed(const WorkerRef& worker) const {
+    if (schedule.placement != GoldPlacement::kRandom) return 0;
+    return GoldPlacementSeed(gold_placement_secret, config->blueprint.gold_qualification_base, worker.ToString());
+  }
 };
 
 // Builds the state from a stored run (config_json = {"config", "task_html",

@@ -161,6 +161,11 @@ std::string CompletionPage(const std::string& title, const std::string& url, boo
 }
 
 std::string RefusalText(const WorkResponse& w) {
+  // Gold refusals must not tell the worker that golds exist (or that they failed them): the
+  // page stays neutral; the API, the export and the logs keep the exact reason.
+  if (w.reason == "gold_disqualified" || w.reason == "gold_cap_reached") {
+    return "There is no work for you right now. Please try again later.";
+  }
   if (w.outcome == "not_qualified") {
     return "You are not currently qualified to work on this task (" + w.reason + ").";
   }

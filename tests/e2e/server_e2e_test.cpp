@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <fstream>
 #include <regex>
@@ -339,6 +340,64 @@ TEST_F(ServerE2eTest, NoAnswerReachesAWorkerAndGoldsLookLikeUnits) {
     EXPECT_TRUE(std::regex_match((*w)["token"].get<std::string>(), kToken)) << *w;
     EXPECT_TRUE((*w)["reason"].is_null());
   }
+}
+
+// A worker refused for gold reasons sees a neutral page; the API keeps the exact reason.
+TEST_F(ServerE2eTest, GoldRefusalPagesAreNeutral) {
+  WriteUnits({"item 0", "item 1", "item 2", "item 3"});
+  Write("golds.jsonl", json{{"inputs", {{"text", "item 9"}}}, {"answer", {{"label", "pos"}}}}.dump() + "\n");
+  const std::string run =
+      Launch("", "  use_golds: true\n  gold_qualification_base: neutral-gold\n  gold_file: golds.jsonl\n"
+                 "  max_gold_units: 1\n");
+  ServerProcess server(dir_, db_);
+  HttpClient c("127.0.0.1", server.port());
+  auto visible_message = [&](const std::string& worker) {
+    auto page = Call(c, "GET", "/runs/" + run + "?worker=" + worker);
+    EXPECT_EQ(page.status, 200) << page.body;
+    const size_t p = page.body.find("<p>");
+    std::string text = p == std::string::npos ? page.body : page.body.substr(p);
+    for (char& ch : text) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return text;
+  };
+  // dave answers his gold wrong: disqualified.
+  json gold = Work(c, run, "dave");
+  ASSERT_EQ(gold["outcome"], "unit");
+  ASSERT_EQ(Submit(c, gold, {{"label", "neg"}}).status, 200);
+  EXPECT_EQ(Work(c, run, "dave")["reason"], "gold_disqualified");
+  std::string text = visible_message("dave");
+  EXPECT_NE(text.find("no work for you right now"), std::string::npos) << text;
+  EXPECT_EQ(text.find("gold"), std::string::npos) << text;
+  EXPECT_EQ(text.find("qualified"), std::string::npos) << text;
+  // The run's one gold slot went to dave: erin needs a gold and the cap is reached.
+  EXPECT_EQ(Work(c, run, "erin")["reason"], "gold_cap_reached");
+  text = visible_message("erin");
+  EXPECT_NE(text.find("no work for you right now"), std::string::npos) << text;
+  EXPECT_EQ(text.find("gold"), std::string::npos) << text;
+}
+
+// Golds whose fields differ from the units' are refused at launch (exit 2, naming the file and
+// the field); golds numbered unlike the units launch with a warning.
+TEST_F(ServerE2eTest, LaunchChecksThatGoldsLookLikeUnits) {
+  Write("task.html", "<p>${text}</p>");
+  Write("units.jsonl", "{\"id\": \"s001\", \"text\": \"one\"}\n{\"id\": \"s002\", \"text\": \"two\"}\n"
+                       "{\"id\": \"s003\", \"text\": \"three\"}\n");
+  const std::string config = Write(
+      "golds.yaml", "task:\n  task_name: lookalike\nblueprint:\n  type: static_html\n  task_source: task.html\n"
+                    "  data: units.jsonl\n  use_golds: true\n  gold_qualification_base: la-gold\n"
+                    "  gold_file: golds.jsonl\n  max_gold_units: 5\n");
+  Write("golds.jsonl", "{\"inputs\": {\"id\": \"s004\", \"prompt\": \"four\"}, \"answer\": {\"label\": \"a\"}}\n");
+  CommandResult r = Run("launch " + ShellQuote(config));
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("blueprint.gold_file"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("golds.jsonl"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"prompt\""), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"text\""), std::string::npos) << r.err;
+  Write("golds.jsonl", "{\"inputs\": {\"id\": \"g001\", \"text\": \"four\"}, \"answer\": {\"label\": \"a\"}}\n"
+                       "{\"inputs\": {\"id\": \"g002\", \"text\": \"five\"}, \"answer\": {\"label\": \"a\"}}\n");
+  r = Run("launch " + ShellQuote(config));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"g00\""), std::string::npos) << r.err;
 }
 
 TEST_F(ServerE2eTest, StatusExportAndReview) {
