@@ -20,6 +20,9 @@
 //   provider-sync  100,000 queued grant changes (20k Prolific workers x 5, on a study's block list) drained by
 //                  ProviderHub::DrainOnce to the fake Prolific server throttling 10 % of calls: changes/s,
 //                  calls/s; none lost or doubled, each worker's calls in order
+//   quality        a crowd of 1,000 (30 % spammers, 20 % careless) labels 10,000 items x 3 in process on a fake
+//                  clock, with the run's quality rules on and off: raw and aggregated accuracy, the share of paid
+//                  units spent on golds, real units done by spammers before they were stopped
 //   dashboard      every requester API call of the dashboard over HTTP on a run of 1M submitted units by 10k
 //                  workers: p50/p99 per call (target < 200 ms each)
 //
@@ -45,6 +48,7 @@
 #include "aggregate_workload.hpp"
 #include "provider_sync_workload.hpp"
 #include "dashboard_workload.hpp"
+#include "quality_workload.hpp"
 #include "eligibility_workload.hpp"
 #include "bench_util.hpp"
 #include "cli/import_file.hpp"
@@ -134,7 +138,9 @@ std::string WriteRunConfig(const std::string& dir, int64_t items, bool golds, in
   if (golds) {
     std::ofstream out(dir + "/golds.jsonl", std::ios::binary);
     for (int g = 0; g < 50; ++g) {
-      out << "{\"inputs\": {\"id\": \"g" << g << "\", \"text\": \"gold " << g << "\"}, \"answer\": {\"label\": \"x\"}}\n";
+      const int64_t n = items + g;  // golds look like the units, as launch wants them to
+      out << "{\"inputs\": {\"id\": \"s" << n << "\", \"text\": \"sentence number " << n
+          << "\"}, \"answer\": {\"label\": \"x\"}}\n";
     }
     yaml +=
         "  use_golds: true\n  gold_qualification_base: bench-gold\n  gold_file: golds.jsonl\n"
@@ -641,6 +647,34 @@ void Dashboard(const Args& a) {
   }
 }
 
+void Quality(const Args& a) {
+  const int64_t items = a.smoke ? 300 : 10'000;
+  const int workers = a.smoke ? 60 : 1000;
+  auto pct = [](double v) {
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(1) << 100 * v << "%";
+    return os.str();
+  };
+  for (const bool rules : {true, false}) {
+    const QualityFigures f = RunQualityWorkload(items, workers, rules, 20261129);
+    for (const auto& e : f.errors) Check(false, std::string("quality: ") + e);
+    Check(f.paid_units > 0, "quality: units were submitted");
+    const double gold_share = f.paid_units > 0 ? static_cast<double>(f.gold_units) / f.paid_units : 0;
+    const std::string name = std::string("quality/rules-") + (rules ? "on" : "off");
+    Row row{name, "aggregated accuracy (Dawid-Skene)", Stats{f.dawid_skene_accuracy, f.dawid_skene_accuracy,
+                                                              f.dawid_skene_accuracy},
+            "share", "-", true,
+            "raw " + pct(f.raw_accuracy) + ", MV " + pct(f.majority_accuracy) + ", Wawa " + pct(f.wawa_accuracy) +
+                "; golds " + pct(gold_share) + " of paid; spammer units " + std::to_string(f.spammer_units) + " (" +
+                std::to_string(f.spammers_stopped) + " spammers stopped)"};
+    Report(a, row, {{"rules", rules}, {"items", items}, {"workers", workers}, {"paid_units", f.paid_units},
+                    {"gold_units", f.gold_units}, {"gold_share", gold_share}, {"spammer_units", f.spammer_units},
+                    {"spammers_stopped", f.spammers_stopped}, {"raw_accuracy", f.raw_accuracy},
+                    {"majority_accuracy", f.majority_accuracy}, {"dawid_skene_accuracy", f.dawid_skene_accuracy},
+                    {"wawa_accuracy", f.wawa_accuracy}, {"seconds", f.seconds}});
+  }
+}
+
 void PrintTable() {
   std::cout << "\n" << std::left << std::setw(30) << "workload" << std::setw(36) << "metric" << std::right
             << std::setw(14) << "median" << std::setw(10) << "spread" << "  " << std::left << std::setw(13)
@@ -685,7 +719,7 @@ int Main(int argc, char** argv) {
     } else if (arg == "-h" || arg == "--help") {
       std::cout << "usage: crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]\n"
                    "workloads: eligibility gold-decision http-work http-saturate group-commit grant-import launch memory "
-                   "scaling http-work-pg aggregate provider-sync dashboard\n";
+                   "scaling http-work-pg aggregate provider-sync dashboard quality\n";
       return 0;
     } else {
       a.workloads.push_back(arg);
@@ -695,7 +729,7 @@ int Main(int argc, char** argv) {
   const std::vector<std::string> all = {"eligibility",  "gold-decision", "http-work", "http-saturate",
                                         "group-commit", "grant-import",  "launch",    "memory",
                                         "scaling",      "http-work-pg",  "aggregate", "provider-sync",
-                                        "dashboard"};
+                                        "dashboard",    "quality"};
   const bool named = !a.workloads.empty();
   if (a.workloads.empty()) a.workloads = all;
   for (const auto& w : a.workloads) {
@@ -716,6 +750,7 @@ int Main(int argc, char** argv) {
     if (w == "scaling") Scaling(a);
     if (w == "aggregate") Aggregate(a);
     if (w == "provider-sync") ProviderSync(a);
+    if (w == "quality") Quality(a);
     if (w == "dashboard") Dashboard(a);
     if (w == "http-work-pg") {
       g_failures += HttpWorkPg({a.smoke, a.runs, named}, [&](const MultiRow& r) {

@@ -176,6 +176,15 @@ try {
     await page.click('[data-testid=workers] th button:has-text("Units")');
     const units = await page.$$eval('[data-testid=workers] tbody tr td:nth-child(6)', (tds) => tds.map((t) => Number(t.textContent)));
     assert(units.every((v, i) => i === 0 || units[i - 1] <= v), 'units column not sorted: ' + units);
+    // Aggregated labels: a table of items with their label, and every worker's agreement filled in.
+    await page.waitForSelector('[data-testid=aggregate] tbody tr');
+    const labels = await page.$$eval('[data-testid=aggregate] tbody tr td:nth-child(2)', (tds) => tds.map((t) => t.textContent));
+    assert(labels.length > 0 && labels.every((l) => l.length > 0 && l !== '—'), 'aggregated labels missing: ' + labels);
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid=workers] tbody tr td:nth-child(8)')]
+      .some((td) => /%$/.test(td.textContent)));
+    await page.selectOption('#aggregate-method', 'majority');
+    await page.waitForFunction(() => /items, /.test(document.querySelector('#aggregate').textContent) &&
+      !/iterations/.test(document.querySelector('#aggregate').textContent));
   });
 
   let reviewed;

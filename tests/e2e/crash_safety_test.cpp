@@ -103,8 +103,10 @@ class CrashSafetyTest : public ::testing::Test {
     std::string golds;
     for (int i = 0; i < kGolds; ++i) {
       const std::string label = kLabels[i % 3];
-      gold_answers_["g" + std::to_string(i)] = label;
-      golds += json{{"inputs", {{"id", "g" + std::to_string(i)}, {"text", "gold sentence " + std::to_string(i)}}},
+      // Golds look like the units (same id scheme and text), as launch wants them to.
+      const std::string n = std::to_string(kItems + i);
+      gold_answers_["s" + n] = label;
+      golds += json{{"inputs", {{"id", "s" + n}, {"text", "sentence number " + n}}},
                     {"answer", {{"label", label}}}}
                    .dump() +
                "\n";

@@ -196,8 +196,9 @@ class MultiServerTest : public ::testing::TestWithParam<std::string> {
     std::string golds;
     for (int i = 0; i < kGolds; ++i) {
       const std::string label = kLabels[i % 3];
-      gold_answers_[numbered("g", i)] = label;
-      golds += json{{"inputs", {{"id", numbered("g", i)}, {"text", numbered("gold sentence ", i)}}},
+      // Golds look like the units (same id scheme and text), as launch wants them to.
+      gold_answers_[numbered("s", kItems + i)] = label;
+      golds += json{{"inputs", {{"id", numbered("s", kItems + i)}, {"text", numbered("sentence number ", kItems + i)}}},
                     {"answer", {{"label", label}}}}
                    .dump();
       golds += "\n";
