@@ -27,6 +27,8 @@ struct HttpLoadResult {
   int64_t requests = 0;       // completed within the measured window
   int64_t errors = 0;
   int64_t no_work = 0;        // work answered no_work / not_qualified (counted in errors too)
+  int64_t shed = 0;           // answered 503 (load shedding; counted in errors too), within the measured window
+  int64_t shed_all = 0;       // answered 503 at any time, warm-up included (like errors)
   double elapsed_s = 0;
   double throughput = 0;      // requests/s in the measured window
   std::vector<double> latencies_ms;
