@@ -40,7 +40,10 @@ dpkg-deb -e "$deb" "$work/control"
 for f in postinst prerm postrm conffiles; do [ -f "$work/control/$f" ] || fail "control.tar lacks $f"; done
 grep -qx '/etc/default/crowdgate' "$work/control/conffiles" || fail "/etc/default/crowdgate is not a conffile"
 grep -q 'adduser --system' "$work/control/postinst" || fail "postinst does not create the system user"
-[ -x "$work/control/postinst" ] || fail "postinst is not executable"
+for f in postinst prerm postrm; do
+  [ -x "$work/control/$f" ] || fail "$f is not executable"
+  sh -n "$work/control/$f" || fail "$f is not valid sh"
+done
 
 # The files.
 root="$work/root"
@@ -49,6 +52,7 @@ bin="$root/usr/bin/crowdgate"
 unit="$root/lib/systemd/system/crowdgate.service"
 envfile="$root/etc/default/crowdgate"
 [ -x "$bin" ] || fail "no /usr/bin/crowdgate"
+if readelf -S "$bin" | grep -q '\.debug_info'; then fail "/usr/bin/crowdgate is not stripped"; fi
 [ -f "$root/usr/share/doc/crowdgate/README.md" ] || fail "no /usr/share/doc/crowdgate/README.md"
 [ -f "$unit" ] || fail "no /lib/systemd/system/crowdgate.service"
 [ -f "$envfile" ] || fail "no /etc/default/crowdgate"
