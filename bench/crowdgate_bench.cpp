@@ -15,7 +15,8 @@
 //   scaling        eligibility and http-work at 1k / 10k / 100k / 1M workers
 //   http-work-pg   http-work against 1 and 3 `crowdgate serve` processes on PostgreSQL ($CROWDGATE_TEST_PG) and 1 on SQLite
 //   overload       2,000 closed-loop connections against one `crowdgate serve --max-queue 200` (10x its queue):
-//                  answered requests/s, share of 503 + Retry-After, server RSS start/peak/end; beside the default queue
+//                  answered requests/s, share of 503 + Retry-After, server RSS start/peak/end; again with clients
+//                  that wait Retry-After (/backoff); beside the default queue
 //   aggregate      label aggregation of 1M judgments (100k items x 10 workers, 3 classes): majority vote,
 //                  Dawid-Skene and Wawa compute on one core, the whole `crowdgate aggregate --input` command,
 //                  accuracy of each against the simulated truth

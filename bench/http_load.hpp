@@ -21,6 +21,7 @@ struct HttpLoadOptions {
   double offered_rate = 10000;       // requests/s for the whole crowd; 0 = closed loop, no think time
   double warmup_s = 1;
   double duration_s = 5;
+  double backoff_after_503_s = 0;    // a connection answered 503 waits this long before its next request
 };
 
 struct HttpLoadResult {

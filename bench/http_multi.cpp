@@ -418,7 +418,7 @@ struct OverloadFigures {
   int64_t other_errors = 0;  // non-200 answers other than 503, and broken connections
 };
 
-OverloadFigures MeasureOverload(const HttpMultiOptions& o, int connections, int max_queue) {
+OverloadFigures MeasureOverload(const HttpMultiOptions& o, int connections, int max_queue, double backoff_s) {
   OverloadFigures f;
   ScratchDir dir("overload-" + std::to_string(max_queue));
   const std::string db = dir.File("bench.db");
@@ -462,6 +462,7 @@ OverloadFigures MeasureOverload(const HttpMultiOptions& o, int connections, int 
   lo.offered_rate = 0;                 // closed loop: the next request as soon as the answer is in
   lo.warmup_s = o.smoke ? 0.2 : 1;
   lo.duration_s = o.smoke ? 0.5 : 5;
+  lo.backoff_after_503_s = backoff_s;
   f.load = RunHttpLoad(lo);
   const bool drained = Drain(server.port(), lo.run_id);
   sampling.store(false);
@@ -487,9 +488,15 @@ int Overload(const HttpMultiOptions& o, const std::function<void(const MultiRow&
   int failures = 0;
   const int max_queue = o.smoke ? 10 : 200;
   const int connections = 10 * max_queue;
-  for (const int q : {max_queue, 4096}) {
-    OverloadFigures f = MeasureOverload(o, connections, q);
-    const std::string workload = "overload/max-queue-" + std::to_string(q);
+  struct Setup {
+    int max_queue;
+    double backoff_s;  // what a client does after a 503: 0 = ask again at once, 1 = wait the Retry-After
+  };
+  for (const Setup& s : {Setup{max_queue, 0}, Setup{max_queue, 1}, Setup{4096, 0}}) {
+    const int q = s.max_queue;
+    OverloadFigures f = MeasureOverload(o, connections, q, s.backoff_s);
+    const std::string workload =
+        "overload/max-queue-" + std::to_string(q) + (s.backoff_s > 0 ? "/backoff" : "");
     if (!f.ok) {
       std::cerr << "CHECK FAILED: " << workload << ": " << f.failure << "\n";
       ++failures;
@@ -510,6 +517,7 @@ int Overload(const HttpMultiOptions& o, const std::function<void(const MultiRow&
                Fixed(f.rss_end_mb, 0) + " MB; p99 " + Fixed(Percentile(f.load.latencies_ms, 99), 1) + " ms";
     row.json = {{"connections", connections},
                 {"max_queue", q},
+                {"backoff_after_503_s", s.backoff_s},
                 {"requests", f.load.requests},
                 {"shed", f.load.shed},
                 {"shed_share", shed_share},
