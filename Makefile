@@ -32,7 +32,7 @@ build-tsan: setup
 	cmake --preset tsan >/dev/null
 	cmake --build --preset tsan -j $(JOBS) --target $(TSAN_TARGETS)
 
-.PHONY: python bench-mephisto
+.PHONY: python bench-mephisto package
 
 # The Python module `crowdgate` (python/; import it with PYTHONPATH=build/release/python /usr/bin/python3).
 python: setup
@@ -99,6 +99,11 @@ bench-pg: build
 # import-mephisto of a Mephisto database with 1,000,000 grants: seconds and peak memory.
 bench-mephisto: build-cli
 	/usr/bin/python3 bench/mephisto_import.py
+
+# The Debian package build/release/crowdgate_<version>_<arch>.deb: the binary, the systemd unit, /etc/default/crowdgate
+# (packaging/). Only the crowdgate binary is built for it.
+package: build-cli
+	cd build/release && cpack -G DEB
 
 clean:
 	rm -rf build

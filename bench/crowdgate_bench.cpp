@@ -14,6 +14,9 @@
 //   memory         resident size of an Engine holding 1 million workers x 5 grants, own process
 //   scaling        eligibility and http-work at 1k / 10k / 100k / 1M workers
 //   http-work-pg   http-work against 1 and 3 `crowdgate serve` processes on PostgreSQL ($CROWDGATE_TEST_PG) and 1 on SQLite
+//   overload       2,000 closed-loop connections against one `crowdgate serve --max-queue 200` (10x its queue):
+//                  answered requests/s, share of 503 + Retry-After, server RSS start/peak/end; again with clients
+//                  that wait Retry-After (/backoff); beside the default queue
 //   aggregate      label aggregation of 1M judgments (100k items x 10 workers, 3 classes): majority vote,
 //                  Dawid-Skene and Wawa compute on one core, the whole `crowdgate aggregate --input` command,
 //                  accuracy of each against the simulated truth
@@ -719,7 +722,7 @@ int Main(int argc, char** argv) {
     } else if (arg == "-h" || arg == "--help") {
       std::cout << "usage: crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]\n"
                    "workloads: eligibility gold-decision http-work http-saturate group-commit grant-import launch memory "
-                   "scaling http-work-pg aggregate provider-sync dashboard quality\n";
+                   "scaling http-work-pg overload aggregate provider-sync dashboard quality\n";
       return 0;
     } else {
       a.workloads.push_back(arg);
@@ -729,7 +732,7 @@ int Main(int argc, char** argv) {
   const std::vector<std::string> all = {"eligibility",  "gold-decision", "http-work", "http-saturate",
                                         "group-commit", "grant-import",  "launch",    "memory",
                                         "scaling",      "http-work-pg",  "aggregate", "provider-sync",
-                                        "dashboard",    "quality"};
+                                        "dashboard",    "overload",      "quality"};
   const bool named = !a.workloads.empty();
   if (a.workloads.empty()) a.workloads = all;
   for (const auto& w : a.workloads) {
@@ -752,6 +755,12 @@ int Main(int argc, char** argv) {
     if (w == "provider-sync") ProviderSync(a);
     if (w == "quality") Quality(a);
     if (w == "dashboard") Dashboard(a);
+    if (w == "overload") {
+      g_failures += Overload({a.smoke, a.runs, named}, [&](const MultiRow& r) {
+        const Row row{r.workload, r.metric, r.stats, r.unit, r.target, r.met, r.note};
+        r.json.is_null() ? g_rows.push_back(row) : Report(a, row, r.json);
+      });
+    }
     if (w == "http-work-pg") {
       g_failures += HttpWorkPg({a.smoke, a.runs, named}, [&](const MultiRow& r) {
         const Row row{r.workload, r.metric, r.stats, r.unit, r.target, r.met, r.note};

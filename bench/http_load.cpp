@@ -220,12 +220,17 @@ class Load {
     }
     if (c.sent_at >= warm_ && now <= end_) {
       ++r_.requests;
+      if (status == 503) ++r_.shed;
       r_.latencies_ms.push_back((now - c.sent_at) * 1000);
     }
     const Phase phase = c.phase;
     c.phase = Phase::kIdle;
-    const double next = std::max(now, c.sent_at + interval_);
+    double next = std::max(now, c.sent_at + interval_);
     if (status != 200) {
+      if (status == 503) {
+        ++r_.shed_all;
+        next = std::max(next, now + o_.backoff_after_503_s);
+      }
       Error((phase == Phase::kWork ? "work: HTTP " : "submit: HTTP ") + std::to_string(status) + " " +
             body.substr(0, 200));
       c.agent_id.clear();

@@ -21,12 +21,15 @@ struct HttpLoadOptions {
   double offered_rate = 10000;       // requests/s for the whole crowd; 0 = closed loop, no think time
   double warmup_s = 1;
   double duration_s = 5;
+  double backoff_after_503_s = 0;    // a connection answered 503 waits this long before its next request
 };
 
 struct HttpLoadResult {
   int64_t requests = 0;       // completed within the measured window
   int64_t errors = 0;
   int64_t no_work = 0;        // work answered no_work / not_qualified (counted in errors too)
+  int64_t shed = 0;           // answered 503 (load shedding; counted in errors too), within the measured window
+  int64_t shed_all = 0;       // answered 503 at any time, warm-up included (like errors)
   double elapsed_s = 0;
   double throughput = 0;      // requests/s in the measured window
   std::vector<double> latencies_ms;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -85,11 +86,13 @@ CliResult Cli(const ScratchDir& dir, const std::string& db, std::vector<std::str
 // `crowdgate --db DB serve --port 0` as a child; learns its port from the "serving on" line.
 class ServeProcess {
  public:
-  ServeProcess(const ScratchDir& dir, const std::string& db, int index, int max_connections)
+  ServeProcess(const ScratchDir& dir, const std::string& db, int index, int max_connections,
+               const std::vector<std::string>& extra_args = {})
       : err_path_(dir.File("serve-" + std::to_string(index) + ".txt")) {
-    pid_ = Spawn({CrowdgateBinary(), "--db", db, "serve", "--port", "0", "--max-connections-per-ip",
-                  std::to_string(max_connections)},
-                 "/dev/null", err_path_);
+    std::vector<std::string> args = {CrowdgateBinary(), "--db", db, "serve", "--port", "0", "--max-connections-per-ip",
+                                     std::to_string(max_connections)};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    pid_ = Spawn(args, "/dev/null", err_path_);
     const std::regex serving("serving on http://127\\.0\\.0\\.1:([0-9]+)");
     for (int i = 0; i < 1200 && pid_ > 0; ++i) {  // up to 60 s
       std::smatch m;
@@ -122,6 +125,7 @@ class ServeProcess {
     return WIFEXITED(status) && WEXITSTATUS(status) == 0;
   }
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string Stderr() const { return Slurp(err_path_); }
   const std::string& exit() const { return exit_; }  // how it ended, when it ended before serving
 
@@ -391,6 +395,151 @@ int HttpWorkPg(const HttpMultiOptions& o, const std::function<void(const MultiRo
   MultiRow r2{"http-work-pg", "ratio PG / SQLite (1 server)", pg_vs_sqlite, "x", "-", true, "", nullptr};
   r2.note = "PG 3 servers / SQLite 1 server: " + Fixed(pg3_vs_sqlite.median, 2);
   report(r2);
+  return failures;
+}
+
+namespace {
+
+// VmRSS of process `pid` in MB, or -1.
+double ProcessRssMb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+  }
+  return -1;
+}
+
+struct OverloadFigures {
+  bool ok = false;
+  std::string failure;
+  HttpLoadResult load;
+  double rss_start_mb = 0, rss_peak_mb = 0, rss_end_mb = 0;
+  int64_t other_errors = 0;  // non-200 answers other than 503, and broken connections
+};
+
+OverloadFigures MeasureOverload(const HttpMultiOptions& o, int connections, int max_queue, double backoff_s) {
+  OverloadFigures f;
+  ScratchDir dir("overload-" + std::to_string(max_queue));
+  const std::string db = dir.File("bench.db");
+  const int64_t items = o.smoke ? 5'000 : 300'000;
+  WriteFile(dir.File("task.html"), "<p>${text}</p>");
+  {
+    std::ofstream out(dir.File("units.jsonl"), std::ios::binary);
+    for (int64_t i = 0; i < items; ++i) out << "{\"id\": \"s" << i << "\", \"text\": \"sentence " << i << "\"}\n";
+  }
+  WriteFile(dir.File("config.yaml"),
+            "task:\n  task_name: overload\n  task_title: overload\n  allowed_concurrent: 1\n"
+            "  assignment_duration_in_seconds: 3600\n"
+            "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\n"
+            "qualifications: []\nprovider:\n  type: local\n  trust_worker_param: true\n");
+  CliResult launched = Cli(dir, db, {"--json", "launch", dir.File("config.yaml")});
+  Json lj = Json::parse(launched.out, nullptr, false);
+  if (launched.exit_code != 0 || !lj.is_object() || !lj.contains("run_id")) {
+    f.failure = "launch: exit " + std::to_string(launched.exit_code) + ": " + launched.err + launched.out;
+    return f;
+  }
+  ServeProcess server(dir, db, 0, 2 * connections + 100, {"--max-queue", std::to_string(max_queue)});
+  if (server.port() == 0) {
+    f.failure = "serve did not start (" + server.exit() + "): " + server.Stderr();
+    return f;
+  }
+  f.rss_start_mb = ProcessRssMb(server.pid());
+  std::atomic<bool> sampling{true};
+  std::atomic<double> peak{f.rss_start_mb};
+  std::thread sampler([&] {
+    while (sampling.load()) {
+      const double rss = ProcessRssMb(server.pid());
+      if (rss > peak.load()) peak.store(rss);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  HttpLoadOptions lo;
+  lo.port = server.port();
+  lo.run_id = lj["run_id"];
+  lo.connections = connections;
+  lo.worker_population = connections;  // one worker per connection
+  lo.offered_rate = 0;                 // closed loop: the next request as soon as the answer is in
+  lo.warmup_s = o.smoke ? 0.2 : 1;
+  lo.duration_s = o.smoke ? 0.5 : 5;
+  lo.backoff_after_503_s = backoff_s;
+  f.load = RunHttpLoad(lo);
+  // The backlog the crowd left may still fill the queue: a probe answered 503 asks again a little later.
+  bool drained = false;
+  for (int i = 0; i < 100 && !drained; ++i) {
+    HttpClient client("127.0.0.1", server.port(), std::chrono::seconds(120));
+    auto r = client.Post("/api/v1/runs/" + lo.run_id + "/work", R"({"provider": "local", "worker": "drain-probe"})");
+    if (!r.ok() || (r->status != 200 && r->status != 503)) break;
+    drained = r->status == 200;
+    if (!drained) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  sampling.store(false);
+  sampler.join();
+  f.rss_peak_mb = peak.load();
+  f.rss_end_mb = ProcessRssMb(server.pid());
+  f.other_errors = f.load.errors - f.load.shed_all - f.load.no_work;
+  if (!drained) {
+    f.failure = "the drain probe got no answer";
+    return f;
+  }
+  if (!server.Stop()) {
+    f.failure = "serve did not stop cleanly: " + server.Stderr().substr(0, 2000);
+    return f;
+  }
+  f.ok = true;
+  return f;
+}
+
+}  // namespace
+
+int Overload(const HttpMultiOptions& o, const std::function<void(const MultiRow&)>& report) {
+  int failures = 0;
+  const int max_queue = o.smoke ? 10 : 200;
+  const int connections = 10 * max_queue;
+  struct Setup {
+    int max_queue;
+    double backoff_s;  // what a client does after a 503: 0 = ask again at once, 1 = wait the Retry-After
+  };
+  for (const Setup& s : {Setup{max_queue, 0}, Setup{max_queue, 1}, Setup{4096, 0}}) {
+    const int q = s.max_queue;
+    OverloadFigures f = MeasureOverload(o, connections, q, s.backoff_s);
+    const std::string workload =
+        "overload/max-queue-" + std::to_string(q) + (s.backoff_s > 0 ? "/backoff" : "");
+    if (!f.ok) {
+      std::cerr << "CHECK FAILED: " << workload << ": " << f.failure << "\n";
+      ++failures;
+      continue;
+    }
+    if (f.other_errors != 0 || f.load.requests == 0) {
+      std::cerr << "CHECK FAILED: " << workload << ": every answer a 200 or a 503 (got " << f.other_errors
+                << " other errors, " << f.load.requests << " requests"
+                << (f.load.error_samples.empty() ? "" : "; first: " + f.load.error_samples.front()) << ")\n";
+      ++failures;
+    }
+    const double shed_share = f.load.requests > 0 ? static_cast<double>(f.load.shed) / f.load.requests : 0;
+    const double served = f.load.elapsed_s > 0 ? (f.load.requests - f.load.shed) / f.load.elapsed_s : 0;
+    const Stats tput = Summarize({served});
+    MultiRow row{workload, "answered 200/s", tput, "req/s", "-", true, "", nullptr};
+    row.note = std::to_string(connections) + " closed-loop conns; 503 share " + Fixed(100 * shed_share, 1) +
+               " %; server RSS start/peak/end " + Fixed(f.rss_start_mb, 0) + "/" + Fixed(f.rss_peak_mb, 0) + "/" +
+               Fixed(f.rss_end_mb, 0) + " MB; p99 " + Fixed(Percentile(f.load.latencies_ms, 99), 1) + " ms";
+    row.json = {{"connections", connections},
+                {"max_queue", q},
+                {"backoff_after_503_s", s.backoff_s},
+                {"requests", f.load.requests},
+                {"shed", f.load.shed},
+                {"shed_share", shed_share},
+                {"answered_per_s", served},
+                {"all_answers_per_s", f.load.throughput},
+                {"p50_ms", Percentile(f.load.latencies_ms, 50)},
+                {"p99_ms", Percentile(f.load.latencies_ms, 99)},
+                {"rss_start_mb", f.rss_start_mb},
+                {"rss_peak_mb", f.rss_peak_mb},
+                {"rss_end_mb", f.rss_end_mb},
+                {"other_errors", f.other_errors},
+                {"error_samples", f.load.error_samples}};
+    report(row);
+  }
   return failures;
 }
 

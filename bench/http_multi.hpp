@@ -43,4 +43,12 @@ struct HttpMultiOptions {
 // refused (exit 2, naming what to set) when asked for by name.
 int HttpWorkPg(const HttpMultiOptions& options, const std::function<void(const MultiRow&)>& report);
 
+// Workload `overload` (load shedding): one `crowdgate serve` child process on SQLite with `--max-queue 200`, and 10x
+// as many closed-loop connections (2,000, each sending its next request as soon as it has an answer, no think time)
+// doing work + submit. Reports the throughput of answered requests, the share answered 503 (with Retry-After) and
+// the server's resident memory sampled every 50 ms (start, peak, end); then the same with clients that wait the
+// second Retry-After asks for after a 503; then the first crowd against the default --max-queue (4,096: nothing
+// shed). Checks that every non-200 is a 503 and that the server stops cleanly.
+int Overload(const HttpMultiOptions& options, const std::function<void(const MultiRow&)>& report);
+
 }  // namespace crowdgate::bench

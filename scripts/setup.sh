@@ -5,6 +5,7 @@
 set -euo pipefail
 PACKAGES=(
   build-essential cmake pkg-config
+  dpkg-dev
   libboost-dev libboost-system-dev
   nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev libfmt-dev
   libsqlite3-dev libssl-dev

@@ -153,6 +153,11 @@ class Engine {
   virtual Result<std::shared_ptr<const CompiledRequirements>> Compile(const std::vector<Requirement>& reqs) = 0;
   virtual Result<EligibilityVerdict> Check(const std::string& worker, const CompiledRequirements& reqs) = 0;
 
+  // ---- health ----
+  // One cheap round trip to the database (SQLite: a pragma read; PostgreSQL: a ping query), for
+  // `GET /readyz`. OK means the store answers; the schema was migrated when the store was opened.
+  virtual Status CheckStore() = 0;
+
  protected:
   Engine() = default;
 };

@@ -74,6 +74,7 @@ struct ServeArgs {
   std::string public_url;         // where providers send workers ("" = provider.public_url)
   int provider_poll_ms = 5000;    // how often the drainer reads providers (returned submissions)
   bool metrics_public = false;    // GET /metrics without the requester token
+  size_t max_queue = BatchQueue::kDefaultMaxQueue;  // worker requests waiting before 503 + Retry-After
 };
 
 void AddServeOptions(CLI::App* cmd, ServeArgs* a) {
@@ -91,6 +92,11 @@ void AddServeOptions(CLI::App* cmd, ServeArgs* a) {
   cmd->add_option("--provider-poll-ms", a->provider_poll_ms,
                   "How often returned and timed-out Prolific submissions are looked for (default 5000)")
       ->check(CLI::Range(50, 3600000));
+  cmd->add_option("--max-queue", a->max_queue,
+                  "Worker API requests allowed to wait for the database (default " +
+                      std::to_string(BatchQueue::kDefaultMaxQueue) +
+                      "); past that they are answered 503 with Retry-After at once")
+      ->check(CLI::Range(size_t{1}, size_t{10000000}));
   cmd->add_flag("--metrics-public", a->metrics_public,
                 "Serve GET /metrics without the requester token (for a Prometheus inside your network)");
 }
@@ -107,6 +113,7 @@ int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::st
   if (const char* t = std::getenv("CROWDGATE_REQUESTER_TOKEN")) options.requester_token = t;
   options.providers = o.providers.get();
   options.metrics_public = args.metrics_public;
+  options.batching.max_queue = args.max_queue;
   TaskServer server(o.engine.get(), o.dispatcher.get(), options);
   Status s = server.Start();
   if (!s.ok()) return Fail(s);

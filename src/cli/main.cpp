@@ -6,6 +6,7 @@
 
 #include "cli/cli_commands.hpp"
 #include "cli/cli_context.hpp"
+#include "cli/version.hpp"  // generated (src/cli/version.hpp.in)
 #include "core/run_config.hpp"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,8 @@ int main(int argc, char** argv) {
       "crowdgate"};
   app.add_option("--db", ctx.db, "Database: PATH, sqlite:PATH or postgresql://... (default $CROWDGATE_DB or ./crowdgate.db)");
   app.add_flag("--json", ctx.json, "Print JSON for scripts instead of tables");
+  app.set_version_flag("--version", std::string("crowdgate ") + CROWDGATE_VERSION + " (commit " + CROWDGATE_GIT_COMMIT + ")",
+                       "Print the version and the git commit it was built from, then exit");
   app.require_subcommand(1);
   app.footer("Run `crowdgate COMMAND --help` for the options of a command.");
   crowdgate::cli::AddQualCommands(app, ctx);

@@ -23,6 +23,12 @@ Result<Qualification> EngineImpl::CreateQualification(const std::string& name, c
   return core_->store().CreateQualification(name, description);
 }
 
+Status EngineImpl::CheckStore() {
+  Lock l(core_->mu());
+  // Reads the change token without applying it: the next Refresh() still sees any change.
+  return core_->store().ExternalChangeToken().status();
+}
+
 Result<std::vector<QualificationSummary>> EngineImpl::ListQualifications() {
   Lock l(core_->mu());
   CG_ASSIGN_OR_RETURN(std::vector<Qualification> quals, core_->store().ListQualifications());

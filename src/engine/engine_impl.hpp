@@ -36,6 +36,7 @@ class EngineImpl : public Engine {
   Status ResetOnboarding(const std::string& qualification, const std::string& worker) override;
   Result<std::shared_ptr<const CompiledRequirements>> Compile(const std::vector<Requirement>& reqs) override;
   Result<EligibilityVerdict> Check(const std::string& worker, const CompiledRequirements& reqs) override;
+  Status CheckStore() override;
 
   EngineCore& core() { return *core_; }
   std::shared_ptr<EngineCore> shared_core() { return core_; }

@@ -1,6 +1,7 @@
 #include "server/batch_queue.hpp"
 
 #include <chrono>
+#include <string>
 #include <utility>
 
 namespace crowdgate {
@@ -15,6 +16,16 @@ HttpResponse Crashed() { return ErrorResponse(Status::Internal("internal server 
 BatchQueue::BatchQueue(Dispatcher* dispatcher, Options options) : dispatcher_(dispatcher), options_(options) {
   if (options_.max_batch < 1) options_.max_batch = 1;
   if (options_.slow_lane_threads < 1) options_.slow_lane_threads = 1;
+  if (options_.max_queue < 1) options_.max_queue = 1;
+  if (options_.retry_after_seconds < 1) options_.retry_after_seconds = 1;
+}
+
+HttpResponse BatchQueue::Overloaded() const {
+  HttpResponse r = ErrorResponse(Status::Unavailable("the server is overloaded (" + std::to_string(options_.max_queue) +
+                                                     " requests waiting); retry after " +
+                                                     std::to_string(options_.retry_after_seconds) + " s"));
+  r.headers.emplace_back("Retry-After", std::to_string(options_.retry_after_seconds));
+  return r;
 }
 
 BatchQueue::~BatchQueue() { Stop(); }
@@ -30,13 +41,22 @@ void BatchQueue::Start() {
 }
 
 void BatchQueue::Submit(Job job, HttpResponder respond) {
+  bool shed = false;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (started_ && !stopping_) {
-      jobs_.push_back({std::move(job), std::move(respond)});
-      batch_cv_.notify_one();
-      return;
+      if (jobs_.size() + slow_.size() < options_.max_queue) {
+        jobs_.push_back({std::move(job), std::move(respond)});
+        batch_cv_.notify_one();
+        return;
+      }
+      ++stats_.shed;
+      shed = true;
     }
+  }
+  if (shed) {
+    respond(Overloaded());
+    return;
   }
   respond(ErrorResponse(Status::Unavailable("the server is shutting down; try again shortly")));
 }
@@ -59,7 +79,9 @@ void BatchQueue::Stop() {
 
 BatchQueue::Stats BatchQueue::stats() const {
   std::lock_guard<std::mutex> l(mu_);
-  return stats_;
+  Stats s = stats_;
+  s.queued = jobs_.size() + slow_.size();
+  return s;
 }
 
 void BatchQueue::BatchLoop() {

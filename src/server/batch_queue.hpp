@@ -10,6 +10,11 @@
 // returning nullopt; it is then run again, alone and with in_batch = false, on a small pool of
 // "slow lane" threads, so one slow check never holds up everyone else's requests.
 //
+// Load shedding: at most Options::max_queue jobs wait (for a batch or for the slow lane). Past that
+// bound Submit answers at once 503 "unavailable" with a Retry-After header instead of queueing, so
+// an overload costs memory bounded by max_queue and clients learn to back off, rather than every
+// request waiting longer and longer until it times out.
+//
 // Thread-safety: Submit from any thread. Start/Stop from the owning thread. Stop() answers every
 // job already queued (running it) and joins the threads; jobs submitted after Stop() are answered
 // 503 at once.
@@ -38,7 +43,11 @@ class BatchQueue {
   struct Options {
     size_t max_batch = 128;   // jobs per transaction at most (bounds the latency one batch adds)
     int slow_lane_threads = 4;
+    // Jobs waiting at most (queued for a batch or for the slow lane); more are refused with 503.
+    size_t max_queue = kDefaultMaxQueue;
+    int retry_after_seconds = 1;  // the Retry-After header of a refusal
   };
+  static constexpr size_t kDefaultMaxQueue = 4096;
 
   explicit BatchQueue(Dispatcher* dispatcher) : BatchQueue(dispatcher, Options()) {}
   BatchQueue(Dispatcher* dispatcher, Options options);
@@ -56,6 +65,8 @@ class BatchQueue {
     uint64_t jobs = 0;
     uint64_t slow_lane_jobs = 0;
     size_t largest_batch = 0;
+    uint64_t shed = 0;        // jobs refused with 503 because max_queue jobs were waiting
+    size_t queued = 0;        // jobs waiting now (a gauge)
     double batch_seconds_total = 0;  // decide + commit time of every batch (for /metrics)
   };
   Stats stats() const;
@@ -69,6 +80,7 @@ class BatchQueue {
   void BatchLoop();
   void SlowLaneLoop();
   void RunBatch(std::vector<Pending>* batch);
+  HttpResponse Overloaded() const;
 
   Dispatcher* dispatcher_;
   Options options_;

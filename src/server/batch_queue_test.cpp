@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "crowdgate/engine.hpp"
 #include "crowdgate/store.hpp"
@@ -143,6 +144,105 @@ TEST_F(BatchQueueTest, AfterStopJobsAreRefusedWith503) {
   queue.Submit(GrantJob("late"), [&](HttpResponse res) { status = res.status; });
   EXPECT_EQ(status, 503);
   EXPECT_FALSE(VisibleOutside("late"));
+}
+
+// The header `name` of a response, "" when absent.
+std::string Header(const HttpResponse& r, const std::string& name) {
+  for (const auto& [k, v] : r.headers) {
+    if (k == name) return v;
+  }
+  return "";
+}
+
+// Load shedding: with the batch thread held (a slow database), max_queue jobs wait; the next one is
+// answered 503 "unavailable" with Retry-After on the caller's thread, without waiting and without running.
+// Once the queue drains, jobs are accepted again.
+TEST_F(BatchQueueTest, PastMaxQueueAJobIsRefusedAtOnceWith503AndRetryAfter) {
+  BatchQueue::Options options;
+  options.max_queue = 5;
+  options.retry_after_seconds = 2;
+  BatchQueue queue(dispatcher_.get(), options);
+  queue.Start();
+  std::promise<void> release, running;
+  std::shared_future<void> go = release.get_future().share();
+  std::atomic<int> ok{0};
+  auto count_ok = [&](HttpResponse res) {
+    if (res.status == 200) ++ok;
+  };
+  // Taken off the queue by the batch thread, which it then holds: it is not waiting, so it does not count.
+  queue.Submit([go, &running](bool) -> std::optional<HttpResponse> {
+    running.set_value();
+    go.wait();
+    return JsonResponse(200, {});
+  }, count_ok);
+  running.get_future().wait();
+  for (int i = 0; i < 5; ++i) queue.Submit(GrantJob("q" + std::to_string(i)), count_ok);
+  EXPECT_EQ(queue.stats().queued, 5u);
+
+  std::optional<HttpResponse> refused;
+  queue.Submit(GrantJob("over"), [&](HttpResponse res) { refused = std::move(res); });
+  ASSERT_TRUE(refused.has_value()) << "not answered at once";
+  EXPECT_EQ(refused->status, 503);
+  EXPECT_EQ(Header(*refused, "Retry-After"), "2");
+  const auto body = nlohmann::json::parse(refused->body);
+  EXPECT_EQ(body["error"]["code"], "unavailable") << refused->body;
+  EXPECT_EQ(queue.stats().shed, 1u);
+  EXPECT_EQ(queue.stats().queued, 5u);  // the refused job took no place
+
+  release.set_value();
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ok.load() < 6 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(ok.load(), 6);
+  std::promise<int> later;
+  queue.Submit(GrantJob("later"), [&](HttpResponse res) { later.set_value(res.status); });
+  EXPECT_EQ(later.get_future().get(), 200);
+  queue.Stop();
+  EXPECT_EQ(queue.stats().shed, 1u);
+  EXPECT_FALSE(VisibleOutside("over"));
+  EXPECT_TRUE(VisibleOutside("later"));
+}
+
+// Jobs waiting for the slow lane count against max_queue too: with every slow-lane thread held, the
+// deferred jobs fill the queue and the next job is refused.
+TEST_F(BatchQueueTest, JobsWaitingForTheSlowLaneCountAgainstMaxQueue) {
+  BatchQueue::Options options;
+  options.max_queue = 3;
+  options.slow_lane_threads = 1;
+  BatchQueue queue(dispatcher_.get(), options);
+  queue.Start();
+  std::promise<void> release;
+  std::shared_future<void> go = release.get_future().share();
+  std::atomic<int> ran_alone{0}, answered{0};
+  auto slow_job = [go, &ran_alone](bool in_batch) -> std::optional<HttpResponse> {
+    if (in_batch) return std::nullopt;
+    ++ran_alone;
+    go.wait();
+    return JsonResponse(200, {});
+  };
+  auto count = [&](HttpResponse res) {
+    if (res.status == 200) ++answered;
+  };
+  queue.Submit(slow_job, count);  // holds the one slow-lane thread
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ran_alone.load() < 1 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  ASSERT_EQ(ran_alone.load(), 1);
+  for (int i = 0; i < 3; ++i) queue.Submit(slow_job, count);
+  // Deferred by the batch thread into the slow lane's queue, where they wait.
+  while (queue.stats().slow_lane_jobs < 4 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_EQ(queue.stats().queued, 3u);
+  int status = 0;
+  queue.Submit(GrantJob("over"), [&](HttpResponse res) { status = res.status; });
+  EXPECT_EQ(status, 503);
+  release.set_value();
+  queue.Stop();
+  EXPECT_EQ(answered.load(), 4);
+  EXPECT_FALSE(VisibleOutside("over"));
 }
 
 TEST_F(BatchQueueTest, ManyThreadsEachGetExactlyTheirOwnAnswer) {

@@ -208,6 +208,14 @@ Router TaskServer::BuildRouter() {
   const std::string requester_token = options_.requester_token;
 
   router.Add("GET", "/healthz", [](const HttpRequest&) { return JsonResponse(200, {{"status", "ok"}}); });
+  // Readiness for a load balancer: /healthz says the process answers, /readyz that it can also
+  // reach its database (one cheap round trip). Any failure is a 503, so the balancer takes this
+  // server out of rotation, whatever the store's own error code.
+  router.Add("GET", "/readyz", [engine](const HttpRequest&) {
+    Status s = engine->CheckStore();
+    if (!s.ok()) return ErrorResponse(Status::Unavailable("the database is not reachable: " + s.message()));
+    return JsonResponse(200, {{"status", "ready"}});
+  });
 
   ServerMetrics* metrics = metrics_.get();
   router.AddAsync("GET", "/runs/{run_id}", [q, d, hub, metrics](const HttpRequest& req, HttpResponder respond) {
@@ -353,6 +361,11 @@ std::vector<ServerMetrics::Sample> TaskServer::MetricSamples() const {
                  "", b.batch_seconds_total});
   out.push_back({"crowdgate_commit_slow_lane_jobs_total", "counter",
                  "Submissions whose check command ran outside a batch.", "", static_cast<double>(b.slow_lane_jobs)});
+  out.push_back({"crowdgate_requests_shed_total", "counter",
+                 "Worker requests refused with 503 and Retry-After because the queue was full.", "",
+                 static_cast<double>(b.shed)});
+  out.push_back({"crowdgate_commit_queue_jobs", "gauge", "Worker requests waiting for a batch or the slow lane.", "",
+                 static_cast<double>(b.queued)});
   if (options_.providers != nullptr) {
     if (Result<OutboxCounts> c = options_.providers->CountOutbox(); c.ok()) {
       const std::pair<const char*, int64_t> states[] = {

@@ -381,6 +381,11 @@ TEST_F(RequesterApiE2eTest, MetricsParseAsPrometheusText) {
   EXPECT_EQ((values["crowdgate_http_requests_total{route=\"POST /api/v1/runs/{run_id}/work\",status=\"400\"}"]), 1);
   EXPECT_EQ((values["crowdgate_http_requests_total{route=\"POST /api/v1/agents/{agent_id}/submit\",status=\"200\"}"]), 2);
   EXPECT_GE((values["crowdgate_commit_batches_total"]), 1);
+  // Load shedding: nothing refused at this load, nothing waiting once answered.
+  ASSERT_EQ(values.count("crowdgate_requests_shed_total"), 1u);
+  EXPECT_EQ((values["crowdgate_requests_shed_total"]), 0);
+  ASSERT_EQ(values.count("crowdgate_commit_queue_jobs"), 1u);
+  EXPECT_EQ((values["crowdgate_commit_queue_jobs"]), 0);
   EXPECT_EQ((values["crowdgate_outbox_rows{state=\"pending\"}"]), 0);
   EXPECT_EQ((values["crowdgate_http_request_duration_seconds_count{route=\"POST /api/v1/agents/{agent_id}/submit\"}"]), 2);
 

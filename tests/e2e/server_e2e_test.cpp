@@ -546,5 +546,31 @@ TEST(ServeRateLimitTest, OneAddressPastItsBudgetGets429) {
   EXPECT_EQ(again->status, 200);
 }
 
+// GET /readyz, for a load balancer: 200 {"status": "ready"} once the database answers (a fresh one, migrated
+// on open), beside /healthz; the method is checked like every other route.
+TEST(ServeReadyzTest, AFreshDatabaseIsReady) {
+  TempDir dir;
+  ServerProcess server(dir, dir.File("ready.db"));
+  ASSERT_NE(server.port(), 0);
+  HttpClient c("127.0.0.1", server.port());
+  auto r = c.Get("/readyz");
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(json::parse(r->body), (json{{"status", "ready"}}));
+  auto post = c.Request("POST", "/readyz", "", {});
+  ASSERT_TRUE(post.ok());
+  EXPECT_EQ(post->status, 405);
+}
+
+// `crowdgate --version`: the project version and the commit the build was configured from, exit 0, and no
+// command needed.
+TEST(VersionTest, PrintsVersionAndCommit) {
+  TempDir dir;
+  CommandResult r = RunCrowdgate(dir, "--version");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("^crowdgate [0-9]+\\.[0-9]+\\.[0-9]+ \\(commit ([0-9a-f]{4,}|unknown)\\)\n")))
+      << r.out;
+}
+
 }  // namespace
 }  // namespace crowdgate::testing
