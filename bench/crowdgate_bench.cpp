@@ -26,6 +26,7 @@
 //   quality        a crowd of 1,000 (30 % spammers, 20 % careless) labels 10,000 items x 3 in process on a fake
 //                  clock, with the run's quality rules on and off: raw and aggregated accuracy, the share of paid
 //                  units spent on golds, real units done by spammers before they were stopped
+//   fsync          http-saturate with SQLite synchronous=FULL (the default) and NORMAL alternately: the ratio
 //   dashboard      every requester API call of the dashboard over HTTP on a run of 1M submitted units by 10k
 //                  workers: p50/p99 per call (target < 200 ms each)
 //
@@ -37,6 +38,7 @@
 #include <time.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <functional>
 #include <iomanip>
@@ -434,6 +436,40 @@ void GroupCommit(const Args& a) {
   Report(a, row, {{"off_median", Summarize(single).median}, {"on_median", Summarize(grouped).median}});
 }
 
+// The cost of fsync on every commit: http-work paced at 10,000 req/s offered (and http-saturate, the
+// most the server gives) with SQLite's synchronous=FULL (the default) and NORMAL alternately.
+void Fsync(const Args& a) {
+  Args quiet = a;
+  quiet.runs = 1;
+  const char* before = std::getenv("CROWDGATE_SQLITE_SYNC");
+  const std::string saved = before != nullptr ? before : "";
+  std::vector<double> full, normal, ratio, full_p99, normal_p99;
+  for (int r = 0; r < a.runs; ++r) {
+    ::setenv("CROWDGATE_SQLITE_SYNC", "full", 1);
+    const HttpFigures f = HttpWork(quiet, "fsync/full", 1000, 0, false);
+    ::setenv("CROWDGATE_SQLITE_SYNC", "normal", 1);
+    const HttpFigures n = HttpWork(quiet, "fsync/normal", 1000, 0, false);
+    full.push_back(f.throughput.median);
+    normal.push_back(n.throughput.median);
+    full_p99.push_back(f.p99.median);
+    normal_p99.push_back(n.p99.median);
+    ratio.push_back(n.throughput.median > 0 ? f.throughput.median / n.throughput.median : 0);
+  }
+  if (before != nullptr) {
+    ::setenv("CROWDGATE_SQLITE_SYNC", saved.c_str(), 1);
+  } else {
+    ::unsetenv("CROWDGATE_SQLITE_SYNC");
+  }
+  const Stats rs = Summarize(ratio);
+  Row row{"fsync", "saturated throughput FULL / NORMAL", rs, "x", ">= 0.85", rs.median >= 0.85,
+          "closed loop, 1000 conns; FULL " + std::to_string(static_cast<int>(Summarize(full).median)) + " req/s (p99 " +
+              std::to_string(Summarize(full_p99).median).substr(0, 5) + " ms), NORMAL " +
+              std::to_string(static_cast<int>(Summarize(normal).median)) + " req/s (p99 " +
+              std::to_string(Summarize(normal_p99).median).substr(0, 5) + " ms)"};
+  Report(a, row, {{"full_median", Summarize(full).median}, {"normal_median", Summarize(normal).median},
+                  {"full_p99_ms", Summarize(full_p99).median}, {"normal_p99_ms", Summarize(normal_p99).median}});
+}
+
 // ---- workloads in a child process (clean resident size) -----------------------------------
 
 Json ChildGrantImport(int64_t rows) {
@@ -722,7 +758,7 @@ int Main(int argc, char** argv) {
     } else if (arg == "-h" || arg == "--help") {
       std::cout << "usage: crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]\n"
                    "workloads: eligibility gold-decision http-work http-saturate group-commit grant-import launch memory "
-                   "scaling http-work-pg overload aggregate provider-sync dashboard quality\n";
+                   "scaling http-work-pg overload aggregate provider-sync dashboard quality fsync\n";
       return 0;
     } else {
       a.workloads.push_back(arg);
@@ -732,7 +768,7 @@ int Main(int argc, char** argv) {
   const std::vector<std::string> all = {"eligibility",  "gold-decision", "http-work", "http-saturate",
                                         "group-commit", "grant-import",  "launch",    "memory",
                                         "scaling",      "http-work-pg",  "aggregate", "provider-sync",
-                                        "dashboard",    "overload",      "quality"};
+                                        "dashboard",    "overload",      "quality",   "fsync"};
   const bool named = !a.workloads.empty();
   if (a.workloads.empty()) a.workloads = all;
   for (const auto& w : a.workloads) {
@@ -754,6 +790,7 @@ int Main(int argc, char** argv) {
     if (w == "aggregate") Aggregate(a);
     if (w == "provider-sync") ProviderSync(a);
     if (w == "quality") Quality(a);
+    if (w == "fsync") Fsync(a);
     if (w == "dashboard") Dashboard(a);
     if (w == "overload") {
       g_failures += Overload({a.smoke, a.runs, named}, [&](const MultiRow& r) {

@@ -87,6 +87,9 @@ struct RunSummary {
   std::vector<std::pair<std::string, int64_t>> units_by_status;
   int64_t gold_served = 0;
   int64_t screening_served = 0;
+  // Golds scored right / wrong through this Dispatcher since it was created (a server's tally).
+  int64_t golds_right_since_start = 0;
+  int64_t golds_wrong_since_start = 0;
 };
 
 // One row of `crowdgate export`.

@@ -91,7 +91,9 @@ class DispatcherImpl : public Dispatcher {
   int64_t last_expiry_us_ = 0;
   bool in_batch_ = false;  // Batch() is running (on the thread that holds the lock)
   bool batch_refreshed_ = false;  // the running batch has looked at the change feed
-  bool undo_decision_ = false;  // the decision being made ends in a refusal that must not store its writes
+  bool undo_decision_ = false;
+  // Golds scored right / wrong per run by this process since it started (for /metrics).
+  std::unordered_map<std::string, std::pair<int64_t, int64_t>> gold_tally_;  // the decision being made ends in a refusal that must not store its writes
 };
 
 }  // namespace crowdgate

@@ -119,6 +119,10 @@ Result<RunSummary> DispatcherImpl::Summarize(const std::string& run_id) {
   s.created_at = run->created_at;
   s.gold_served = run->gold_served;
   s.screening_served = run->screening_served;
+  if (auto t = gold_tally_.find(run_id); t != gold_tally_.end()) {
+    s.golds_right_since_start = t->second.first;
+    s.golds_wrong_since_start = t->second.second;
+  }
   CG_ASSIGN_OR_RETURN(s.units_by_status, core_.store().UnitStatusCounts(run_id));
   return s;
 }

@@ -193,6 +193,7 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
   }
   const bool pass = result.outcome == CheckOutcome::kPass;
   const bool scored = result.outcome != CheckOutcome::kError;
+  int gold_result = 0;  // a scored gold: 1 right, -1 wrong (for the run's tally once stored)
   const std::string why = "run " + agent.run_id + ", agent " + agent.id;
 
   AgentFinish f;
@@ -228,6 +229,7 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
       f.grant_ops.push_back(Op(GrantOp::Kind::kAdd, agent.worker, run->gold_completed, 1, kGoldActor, why));
     }
     if (agent.kind == "gold" && scored) {
+      gold_result = pass ? 1 : -1;
       const int64_t now = core_.env().NowMicros();
       GoldCounts counts;
       counts.completed = core_.index().Value(agent.worker_id, run->gold_completed, now).value_or(0);
@@ -264,6 +266,10 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
     return Status::Conflict("agent " + agent_id + " has already submitted");
   }
   if (quality) run->quality->Commit(std::move(*quality));
+  if (gold_result != 0) {
+    auto& tally = gold_tally_[agent.run_id];
+    ++(gold_result > 0 ? tally.first : tally.second);
+  }
   if (!entries->empty()) CG_RETURN_IF_ERROR(core_.AfterWrite(*entries));  // no grant changed: nothing to learn
   return std::optional<SubmitResponse>(response);
 }

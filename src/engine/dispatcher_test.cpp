@@ -494,6 +494,11 @@ TEST_F(DispatcherTest, MaxIncorrectGoldsAllowsThatManyStrikes) {
   ASSERT_EQ(SubmitOk(third, {{"label", "neg"}}), "accepted");
   EXPECT_EQ(Grant("alice", "g-disqualified"), 1);
   ExpectRefused(Work(run, "alice"), "not_qualified", "gold_disqualified");
+  // The server's tally (for /metrics) saw three wrong golds and no right one.
+  auto summary = d_->Summarize(run);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(summary->golds_right_since_start, 0);
+  EXPECT_EQ(summary->golds_wrong_since_start, 3);
 }
 
 TEST_F(DispatcherTest, GoldCapRefusesAndReturnedOrExpiredGoldsGiveSlotsBack) {

@@ -389,6 +389,12 @@ std::vector<ServerMetrics::Sample> TaskServer::MetricSamples() const {
                      "run=\"" + PromLabel(r.run_id) + "\"", static_cast<double>(r.gold_served)});
     }
     for (const RunSummary& r : *runs) {
+      out.push_back({"crowdgate_golds_scored_total", "counter", "Gold submissions scored, by run and result, since start.",
+                     "run=\"" + PromLabel(r.run_id) + "\",result=\"right\"", static_cast<double>(r.golds_right_since_start)});
+      out.push_back({"crowdgate_golds_scored_total", "counter", "Gold submissions scored, by run and result, since start.",
+                     "run=\"" + PromLabel(r.run_id) + "\",result=\"wrong\"", static_cast<double>(r.golds_wrong_since_start)});
+    }
+    for (const RunSummary& r : *runs) {
       out.push_back({"crowdgate_screening_served", "gauge", "Screening units served, by run.",
                      "run=\"" + PromLabel(r.run_id) + "\"", static_cast<double>(r.screening_served)});
     }
