@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/grant_rule.hpp"
 #include "store/outbox_rows.hpp"
 
 namespace crowdgate {
@@ -1079,12 +1080,8 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
     }
     const WorkerId worker = last_worker->id;
 
-    // The current grant; an expired one counts as absent (see the header).
-    bool stored = false;
-    std::optional<int64_t> cur_value;
-    int64_t cur_granted_at = now;
-    std::optional<int64_t> cur_expires;
-    int64_t stored_value = 0;
+    // The stored grant, expired or not: DecideGrantStep knows when an expired one counts as absent.
+    std::optional<StoredGrant> stored;
     if (!last_worker_is_new || op.kind == GrantOp::Kind::kRevoke) {
       CG_RETURN_IF_ERROR(flush_grants());
       CG_ASSIGN_OR_RETURN(SqliteQuery q,
@@ -1092,17 +1089,10 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
                                 "WHERE worker_id = ?1 AND qual_id = ?2"));
       q.Bind(1, worker).Bind(2, op.qual_id);
       CG_ASSIGN_OR_RETURN(bool row, q.Next());
-      if (row) {
-        stored = true;
-        stored_value = q.Int(0);
-        std::optional<int64_t> expires = q.OptInt(2);
-        if (!(expires && *expires <= now)) {
-          cur_value = stored_value;
-          cur_granted_at = q.Int(1);
-          cur_expires = expires;
-        }
-      }
+      if (row) stored = StoredGrant{q.Int(0), q.Int(1), q.OptInt(2)};
     }
+    const GrantStep step = DecideGrantStep(op, stored, now);
+    if (step.write == GrantStep::Write::kNone) continue;
 
     AuditEntry e;
     e.at = now;
@@ -1112,32 +1102,18 @@ Status SqliteStore::ApplyGrantOpsInTx(const std::vector<GrantOp>& ops, const std
     e.qualification = qn->second;
     e.actor = op.actor;
     e.reason = op.reason;
-    if (op.kind == GrantOp::Kind::kRevoke) {
-      if (!stored) continue;  // nothing to revoke: no change, no audit entry
+    step.FillAudit(&e);
+    if (step.write == GrantStep::Write::kDelete) {
       CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("DELETE FROM grants WHERE worker_id = ?1 AND qual_id = ?2"));
       CG_RETURN_IF_ERROR(q.Bind(1, worker).Bind(2, op.qual_id).Run());
-      e.kind = AuditEntry::Kind::kRevoke;
-      e.old_value = stored_value;
+    } else if (step.write == GrantStep::Write::kUpdate) {
+      CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE grants SET value = ?3, granted_at = ?4, updated_at = ?5, "
+                                               "expires_at = ?6, actor = ?7 WHERE worker_id = ?1 AND qual_id = ?2"));
+      q.Bind(1, worker).Bind(2, op.qual_id).Bind(3, step.row.value).Bind(4, step.row.granted_at).Bind(5, now);
+      CG_RETURN_IF_ERROR(q.Bind(6, step.row.expires_at).Bind(7, op.actor).Run());
     } else {
-      int64_t value = op.value;
-      std::optional<int64_t> expires = op.expires_at;
-      if (op.kind == GrantOp::Kind::kAdd && cur_value) {
-        value = *cur_value + op.value;
-        expires = cur_expires;  // a counter keeps its expiry
-      }
-      e.kind = cur_value ? AuditEntry::Kind::kChange : AuditEntry::Kind::kGrant;
-      e.old_value = cur_value;
-      e.new_value = value;
-      e.new_expires_at = expires;
-      if (stored) {
-        CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE grants SET value = ?3, granted_at = ?4, updated_at = ?5, "
-                                                 "expires_at = ?6, actor = ?7 WHERE worker_id = ?1 AND qual_id = ?2"));
-        q.Bind(1, worker).Bind(2, op.qual_id).Bind(3, value).Bind(4, cur_granted_at).Bind(5, now);
-        CG_RETURN_IF_ERROR(q.Bind(6, expires).Bind(7, op.actor).Run());
-      } else {
-        pending.push_back(PendingGrant{worker, op.qual_id, value, expires, &op.actor});
-        if (pending.size() == static_cast<size_t>(kGrantBatch)) CG_RETURN_IF_ERROR(flush_grants());
-      }
+      pending.push_back(PendingGrant{worker, op.qual_id, step.row.value, step.row.expires_at, &op.actor});
+      if (pending.size() == static_cast<size_t>(kGrantBatch)) CG_RETURN_IF_ERROR(flush_grants());
     }
     // The next op on this worker must look its grants up again.
     last_worker_is_new = false;
