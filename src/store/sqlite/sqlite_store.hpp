@@ -68,7 +68,7 @@
 
 namespace crowdgate {
 
-class SqliteQuery;  // RAII handle on a cached statement; defined in sqlite_store.cpp
+class SqliteQuery;  // RAII handle on a cached statement; defined in sqlite_internal.hpp
 
 class SqliteStore final : public Store {
  public:
