@@ -63,6 +63,20 @@ inline void RemoveSqliteFiles(const std::string& path) {
 
 inline constexpr int64_t kSec = kMicrosPerSecond;
 
+// A grant op by the tests' actor, with their reason.
+inline GrantOp OpFor(GrantOp::Kind kind, const WorkerRef& worker, QualId qual, int64_t value,
+                     std::optional<int64_t> expires) {
+  GrantOp op;
+  op.kind = kind;
+  op.worker = worker;
+  op.qual_id = qual;
+  op.value = value;
+  op.expires_at = expires;
+  op.actor = "tester";
+  op.reason = "because";
+  return op;
+}
+
 class StoreContractTest : public ::testing::TestWithParam<StoreBackend> {
  protected:
   void SetUp() override {
@@ -94,15 +108,7 @@ class StoreContractTest : public ::testing::TestWithParam<StoreBackend> {
   }
   static GrantOp Op(GrantOp::Kind kind, const std::string& worker, QualId qual, int64_t value = 1,
                     std::optional<int64_t> expires = std::nullopt) {
-    GrantOp op;
-    op.kind = kind;
-    op.worker = WorkerRef{"local", worker};
-    op.qual_id = qual;
-    op.value = value;
-    op.expires_at = expires;
-    op.actor = "tester";
-    op.reason = "because";
-    return op;
+    return OpFor(kind, WorkerRef{"local", worker}, qual, value, expires);
   }
   std::vector<AuditEntry> Apply(const std::vector<GrantOp>& ops) {
     Result<std::vector<AuditEntry>> r = store_->ApplyGrantOps(ops);

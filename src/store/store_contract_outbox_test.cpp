@@ -19,15 +19,7 @@ namespace {
 
 GrantOp ProlificOp(GrantOp::Kind kind, const std::string& pid, QualId qual, int64_t value = 1,
                    std::optional<int64_t> expires = std::nullopt) {
-  GrantOp op;
-  op.kind = kind;
-  op.worker = WorkerRef{"prolific", pid};
-  op.qual_id = qual;
-  op.value = value;
-  op.expires_at = expires;
-  op.actor = "tester";
-  op.reason = "because";
-  return op;
+  return OpFor(kind, WorkerRef{"prolific", pid}, qual, value, expires);
 }
 
 OutboxRow NewRow(const std::string& key, const std::string& kind = "approve", const std::string& run_id = "run_a") {
