@@ -283,6 +283,19 @@ TEST_P(StoreContractTest, RevokeDeletesAndIsNoOpWithoutGrant) {
   EXPECT_TRUE(store_->GrantsForQualification(q)->empty());
 }
 
+TEST_P(StoreContractTest, RevokeDeletesAnExpiredGrantAndLogsItsValue) {
+  QualId q = Qual("temp");
+  const int64_t t0 = env_.NowMicros();
+  Apply({Op(GrantOp::Kind::kSet, "alice", q, 4, t0 + 10 * kSec)});
+  env_.AdvanceSeconds(20);
+  std::vector<AuditEntry> out = Apply({Op(GrantOp::Kind::kRevoke, "alice", q), Op(GrantOp::Kind::kRevoke, "alice", q)});
+  ASSERT_EQ(out.size(), 1u);  // the second revoke finds nothing
+  EXPECT_EQ(out[0].kind, AuditEntry::Kind::kRevoke);
+  EXPECT_EQ(out[0].old_value, 4);
+  EXPECT_FALSE(out[0].new_value.has_value());
+  EXPECT_TRUE(store_->GrantsForQualification(q)->empty());  // expired rows would be listed
+}
+
 TEST_P(StoreContractTest, BatchWithUnknownQualificationAppliesNothing) {
   QualId q = Qual("skill");
   Apply({Op(GrantOp::Kind::kSet, "alice", q, 1)});
