@@ -25,7 +25,7 @@ using pg_internal::Tx;
 namespace {
 
 // ---- schema ------------------------------------------------------------------------------------
-// The same tables as the SQLite backend (sqlite_store.cpp explains the choices). Differences:
+// The same tables as the SQLite backend (sqlite_schema.hpp explains the choices). Differences:
 //  - BIGSERIAL keys never reuse a value, like SQLite's AUTOINCREMENT (a deleted qualification's id
 //    never comes back).
 //  - agents has a seq column: its creation order (SQLite's rowid), used by "oldest first" queries.
@@ -149,7 +149,7 @@ CREATE TABLE golds_seen (
 )sql";
 
 // Migration 2: the provider outbox, database secrets and what a run's provider created for it
-// (sqlite_store.cpp's migration 3 explains the indexes).
+// (sqlite_schema.hpp's migration 3 explains the indexes).
 constexpr const char* kMigration2 = R"sql(
 ALTER TABLE runs ADD COLUMN provider_state TEXT NOT NULL DEFAULT '{}';
 CREATE TABLE secrets (

@@ -5,6 +5,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/grant_rule.hpp"
 #include "store/outbox_rows.hpp"
 #include "store/postgres/pg_internal.hpp"
 #include "store/postgres/pg_store.hpp"
@@ -188,7 +189,7 @@ Status PgStore::InsertAudit(Tx& tx, std::vector<AuditEntry>* entries, size_t fir
 
 // Applies the ops a chunk at a time, each chunk in two or three statements: look up the
 // (worker, qualification) pairs it touches, create the workers never seen, then, after replaying
-// the ops in order in memory with exactly SqliteStore's per-op rules, write the final grants and
+// the ops in order in memory with DecideGrantStep (as SqliteStore does), write the final grants and
 // the audit rows. The caller holds the audit lock, so no other transaction changes grants meanwhile.
 Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
                                   const std::function<void(size_t)>& progress, std::vector<AuditEntry>* out) {
@@ -202,12 +203,9 @@ Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
       WorkerId worker = 0;          // 0: never seen
       bool qual_found = false;
       std::string qual_name;
-      bool in_db = false;   // a grant row exists in the table now
-      bool stored = false;  // a grant row exists after the ops replayed so far
+      bool in_db = false;                // a grant row exists in the table now
+      std::optional<StoredGrant> grant;  // the row after the ops replayed so far
       bool dirty = false;
-      int64_t value = 0;
-      int64_t granted_at = 0;
-      std::optional<int64_t> expires;
       const std::string* actor = nullptr;
     };
     std::vector<Pair> pairs;
@@ -233,10 +231,8 @@ Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
         p.qual_found = !row[2].is_null();
         p.qual_name = Text(row[2]);
         if (!row[3].is_null()) {
-          p.in_db = p.stored = true;
-          p.value = Int(row[3]);
-          p.granted_at = Int(row[4]);
-          p.expires = OptInt(row[5]);
+          p.in_db = true;
+          p.grant = StoredGrant{Int(row[3]), Int(row[4]), OptInt(row[5])};
         }
       }
     }
@@ -287,15 +283,8 @@ Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
     for (size_t i = begin; i < end; ++i) {
       const GrantOp& op = ops[i];
       Pair& p = pairs[pair_of[i - begin]];
-      // The current grant; an expired one counts as absent (see sqlite_store.hpp).
-      std::optional<int64_t> cur_value;
-      int64_t cur_granted_at = now;
-      std::optional<int64_t> cur_expires;
-      if (p.stored && !(p.expires && *p.expires <= now)) {
-        cur_value = p.value;
-        cur_granted_at = p.granted_at;
-        cur_expires = p.expires;
-      }
+      const GrantStep step = DecideGrantStep(op, p.grant, now);
+      if (step.write == GrantStep::Write::kNone) continue;
       AuditEntry e;
       e.at = now;
       e.worker_id = p.worker;
@@ -304,28 +293,12 @@ Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
       e.qualification = p.qual_name;
       e.actor = op.actor;
       e.reason = op.reason;
-      if (op.kind == GrantOp::Kind::kRevoke) {
-        if (!p.stored) continue;  // nothing to revoke: no change, no audit entry
-        e.kind = AuditEntry::Kind::kRevoke;
-        e.old_value = p.value;
-        p.stored = false;
-        p.dirty = true;
+      step.FillAudit(&e);
+      p.dirty = true;
+      if (step.write == GrantStep::Write::kDelete) {
+        p.grant.reset();
       } else {
-        int64_t value = op.value;
-        std::optional<int64_t> expires = op.expires_at;
-        if (op.kind == GrantOp::Kind::kAdd && cur_value) {
-          value = *cur_value + op.value;
-          expires = cur_expires;  // a counter keeps its expiry
-        }
-        e.kind = cur_value ? AuditEntry::Kind::kChange : AuditEntry::Kind::kGrant;
-        e.old_value = cur_value;
-        e.new_value = value;
-        e.new_expires_at = expires;
-        p.stored = true;
-        p.dirty = true;
-        p.value = value;
-        p.granted_at = cur_granted_at;
-        p.expires = expires;
+        p.grant = step.row;
         p.actor = &op.actor;
       }
       if (store_outbox::NeedsGrantSync(op)) sync_rows.push_back(store_outbox::GrantSyncRow(op, e, now));
@@ -337,12 +310,12 @@ Status PgStore::ApplyGrantOpsInTx(Tx& tx, const std::vector<GrantOp>& ops,
       PgArray dw, dq, uw, uq, uv, ug, ue, ua;
       for (const Pair& p : pairs) {
         if (!p.dirty) continue;
-        if (p.stored) {
+        if (p.grant) {
           uw.Add(p.worker);
           uq.Add(p.op->qual_id);
-          uv.Add(p.value);
-          ug.Add(p.granted_at);
-          ue.Add(p.expires);
+          uv.Add(p.grant->value);
+          ug.Add(p.grant->granted_at);
+          ue.Add(p.grant->expires_at);
           ua.Add(*p.actor);
         } else if (p.in_db) {
           dw.Add(p.worker);

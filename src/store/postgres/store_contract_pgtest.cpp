@@ -1,7 +1,8 @@
-// The PostgreSQL backend under test: linked with store_contract_test.cpp into store_contract_pg_test,
-// it registers "Postgres" with the contract suite (every StoreContractTest runs against it too) and
-// adds the tests only a server shared by several connections can have: racing reservations, caps,
-// the change feed and the change token across connections, reconnection, schema versions.
+// The PostgreSQL backend under test: linked with the contract suite (store_contract_test.cpp and the
+// files it names) into store_contract_pg_test, it registers "Postgres" with the suite (every
+// StoreContractTest runs against it too) and adds the tests only a server shared by several
+// connections can have: racing reservations, caps, the change feed and the change token across
+// connections, reconnection, schema versions.
 //
 // Needs a server: CROWDGATE_TEST_PG=postgresql://USER@HOST:PORT/DB with the right to CREATE DATABASE.
 // scripts/with_pg.sh starts a throwaway cluster and sets it:

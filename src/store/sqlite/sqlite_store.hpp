@@ -22,6 +22,8 @@
 //
 // Choices the contract leaves open (a PostgreSQL backend must make the same ones; the contract
 // suite pins them):
+//  - The grant rules (the next two points) are DecideGrantStep's (core/grant_rule.hpp), which every
+//    backend calls.
 //  - GrantOp::kSet on an existing grant always writes a kChange entry, even when value and expiry
 //    are unchanged: actor and updated_at change, and "granted again" stays visible in History.
 //  - A grant that has expired counts as absent: kSet / kAdd on it is a fresh kGrant (old_value
@@ -66,7 +68,7 @@
 
 namespace crowdgate {
 
-class SqliteQuery;  // RAII handle on a cached statement; defined in sqlite_store.cpp
+class SqliteQuery;  // RAII handle on a cached statement; defined in sqlite_internal.hpp
 
 class SqliteStore final : public Store {
  public:
