@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -225,11 +227,62 @@ int64_t PragmaInt(sqlite3* db, const char* pragma) {
   return v;
 }
 
+// Sets CROWDGATE_SQLITE_SYNC (or unsets it, for nullptr) for one scope.
+class ScopedSyncEnv {
+ public:
+  explicit ScopedSyncEnv(const char* value) {
+    const char* old = std::getenv("CROWDGATE_SQLITE_SYNC");
+    if (old != nullptr) saved_ = old;
+    if (value != nullptr) {
+      ::setenv("CROWDGATE_SQLITE_SYNC", value, 1);
+    } else {
+      ::unsetenv("CROWDGATE_SQLITE_SYNC");
+    }
+  }
+  ~ScopedSyncEnv() {
+    if (saved_) {
+      ::setenv("CROWDGATE_SQLITE_SYNC", saved_->c_str(), 1);
+    } else {
+      ::unsetenv("CROWDGATE_SQLITE_SYNC");
+    }
+  }
+
+ private:
+  std::optional<std::string> saved_;
+};
+
+// fsync on by default: an answered request survives a power cut. NORMAL is the documented opt-out.
+TEST_F(SqliteStoreTest, CommitsAreFsyncedUnlessNormalIsAskedFor) {
+  {
+    ScopedSyncEnv unset(nullptr);
+    Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(Path(), &env_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(PragmaInt((*s)->TEST_db(), "PRAGMA synchronous"), 2);  // FULL
+  }
+  {
+    ScopedSyncEnv full("full");
+    Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(Path(), &env_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(PragmaInt((*s)->TEST_db(), "PRAGMA synchronous"), 2);
+  }
+  {
+    ScopedSyncEnv normal("normal");
+    Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(Path(), &env_);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    EXPECT_EQ(PragmaInt((*s)->TEST_db(), "PRAGMA synchronous"), 1);  // NORMAL
+  }
+  {
+    ScopedSyncEnv bad("off");
+    Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(Path(), &env_);
+    EXPECT_TRUE(s.status().IsInvalidArgument()) << s.status().ToString();
+    EXPECT_NE(s.status().message().find("CROWDGATE_SQLITE_SYNC"), std::string::npos) << s.status().message();
+  }
+}
+
 TEST_F(SqliteStoreTest, ConnectionSettings) {
   Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(Path(), &env_);
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   sqlite3* db = (*s)->TEST_db();
-  EXPECT_EQ(PragmaInt(db, "PRAGMA synchronous"), 1);  // NORMAL (CROWDGATE_SQLITE_SYNC=full for FULL)
   EXPECT_EQ(PragmaInt(db, "PRAGMA foreign_keys"), 1);
   EXPECT_EQ(PragmaInt(db, "PRAGMA busy_timeout"), 5000);
   sqlite3_stmt* stmt = nullptr;

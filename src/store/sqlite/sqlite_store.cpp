@@ -84,12 +84,17 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
   sqlite3_extended_result_codes(db, 1);
   // journal_mode is the first statement that reads the file, so it is where "not a database"
   // shows up. In-memory databases answer "memory"; that is fine.
-  // WAL with synchronous=NORMAL: a commit is in the WAL file (the OS's page cache) before
-  // we answer, so a kill -9 of the server loses nothing; only a power loss or kernel crash
-  // can roll back the last commits. CROWDGATE_SQLITE_SYNC=full fsyncs every commit too,
-  // at a few milliseconds per write.
+  // WAL with synchronous=FULL (the default): every commit is fsynced before we answer, so what
+  // we answered survives a power cut as well as a kill -9. Group commit pays one fsync per batch.
+  // CROWDGATE_SQLITE_SYNC=normal opts out: the commit reaches the WAL file (the OS's page cache)
+  // before we answer, which a kill -9 cannot undo but a power loss or kernel crash can.
   const char* sync_env = std::getenv("CROWDGATE_SQLITE_SYNC");
-  const bool full_sync = sync_env != nullptr && std::string(sync_env) == "full";
+  const std::string sync = sync_env != nullptr ? sync_env : "";
+  if (!sync.empty() && sync != "full" && sync != "normal") {
+    return Status::InvalidArgument("CROWDGATE_SQLITE_SYNC must be \"full\" (the default) or \"normal\", not \"" +
+                                   sync + "\"");
+  }
+  const bool full_sync = sync != "normal";
   for (const char* pragma : {"PRAGMA journal_mode = WAL",
                              full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
                              "PRAGMA foreign_keys = ON", "PRAGMA cache_size = -32768"}) {

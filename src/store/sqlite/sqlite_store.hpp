@@ -5,11 +5,11 @@
 //  - Thread-safety: a SqliteStore is used by one thread at a time (the connection is opened
 //    SQLITE_OPEN_NOMUTEX). Several SqliteStore objects, in one process or many, may open the same
 //    file; SQLite serialises their writers and each sees the others' commits.
-//  - Connection settings: WAL, synchronous=NORMAL, busy_timeout=5000 ms, foreign_keys=ON.
-//    In WAL mode a commit with NORMAL is written to the WAL before it returns, so a kill -9 of
-//    the process loses nothing we answered ("a submission answered 200 is on disk"); a power
-//    failure or OS crash may lose the last commits. CROWDGATE_SQLITE_SYNC=full selects
-//    synchronous=FULL (an fsync per commit, a few milliseconds each on this hardware).
+//  - Connection settings: WAL, synchronous=FULL, busy_timeout=5000 ms, foreign_keys=ON. With
+//    FULL every commit is fsynced before it returns, so what we answered survives a kill -9 and
+//    a power cut alike. CROWDGATE_SQLITE_SYNC=normal selects synchronous=NORMAL (the commit is
+//    in the WAL, not yet on the platter: a kill -9 loses nothing, a power cut may lose the last
+//    commits); any other value is InvalidArgument at open.
 //  - Every public method is one transaction (BEGIN IMMEDIATE for writes, a deferred read
 //    transaction for reads). Any error rolls back and is returned as a Status: SQLITE_BUSY/LOCKED
 //    -> Unavailable, constraint violations -> Conflict, anything else -> Internal with SQLite's
