@@ -106,6 +106,7 @@ async function runPage(token, runId) {
   // most every 15 s (the server keeps the result until the run's counts move).
   let method = 'dawid-skene';
   let agreement = new Map();  // worker -> share of their labels equal to the aggregated label
+  let medians = new Map();    // worker -> median seconds per unit
   let aggregatedAt = 0;
   let lastRows = [];
   async function aggregate(force) {
@@ -117,6 +118,7 @@ async function runPage(token, runId) {
         api.get(base + q({ method, view: 'workers', limit: 1000 }))]);
       if (token !== pageToken) return;
       agreement = new Map(ws.items.map((w) => [w.worker, w.agreement]));
+      medians = new Map(ws.items.map((w) => [w.worker, w.median_seconds_per_unit]));
       drawLabels(items);
       drawWorkers(lastRows);
     } catch (e) {
@@ -143,7 +145,10 @@ async function runPage(token, runId) {
         ' or the requester API (', h('code', {}, 'GET …/aggregate'), ').'));
   }
   function drawWorkers(rows) {
-    for (const r of rows) r.agreement = agreement.has(r.worker) ? agreement.get(r.worker) : null;
+    for (const r of rows) {
+      r.agreement = agreement.has(r.worker) ? agreement.get(r.worker) : null;
+      r.median_seconds_per_unit = medians.has(r.worker) ? medians.get(r.worker) : null;
+    }
     workers.replaceChildren(sortableTable([
       { key: 'worker', label: 'Worker', render: (r) => h('a', { href: `#/worker/${enc(r.worker)}` }, r.worker) },
       { key: 'onboarding', label: 'Onboarding' },
@@ -151,7 +156,7 @@ async function runPage(token, runId) {
       { key: 'golds_wrong', label: 'Golds wrong' },
       { key: 'gold_accuracy', label: 'Gold accuracy', render: (r) => fmtPct(r.gold_accuracy) },
       { key: 'units', label: 'Units' },
-      { key: 'mean_seconds_per_unit', label: 'Mean s/unit', render: (r) => fmtNum(r.mean_seconds_per_unit, 1) },
+      { key: 'median_seconds_per_unit', label: 'Median s/unit', render: (r) => fmtNum(r.median_seconds_per_unit, 1) },
       { key: 'agreement', label: 'Agreement', render: (r) => fmtPct(r.agreement) },
       { key: 'state', label: 'State', render: (r) => h('span', { class: 'state-' + r.state }, r.state) },
       { key: 'reason', label: 'Reason' },

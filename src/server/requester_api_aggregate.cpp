@@ -1,10 +1,11 @@
 // Aggregated labels of a run: GET /api/v1/requester/runs/{run_id}/aggregate — one label per item
-// (?view=items, the default) or each worker's estimated accuracy and agreement with the
-// aggregated labels (?view=workers), a page at a time.
+// (?view=items, the default) or, per worker, the estimated accuracy, the agreement with the
+// aggregated labels and the median seconds per unit (?view=workers), a page at a time.
 //
 // Aggregating reads every submission of the run, so the result is kept per (run, method, field)
 // and computed again only when the run's unit counts have moved since: paging through a large
 // result, or polling a finished run, costs one summary read per call.
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -27,7 +28,29 @@ struct Aggregated {
   AggregateResult result;
   std::vector<double> agreement;
   std::vector<int32_t> compared;
+  std::vector<double> median_seconds;  // per worker id: median seconds per submitted real unit (NaN: none)
 };
+
+// Per worker of `l`: the median of their submitted real units' durations.
+std::vector<double> MedianSecondsPerUnit(const std::vector<ExportRow>& rows, const LoadedJudgments& l) {
+  std::vector<std::vector<double>> seconds(l.workers.size());
+  for (const ExportRow& r : rows) {
+    if (r.kind != "unit" || !r.submitted_at || !r.duration_s) continue;
+    const int32_t w = l.workers.Find(r.worker);
+    if (w >= 0) seconds[static_cast<size_t>(w)].push_back(*r.duration_s);
+  }
+  std::vector<double> out(seconds.size(), NAN);
+  for (size_t w = 0; w < seconds.size(); ++w) {
+    std::vector<double>& v = seconds[w];
+    if (v.empty()) continue;
+    const size_t mid = v.size() / 2;
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid), v.end());
+    double m = v[mid];
+    if (v.size() % 2 == 0) m = (m + *std::max_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(mid))) / 2;
+    out[w] = m;
+  }
+  return out;
+}
 
 class AggregateCache {
  public:
@@ -54,6 +77,7 @@ class AggregateCache {
     options.known = fresh->judgments->known;
     CG_ASSIGN_OR_RETURN(fresh->result, Aggregate(fresh->judgments->judgments, options));
     AgreementWithAggregate(*fresh->judgments, fresh->result.items, &fresh->agreement, &fresh->compared);
+    fresh->median_seconds = MedianSecondsPerUnit(rows, *fresh->judgments);
     std::lock_guard<std::mutex> l(mu_);
     // A handful of (run, method, field) results at most: drop them all rather than track age.
     if (entries_.size() >= 16) entries_.clear();
@@ -117,6 +141,7 @@ void AddRequesterAggregateRoutes(Router& router, const RequesterContext& ctx) {
                    items.push_back({{"worker", std::string(l.workers.name(w))},
                                     {"accuracy", NumberOrNull(a->result.worker_accuracy[k])},
                                     {"agreement", NumberOrNull(a->agreement[k])},
+                                    {"median_seconds_per_unit", NumberOrNull(a->median_seconds[k])},
                                     {"labels", a->result.worker_labels[k]}});
                  }
                }

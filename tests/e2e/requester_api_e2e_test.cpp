@@ -477,6 +477,7 @@ TEST_F(RequesterApiE2eTest, AggregateGivesOneLabelPerItemAndEachWorkersAgreement
     agreement[w["worker"]] = w["agreement"];
     EXPECT_EQ(w["labels"], 4);
     EXPECT_TRUE(w["accuracy"].is_number());
+    EXPECT_TRUE(w["median_seconds_per_unit"].is_number() && w["median_seconds_per_unit"].get<double>() >= 0) << w.dump();
   }
   EXPECT_EQ(agreement, (std::map<std::string, double>{{"local:yes1", 1.0}, {"local:yes2", 1.0}, {"local:no", 0.0}}));
 
