@@ -321,6 +321,8 @@ TEST_F(ProlificE2eTest, FakeDownThirtySecondsLosesNothing) {
     if (f["filter_id"] == "participant_group_blocklist") block_group = f["selected_values"][0];
   }
   auto server = Serve(500);
+  // What was queued before (A's grant) is delivered first: a slow build must not count it below.
+  ASSERT_TRUE(WaitOutboxEmpty(30)) << OutboxCounts();
   fake_.Configure({{"down_for_s", 30}});
   const auto down_at = std::chrono::steady_clock::now();
   std::set<std::string> blocked;
