@@ -49,6 +49,14 @@ struct Event {
   bool operator>(const Event& o) const { return at != o.at ? at > o.at : worker > o.worker; }
 };
 
+// A request for work by `worker` at `at`.
+Event AskAt(int64_t at, int worker) {
+  Event e;
+  e.at = at;
+  e.worker = worker;
+  return e;
+}
+
 std::string Id(int64_t n) { return "s" + std::to_string(n); }
 
 }  // namespace
@@ -134,7 +142,7 @@ QualityFigures RunQualityWorkload(int64_t items, int workers, bool rules, uint64
     }
   }
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events;
-  for (int w = 0; w < workers; ++w) events.push({env.NowMicros() + static_cast<int64_t>(rng() % 60'000'000), w});
+  for (int w = 0; w < workers; ++w) events.push(AskAt(env.NowMicros() + static_cast<int64_t>(rng() % 60'000'000), w));
   std::uniform_real_distribution<double> coin(0, 1);
   int64_t right = 0, real = 0;
   while (!events.empty()) {
@@ -177,7 +185,7 @@ QualityFigures RunQualityWorkload(int64_t items, int workers, bool rules, uint64
       right += label == correct ? 1 : 0;
       if (w.profile == Profile::kSpammer) ++f.spammer_units;
     }
-    events.push({e.at + 500'000, e.worker});  // half a second later, the next request
+    events.push(AskAt(e.at + 500'000, e.worker));  // half a second later, the next request
   }
   f.raw_accuracy = real > 0 ? static_cast<double>(right) / real : 0;
   for (bool s : stopped) f.spammers_stopped += s ? 1 : 0;

@@ -210,21 +210,9 @@ class Database {
     {
       py::gil_scoped_release release;
       const AggregationMethod m = Check(ParseAggregationMethod(method));
-      const std::vector<ExportRow> exported = Check(D().Export(run));
-      const std::shared_ptr<const RunView> view = Check(D().RunViewOf(run));
-      const std::unique_ptr<LoadedJudgments> l = Check(LoadRunJudgments(exported, *view->config, field));
-      AggregateOptions options;
-      options.method = m;
-      options.known = l->known;
-      const AggregateResult result = Check(Aggregate(l->judgments, options));
-      rows.reserve(l->output_items.size());
-      for (const int32_t id : l->output_items) {
-        const ItemLabel& it = result.items[static_cast<size_t>(id)];
-        rows.push_back({{"item", std::stoll(std::string(l->items.name(id)))},
-                        {"label", it.label < 0 ? Json(nullptr) : Json::parse(l->label_json[static_cast<size_t>(it.label)])},
-                        {"confidence", it.confidence},
-                        {"labels", it.labels}});
-      }
+      const AggregatedRun a = Check(crowdgate::AggregateRun(D(), run, m, field));
+      rows.reserve(a.judgments->output_items.size());
+      for (const int32_t id : a.judgments->output_items) rows.push_back(ItemLabelJson(*a.judgments, a.result, id));
     }
     return ToList(rows);
   }

@@ -103,6 +103,28 @@ Result<std::unique_ptr<LoadedJudgments>> LoadRunJudgments(const std::vector<Expo
   return l;
 }
 
+Result<AggregatedRun> AggregateRun(Dispatcher& dispatcher, const std::string& run_id, AggregationMethod method,
+                                   const std::string& field) {
+  AggregatedRun out;
+  CG_ASSIGN_OR_RETURN(out.rows, dispatcher.Export(run_id));
+  CG_ASSIGN_OR_RETURN(std::shared_ptr<const RunView> view, dispatcher.RunViewOf(run_id));
+  CG_ASSIGN_OR_RETURN(out.judgments, LoadRunJudgments(out.rows, *view->config, field));
+  AggregateOptions options;
+  options.method = method;
+  options.known = out.judgments->known;
+  CG_ASSIGN_OR_RETURN(out.result, Aggregate(out.judgments->judgments, options));
+  return out;
+}
+
+nlohmann::json ItemLabelJson(const LoadedJudgments& l, const AggregateResult& result, int32_t id) {
+  const ItemLabel& it = result.items[static_cast<size_t>(id)];
+  return {{"item", std::stoll(std::string(l.items.name(id)))},
+          {"label", it.label < 0 ? nlohmann::json(nullptr)
+                                 : nlohmann::json::parse(l.label_json[static_cast<size_t>(it.label)])},
+          {"confidence", it.confidence},
+          {"labels", it.labels}};
+}
+
 void AgreementWithAggregate(const LoadedJudgments& l, const std::vector<ItemLabel>& items,
                             std::vector<double>* agreement, std::vector<int32_t>* compared) {
   std::vector<char> is_output(l.items.size(), 0);

@@ -56,6 +56,19 @@ struct LoadedJudgments {
 Result<std::unique_ptr<LoadedJudgments>> LoadRunJudgments(const std::vector<ExportRow>& rows, const RunConfig& config,
                                                           const std::string& field);
 
+// A run's export, its judgments of `field` and their aggregate by `method` (golds as known
+// truths): what the requester API and the Python module serve.
+struct AggregatedRun {
+  std::vector<ExportRow> rows;
+  std::unique_ptr<LoadedJudgments> judgments;
+  AggregateResult result;
+};
+Result<AggregatedRun> AggregateRun(Dispatcher& dispatcher, const std::string& run_id, AggregationMethod method,
+                                   const std::string& field);
+
+// Output item `id` of `l` as {"item": N, "label": <the label's JSON value or null>, "confidence", "labels"}.
+nlohmann::json ItemLabelJson(const LoadedJudgments& l, const AggregateResult& result, int32_t id);
+
 // Per worker (by id): the share of their labels on output items that equal the aggregated label
 // (NaN for a worker with none), and how many such labels they gave.
 void AgreementWithAggregate(const LoadedJudgments& l, const std::vector<ItemLabel>& items,

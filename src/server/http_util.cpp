@@ -150,6 +150,23 @@ HttpResponse JsonResponse(int status, const nlohmann::json& body) {
   return res;
 }
 
+Result<nlohmann::json> ParseBody(const HttpRequest& req) {
+  if (req.body.empty()) return Status::InvalidArgument("request body: expected a JSON object");
+  auto j = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
+  if (!j.is_object()) return Status::InvalidArgument("request body: expected a JSON object");
+  return j;
+}
+
+Status OnlyKeys(const nlohmann::json& j, std::initializer_list<const char*> allowed) {
+  for (const auto& [k, v] : j.items()) {
+    bool known = false;
+    for (const char* a : allowed) known = known || k == a;
+    if (!known) return Status::InvalidArgument("unknown field \"" + k + "\" in request body");
+  }
+  return Status::Ok();
+}
+
 HttpResponse ErrorResponse(const Status& status) {
   if (status.ok()) return ErrorResponse(Status::Internal("ErrorResponse called with an OK status"));
   nlohmann::json body = {{"error", {{"code", std::string(CodeName(status.code()))}, {"message", status.message()}}}};

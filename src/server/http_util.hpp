@@ -8,6 +8,7 @@
 // the status from the one mapping table (HttpStatusFor / CodeName in crowdgate/status.hpp).
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <optional>
 #include <string>
@@ -67,6 +68,12 @@ HttpResponse JsonResponse(int status, const nlohmann::json& body);
 // status HttpStatusFor(code), body {"error": {"code": CodeName(code), "message": message}}.
 // An OK status (a caller bug) becomes a 500 "internal".
 HttpResponse ErrorResponse(const Status& status);
+
+// A request body that must be one JSON object: InvalidArgument when it is empty, not JSON, or
+// another JSON value.
+Result<nlohmann::json> ParseBody(const HttpRequest& req);
+// InvalidArgument naming the first key of `j` that is not in `allowed`.
+Status OnlyKeys(const nlohmann::json& j, std::initializer_list<const char*> allowed);
 
 // Escapes & < > " ' for HTML text and attribute values.
 std::string HtmlEscape(std::string_view in);

@@ -47,8 +47,6 @@ Status Authorize(const RequesterContext& ctx, const HttpRequest& req);
 // A handler behind Authorize whose errors become ErrorResponse.
 HttpHandler Route(const RequesterContext& ctx, std::function<Result<HttpResponse>(const HttpRequest&)> f);
 
-Result<nlohmann::json> ParseBody(const HttpRequest& req);
-Status OnlyKeys(const nlohmann::json& j, std::initializer_list<const char*> allowed);
 Result<std::string> StringField(const nlohmann::json& j, const char* key, bool required);
 std::string QueryParam(const HttpRequest& req, const char* key);
 // An integer query parameter within [lo, hi]; `fallback` when absent.

@@ -24,8 +24,7 @@ namespace {
 
 struct Aggregated {
   std::string version;  // the run's unit counts when it was computed
-  std::unique_ptr<LoadedJudgments> judgments;
-  AggregateResult result;
+  AggregatedRun run;
   std::vector<double> agreement;
   std::vector<int32_t> compared;
   std::vector<double> median_seconds;  // per worker id: median seconds per submitted real unit (NaN: none)
@@ -69,15 +68,11 @@ class AggregateCache {
     }
     auto fresh = std::make_shared<Aggregated>();
     fresh->version = version;
-    CG_ASSIGN_OR_RETURN(std::vector<ExportRow> rows, d->Export(run_id));
-    CG_ASSIGN_OR_RETURN(std::shared_ptr<const RunView> view, d->RunViewOf(run_id));
-    CG_ASSIGN_OR_RETURN(fresh->judgments, LoadRunJudgments(rows, *view->config, field));
-    AggregateOptions options;
-    options.method = method;
-    options.known = fresh->judgments->known;
-    CG_ASSIGN_OR_RETURN(fresh->result, Aggregate(fresh->judgments->judgments, options));
-    AgreementWithAggregate(*fresh->judgments, fresh->result.items, &fresh->agreement, &fresh->compared);
-    fresh->median_seconds = MedianSecondsPerUnit(rows, *fresh->judgments);
+    CG_ASSIGN_OR_RETURN(fresh->run, AggregateRun(*d, run_id, method, field));
+    const LoadedJudgments& judgments = *fresh->run.judgments;
+    AgreementWithAggregate(judgments, fresh->run.result.items, &fresh->agreement, &fresh->compared);
+    fresh->median_seconds = MedianSecondsPerUnit(fresh->run.rows, judgments);
+    fresh->run.rows = {};  // kept only while computing: the pages need the judgments, not the export
     std::lock_guard<std::mutex> l(mu_);
     // A handful of (run, method, field) results at most: drop them all rather than track age.
     if (entries_.size() >= 16) entries_.clear();
@@ -93,15 +88,15 @@ class AggregateCache {
 nlohmann::json NumberOrNull(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
 nlohmann::json Summary(const Aggregated& a, AggregationMethod method) {
-  const LoadedJudgments& l = *a.judgments;
+  const LoadedJudgments& l = *a.run.judgments;
   return {{"method", std::string(AggregationMethodName(method))},
           {"field", l.field},
           {"items_total", l.output_items.size()},
           {"judgments", l.judgments.size()},
           {"workers_total", l.workers.size()},
           {"golds_used", l.golds_used},
-          {"iterations", a.result.iterations},
-          {"converged", a.result.converged}};
+          {"iterations", a.run.result.iterations},
+          {"converged", a.run.result.converged}};
 }
 
 }  // namespace
@@ -123,26 +118,21 @@ void AddRequesterAggregateRoutes(Router& router, const RequesterContext& ctx) {
                CG_ASSIGN_OR_RETURN(int64_t offset, QueryInt(req, "cursor", 0, 0, INT64_MAX));
                CG_ASSIGN_OR_RETURN(std::shared_ptr<const Aggregated> a,
                                    cache->Get(d, req.path_params.at("run_id"), method, QueryParam(req, "field")));
-               const LoadedJudgments& l = *a->judgments;
+               const LoadedJudgments& l = *a->run.judgments;
+               const AggregateResult& result = a->run.result;
                nlohmann::json items = nlohmann::json::array();
                const size_t total = view == "items" ? l.output_items.size() : l.workers.size();
                size_t k = static_cast<size_t>(std::min<int64_t>(offset, static_cast<int64_t>(total)));
                for (; k < total && static_cast<int64_t>(items.size()) < limit; ++k) {
                  if (view == "items") {
-                   const int32_t id = l.output_items[k];
-                   const ItemLabel& it = a->result.items[static_cast<size_t>(id)];
-                   items.push_back({{"item", std::stoll(std::string(l.items.name(id)))},
-                                    {"label", it.label < 0 ? nlohmann::json(nullptr)
-                                                           : nlohmann::json::parse(l.label_json[static_cast<size_t>(it.label)])},
-                                    {"confidence", it.confidence},
-                                    {"labels", it.labels}});
+                   items.push_back(ItemLabelJson(l, result, l.output_items[k]));
                  } else {
                    const auto w = static_cast<int32_t>(k);
                    items.push_back({{"worker", std::string(l.workers.name(w))},
-                                    {"accuracy", NumberOrNull(a->result.worker_accuracy[k])},
+                                    {"accuracy", NumberOrNull(result.worker_accuracy[k])},
                                     {"agreement", NumberOrNull(a->agreement[k])},
                                     {"median_seconds_per_unit", NumberOrNull(a->median_seconds[k])},
-                                    {"labels", a->result.worker_labels[k]}});
+                                    {"labels", result.worker_labels[k]}});
                  }
                }
                nlohmann::json out = Summary(*a, method);

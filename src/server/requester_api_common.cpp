@@ -46,23 +46,6 @@ HttpHandler Route(const RequesterContext& ctx, std::function<Result<HttpResponse
   };
 }
 
-Result<nlohmann::json> ParseBody(const HttpRequest& req) {
-  if (req.body.empty()) return Status::InvalidArgument("request body: expected a JSON object");
-  auto j = nlohmann::json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) return Status::InvalidArgument("request body is not valid JSON");
-  if (!j.is_object()) return Status::InvalidArgument("request body: expected a JSON object");
-  return j;
-}
-
-Status OnlyKeys(const nlohmann::json& j, std::initializer_list<const char*> allowed) {
-  for (const auto& [k, v] : j.items()) {
-    bool known = false;
-    for (const char* a : allowed) known = known || k == a;
-    if (!known) return Status::InvalidArgument("unknown field \"" + k + "\" in request body");
-  }
-  return Status::Ok();
-}
-
 Result<std::string> StringField(const nlohmann::json& j, const char* key, bool required) {
   if (!j.contains(key) || j[key].is_null()) {
     if (required) return Status::InvalidArgument(std::string("missing field \"") + key + "\"");
