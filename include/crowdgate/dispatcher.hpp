@@ -161,13 +161,26 @@ class Dispatcher {
   // transaction that is committed before Batch returns. Tell nobody the result of those calls
   // unless Batch returned OK: on an error every one of them was rolled back and the caches
   // were dropped. Batches do not nest.
+  // When the batch loses a conflict with another server (PostgreSQL: a deadlock or a
+  // serialization failure), it is rolled back, the caches are dropped and `work` runs again from
+  // scratch, up to 4 times in all: `work` must be safe to run again, and an answer is only what
+  // its last run produced.
   virtual Status Batch(const std::function<void()>& work) = 0;
+  // Batches run again after such a conflict, since this dispatcher was created.
+  virtual int64_t BatchesRetried() const = 0;
+  // The most requests one Batch should decide, for the store behind it; 0 = no limit.
+  virtual size_t PreferredBatchLimit() const = 0;
   // Submit for use inside Batch: it never runs an external command check (which could hold the
   // whole batch for seconds). When the agent's check is a command it returns nullopt having
   // changed nothing; call Submit, outside any batch, for that one.
   virtual Result<std::optional<SubmitResponse>> TrySubmitWithoutBlocking(const std::string& agent_id,
                                                                          const std::string& token,
                                                                          const nlohmann::json& body_data) = 0;
+  // RequestWork for use inside Batch: it never waits for another server that is deciding about
+  // the same worker at this moment (with several servers on PostgreSQL, waiting while the batch
+  // holds its locks could deadlock). Then it returns nullopt having changed nothing; call
+  // RequestWork, outside any batch, for that one.
+  virtual Result<std::optional<WorkResponse>> TryRequestWorkWithoutBlocking(const WorkRequest& request) = 0;
   virtual Result<AgentView> GetAgent(const std::string& agent_id, const std::string& token) = 0;
   // Times out open agents whose lease has ended; their units go back to the pool (gold
   // and screening units are expired and their cap slot refunded). Returns how many.

@@ -30,6 +30,8 @@ class Status {
     kTooLarge,          // body or file over a limit: HTTP 413
     kRateLimited,       // too many requests: HTTP 429
     kUnavailable,       // transient: database busy, provider down: exit 1 / HTTP 503
+    kBusy,              // a lock another connection holds was not waited for (inside a batch); nothing
+                        // changed: run the call again outside the batch. Outside: as kUnavailable
     kInternal,          // our bug or an unexpected library failure: exit 1 / HTTP 500
   };
 
@@ -52,6 +54,7 @@ class Status {
   static Status TooLarge(std::string msg) { return Status(Code::kTooLarge, std::move(msg)); }
   static Status RateLimited(std::string msg) { return Status(Code::kRateLimited, std::move(msg)); }
   static Status Unavailable(std::string msg) { return Status(Code::kUnavailable, std::move(msg)); }
+  static Status Busy(std::string msg) { return Status(Code::kBusy, std::move(msg)); }
   static Status Internal(std::string msg) { return Status(Code::kInternal, std::move(msg)); }
 
   bool ok() const { return rep_ == nullptr; }
@@ -65,6 +68,7 @@ class Status {
   bool IsConflict() const { return code() == Code::kConflict; }
   bool IsGone() const { return code() == Code::kGone; }
   bool IsUnavailable() const { return code() == Code::kUnavailable; }
+  bool IsBusy() const { return code() == Code::kBusy; }
   bool IsUnauthenticated() const { return code() == Code::kUnauthenticated; }
 
   // Prefixes the message with context ("line 12: ..."), keeping the code.

@@ -212,6 +212,18 @@ class Store {
     (void)commit;
     return Status::Ok();
   }
+  // After EndBatch(true) failed: true when the batch lost a conflict with another connection
+  // (PostgreSQL: a deadlock or a serialization failure). Nothing of it is stored, and making the
+  // same calls again, in a new batch, may succeed.
+  virtual bool LastBatchMayBeRetried() const { return false; }
+  // For the open batch: a call that would wait more than a moment for a lock another connection
+  // holds fails with Busy instead, having changed nothing (inside a decision: failing the
+  // decision). Two batches waiting for each other's locks would otherwise deadlock; the caller
+  // runs such a request again outside any batch, where waiting is safe. A backend whose batch
+  // excludes every other writer never waits for one and keeps this default.
+  virtual Status BoundLockWaitsInBatch() { return Status::Ok(); }
+  // How many decisions (or other writing calls) one batch should hold at most; 0 = no limit.
+  virtual size_t PreferredBatchLimit() const { return 0; }
   // ---- decisions ----------------------------------------------------------------------------
   // Opens one decision about one worker (a request for work): the calls up to EndDecision are one
   // all-or-nothing step, inside a batch as outside one, and no other connection can decide about
@@ -221,6 +233,9 @@ class Store {
   // batch (the batch holds the write lock), else an IMMEDIATE transaction.
   // EndDecision(false), or a failed call inside, undoes every write of the decision; after a failed
   // call the decision only accepts EndDecision. Decisions do not nest.
+  // Inside a batch a backend may refuse to wait for another connection's decision about the same
+  // worker (its batch holds other locks: waiting could deadlock): BeginDecision then returns Busy
+  // at once, no decision is open, and the caller decides that request outside the batch.
   virtual Status BeginDecision(WorkerId worker) {
     (void)worker;
     return Status::Ok();

@@ -22,6 +22,7 @@ constexpr CodeInfo kCodeTable[] = {
     {Status::Code::kTooLarge, "too_large", 413, 2},
     {Status::Code::kRateLimited, "rate_limited", 429, 1},
     {Status::Code::kUnavailable, "unavailable", 503, 1},
+    {Status::Code::kBusy, "unavailable", 503, 1},  // the caller's business; outside, transient like it
     {Status::Code::kInternal, "internal", 500, 1},
 };
 static_assert(sizeof(kCodeTable) / sizeof(kCodeTable[0]) == static_cast<int>(Status::Code::kInternal) + 1,

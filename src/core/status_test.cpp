@@ -78,6 +78,7 @@ TEST(StatusMappingTest, CodesMapToHttpAndExitCodes) {
       {Status::Code::kTooLarge, "too_large", 413, 2},
       {Status::Code::kRateLimited, "rate_limited", 429, 1},
       {Status::Code::kUnavailable, "unavailable", 503, 1},
+      {Status::Code::kBusy, "unavailable", 503, 1},
       {Status::Code::kInternal, "internal", 500, 1},
   };
   for (const auto& row : rows) {

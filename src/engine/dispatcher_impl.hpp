@@ -5,6 +5,8 @@
 // in the status it had before the check (so a racing second submit gets Conflict).
 #pragma once
 
+#include <atomic>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -26,10 +28,13 @@ class DispatcherImpl : public Dispatcher {
   Result<LaunchResult> Launch(const RunConfig& config,
                               const std::function<void(size_t done, size_t total)>& progress) override;
   Result<WorkResponse> RequestWork(const WorkRequest& request) override;
+  Result<std::optional<WorkResponse>> TryRequestWorkWithoutBlocking(const WorkRequest& request) override;
   Result<SubmitResponse> Submit(const std::string& agent_id, const std::string& token,
                                 const nlohmann::json& body_data) override;
   Status Return(const std::string& agent_id, const std::string& token) override;
   Status Batch(const std::function<void()>& work) override;
+  int64_t BatchesRetried() const override;
+  size_t PreferredBatchLimit() const override;
   Result<std::optional<SubmitResponse>> TrySubmitWithoutBlocking(const std::string& agent_id, const std::string& token,
                                                                  const nlohmann::json& body_data) override;
   Result<AgentView> GetAgent(const std::string& agent_id, const std::string& token) override;
@@ -66,6 +71,9 @@ class DispatcherImpl : public Dispatcher {
   Result<WorkResponse> DecideLocked(const RunState& run, const WorkRequest& request, WorkerId worker);
   Result<WorkResponse> ServeEvalUnit(const RunState& run, const WorkerRef& ref, WorkerId worker,
                                      const std::string& session, bool gold);
+  // RequestWork and TryRequestWorkWithoutBlocking; nullopt only when another connection is
+  // deciding about the worker and the store would not wait for it (inside a batch).
+  Result<std::optional<WorkResponse>> RequestWorkImpl(const WorkRequest& request);
   // Submit and TrySubmitWithoutBlocking; nullopt only when !may_block and the check is a command.
   Result<std::optional<SubmitResponse>> SubmitImpl(const std::string& agent_id, const std::string& token,
                                                    const nlohmann::json& body_data, bool may_block);
@@ -92,6 +100,9 @@ class DispatcherImpl : public Dispatcher {
   bool in_batch_ = false;  // Batch() is running (on the thread that holds the lock)
   bool batch_refreshed_ = false;  // the running batch has looked at the change feed
   bool undo_decision_ = false;
+  // Attempts of a batch that loses a conflict with another server before its failure is answered.
+  static constexpr int kBatchAttempts = 4;
+  std::atomic<int64_t> batch_retries_{0};  // batches decided again after such a conflict (for tests and /metrics)
   // Golds scored right / wrong per run by this process since it started (for /metrics).
   std::unordered_map<std::string, std::pair<int64_t, int64_t>> gold_tally_;  // the decision being made ends in a refusal that must not store its writes
 };

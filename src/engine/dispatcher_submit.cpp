@@ -256,7 +256,14 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
   }
   auto entries = core_.store().FinishAgent(f);
   if (!entries.ok()) {
-    if (!entries.status().IsConflict()) return entries.status();
+    // Another server's batch holds the agent's row: nothing was written; submit it outside the batch.
+    if (entries.status().IsBusy() && !may_block) return std::optional<SubmitResponse>();
+    if (!entries.status().IsConflict()) {
+      // The write may have happened with its answer lost (a dropped connection): what the caches
+      // hold (the grant index, counters) may now be behind the store.
+      DropCachesLocked();
+      return entries.status();
+    }
     // The agent changed while the check ran unlocked: submitted by a racing request, or
     // timed out / returned meanwhile.
     auto now_agent = core_.store().GetAgent(agent_id);
@@ -270,29 +277,54 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
     auto& tally = gold_tally_[agent.run_id];
     ++(gold_result > 0 ? tally.first : tally.second);
   }
-  if (!entries->empty()) CG_RETURN_IF_ERROR(core_.AfterWrite(*entries));  // no grant changed: nothing to learn
+  if (!entries->empty()) {  // no grant changed: nothing to learn
+    if (Status learned = core_.AfterWrite(*entries); !learned.ok()) {
+      DropCachesLocked();  // stored, but the index did not learn it: reload from the store
+      return learned;
+    }
+  }
   return std::optional<SubmitResponse>(response);
 }
 
 Status DispatcherImpl::Batch(const std::function<void()>& work) {
   Lock l(core_.mu());
   if (in_batch_) return Status::Internal("Dispatcher::Batch does not nest");
-  CG_RETURN_IF_ERROR(core_.store().BeginBatch());
-  in_batch_ = true;
-  batch_refreshed_ = false;
-  try {
-    work();
-  } catch (...) {
+  for (int attempt = 1;; ++attempt) {
+    // What the batch changes in memory goes with it when it does not commit: the caches are
+    // dropped (reloaded from the store) and the gold tally restored.
+    const auto tally_before = gold_tally_;
+    CG_RETURN_IF_ERROR(core_.store().BeginBatch());
+    // Never wait long inside the batch for another server's locks (see Store::BoundLockWaitsInBatch).
+    if (Status bounded = core_.store().BoundLockWaitsInBatch(); !bounded.ok()) {
+      (void)core_.store().EndBatch(/*commit=*/false);
+      return bounded;
+    }
+    in_batch_ = true;
+    batch_refreshed_ = false;
+    try {
+      work();
+    } catch (...) {
+      in_batch_ = false;
+      (void)core_.store().EndBatch(/*commit=*/false);
+      DropCachesLocked();
+      gold_tally_ = tally_before;
+      throw;
+    }
     in_batch_ = false;
-    (void)core_.store().EndBatch(/*commit=*/false);
-    DropCachesLocked();
-    throw;
+    Status committed = core_.store().EndBatch(/*commit=*/true);
+    if (committed.ok()) return committed;
+    DropCachesLocked();  // they may hold ids and grants that were rolled back
+    gold_tally_ = tally_before;
+    // Lost a conflict with another server (a deadlock): nothing was stored and nobody answered,
+    // so the same requests may be decided again from scratch.
+    if (!core_.store().LastBatchMayBeRetried() || attempt >= kBatchAttempts) return committed;
+    ++batch_retries_;
   }
-  in_batch_ = false;
-  Status committed = core_.store().EndBatch(/*commit=*/true);
-  if (!committed.ok()) DropCachesLocked();  // they may hold ids and grants that were rolled back
-  return committed;
 }
+
+int64_t DispatcherImpl::BatchesRetried() const { return batch_retries_.load(); }
+
+size_t DispatcherImpl::PreferredBatchLimit() const { return core_.store().PreferredBatchLimit(); }
 
 void DispatcherImpl::DropCachesLocked() {
   core_.Invalidate();
@@ -343,7 +375,7 @@ Result<int64_t> DispatcherImpl::ExpireOverdueLocked() {
     auto r = FinishEndedLocked(a, "timeout");
     if (r.ok()) {
       ++n;
-    } else if (!r.status().IsConflict()) {
+    } else if (!r.status().IsConflict() && !r.status().IsBusy()) {  // busy: another server ends it, or we do later
       return r.status();
     }
   }

@@ -102,9 +102,22 @@ WorkResponse DispatcherImpl::Respond(const RunState& run, const AgentRecord& age
 }
 
 Result<WorkResponse> DispatcherImpl::RequestWork(const WorkRequest& request) {
+  CG_ASSIGN_OR_RETURN(std::optional<WorkResponse> decided, RequestWorkImpl(request));
+  if (!decided) {  // only inside a batch
+    return Status::Unavailable("another server is deciding about this worker right now; try again");
+  }
+  return std::move(*decided);
+}
+
+Result<std::optional<WorkResponse>> DispatcherImpl::TryRequestWorkWithoutBlocking(const WorkRequest& request) {
+  return RequestWorkImpl(request);
+}
+
+Result<std::optional<WorkResponse>> DispatcherImpl::RequestWorkImpl(const WorkRequest& request) {
   Lock l(core_.mu());
   // When a batch shuts out every other writer (SQLite), one look at the change feed per batch
-  // is enough; otherwise (PostgreSQL: other servers commit meanwhile) look on every request.
+  // is enough; otherwise look on every request (on PostgreSQL that costs no round trip inside a
+  // batch: the store reads the token when the batch begins).
   if (!in_batch_ || !batch_refreshed_) {
     CG_RETURN_IF_ERROR(core_.Refresh());
     batch_refreshed_ = in_batch_ && core_.store().BatchExcludesOtherWriters();
@@ -116,11 +129,13 @@ Result<WorkResponse> DispatcherImpl::RequestWork(const WorkRequest& request) {
     run->record.status = record.status;
     run->status_epoch = core_.external_epoch();
   }
-  if (run->record.status != "open") return Refusal("no_work", "run_closed");
+  if (run->record.status != "open") return std::optional<WorkResponse>(Refusal("no_work", "run_closed"));
   CG_ASSIGN_OR_RETURN(WorkerId worker, WorkerIdLocked(request.worker));
   // One decision: the limits read below still hold when its reservation commits (another server
   // deciding about this worker waits), and a decision that fails half-way leaves nothing behind.
-  CG_RETURN_IF_ERROR(core_.store().BeginDecision(worker));
+  Status begun = core_.store().BeginDecision(worker);
+  if (begun.IsBusy() && in_batch_) return std::optional<WorkResponse>();  // decided elsewhere now: decide it alone
+  CG_RETURN_IF_ERROR(begun);
   undo_decision_ = false;
   Result<WorkResponse> decided = Status::Internal("the decision did not finish");
   try {
@@ -135,7 +150,12 @@ Result<WorkResponse> DispatcherImpl::RequestWork(const WorkRequest& request) {
     DropCachesLocked();  // they may hold grants or ids the store has just rolled back
     if (decided.ok()) return ended;
   }
-  return decided;
+  if (!decided.ok()) {
+    // A lock another server's batch holds was not waited for: nothing of the decision is stored.
+    if (decided.status().IsBusy() && in_batch_) return std::optional<WorkResponse>();
+    return decided.status();
+  }
+  return std::optional<WorkResponse>(std::move(*decided));
 }
 
 Result<WorkResponse> DispatcherImpl::DecideLocked(const RunState& run, const WorkRequest& request, WorkerId worker) {

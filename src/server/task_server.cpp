@@ -124,6 +124,16 @@ std::optional<std::string> SessionEnd(ProviderHub* hub, Dispatcher* d, const Wor
   return hub->SessionEndUrl(w.run_id, refused);
 }
 
+// A work request's decision. Inside a batch it does not wait for another server deciding about
+// the same worker: nullopt then means "run this job again outside the batch" (the slow lane).
+std::optional<Result<WorkResponse>> DecideWork(Dispatcher* d, const WorkRequest& w, bool in_batch) {
+  if (!in_batch) return d->RequestWork(w);
+  Result<std::optional<WorkResponse>> r = d->TryRequestWorkWithoutBlocking(w);
+  if (!r.ok()) return Result<WorkResponse>(r.status());
+  if (!r->has_value()) return std::nullopt;
+  return Result<WorkResponse>(std::move(**r));
+}
+
 // True when the worker has done provider.units_per_session units in this session.
 bool SessionFull(ProviderHub* hub, Dispatcher* d, const WorkRequest& w) {
   if (w.session.empty()) return false;
@@ -208,7 +218,7 @@ Router TaskServer::BuildRouter() {
     // Recognised on the io thread: a Prolific session may need one call to Prolific.
     Result<WorkRequest> who = hub->Recognize(run_id, *landing);
     if (!who.ok()) return respond(PageError(who.status(), "crowdgate"));
-    q->Submit(BatchQueue::Job([d, hub, metrics, w = std::move(who).value()](bool) -> std::optional<HttpResponse> {
+    q->Submit(BatchQueue::Job([d, hub, metrics, w = std::move(who).value()](bool in_batch) -> std::optional<HttpResponse> {
                 Result<std::shared_ptr<const RunView>> view = d->RunViewOf(w.run_id);
                 if (!view.ok()) return PageError(view.status(), "crowdgate");
                 const std::string& title = (*view)->config->task.task_title;
@@ -223,7 +233,9 @@ Router TaskServer::BuildRouter() {
                 if (SessionFull(hub, d, w)) {
                   if (auto url = hub->SessionEndUrl(w.run_id, false)) return Html(200, CompletionPage(title, *url, false));
                 }
-                Result<WorkResponse> work = d->RequestWork(w);
+                std::optional<Result<WorkResponse>> decided = DecideWork(d, w, in_batch);
+                if (!decided) return std::nullopt;  // another server is deciding about this worker: the slow lane
+                Result<WorkResponse>& work = *decided;
                 if (!work.ok()) return PageError(work.status(), title);
                 metrics->ObserveWork(work->outcome, work->reason);
                 if (work->outcome == "unit" || work->outcome == "onboarding") {
@@ -244,14 +256,16 @@ Router TaskServer::BuildRouter() {
     if (!landing.ok()) return respond(ErrorResponse(landing.status()));
     Result<WorkRequest> who = hub->Recognize(req.path_params.at("run_id"), *landing);
     if (!who.ok()) return respond(ErrorResponse(who.status()));
-    q->Submit(BatchQueue::Job([d, hub, metrics, w = std::move(who).value()](bool) -> std::optional<HttpResponse> {
+    q->Submit(BatchQueue::Job([d, hub, metrics, w = std::move(who).value()](bool in_batch) -> std::optional<HttpResponse> {
                 if (SessionFull(hub, d, w)) {
                   if (auto url = hub->SessionEndUrl(w.run_id, false)) {
                     return JsonResponse(200, {{"outcome", "no_work"}, {"reason", "no_units_left"},
                                               {"completion_url", *url}});
                   }
                 }
-                Result<WorkResponse> work = d->RequestWork(w);
+                std::optional<Result<WorkResponse>> decided = DecideWork(d, w, in_batch);
+                if (!decided) return std::nullopt;  // another server is deciding about this worker: the slow lane
+                Result<WorkResponse>& work = *decided;
                 if (!work.ok()) return ErrorResponse(work.status());
                 metrics->ObserveWork(work->outcome, work->reason);
                 nlohmann::json out = work->ToJson();
@@ -342,6 +356,9 @@ std::vector<ServerMetrics::Sample> TaskServer::MetricSamples() const {
                  static_cast<double>(b.largest_batch)});
   out.push_back({"crowdgate_commit_batch_seconds_total", "counter", "Time spent deciding and committing batches.",
                  "", b.batch_seconds_total});
+  out.push_back({"crowdgate_commit_batches_retried_total", "counter",
+                 "Batches decided again after losing a conflict with another server (PostgreSQL deadlock).", "",
+                 static_cast<double>(dispatcher_->BatchesRetried())});
   out.push_back({"crowdgate_commit_slow_lane_jobs_total", "counter",
                  "Submissions whose check command ran outside a batch.", "", static_cast<double>(b.slow_lane_jobs)});
   out.push_back({"crowdgate_requests_shed_total", "counter",
@@ -390,7 +407,11 @@ Status TaskServer::Start() {
   if (options_.requester_token.empty()) options_.requester_token = Env::Default()->RandomHex128();
   sessions_ = std::make_unique<DashboardSessions>();
   metrics_ = std::make_unique<ServerMetrics>();
-  queue_ = std::make_unique<BatchQueue>(dispatcher_, options_.batching);
+  BatchQueue::Options batching = options_.batching;
+  if (const size_t limit = dispatcher_->PreferredBatchLimit(); limit > 0 && limit < batching.max_batch) {
+    batching.max_batch = limit;
+  }
+  queue_ = std::make_unique<BatchQueue>(dispatcher_, batching);
   queue_->Start();
   http_ = std::make_unique<HttpServer>(options_.http, BuildRouter());
   CG_RETURN_IF_ERROR(http_->Start());

@@ -181,15 +181,27 @@ class Tx {
   Session& session_;
 };
 
-// The transaction of an open decision (PgStore::BeginDecision .. EndDecision).
-class Decision {
+// The transaction a batch or a decision holds open across store calls (PgStore::BeginBatch /
+// BeginDecision .. EndBatch / EndDecision).
+class OpenTx {
  public:
-  explicit Decision(pqxx::connection& c) : work_(c) {}
+  explicit OpenTx(pqxx::connection& c) : work_(c) {}
   pqxx::work& work() { return work_; }
 
  private:
   pqxx::work work_;
 };
+
+// What an exception means for the caller.
+struct Failure {
+  Status status;
+  bool retry = false;   // serialization failure or deadlock: run the transaction again
+  bool broken = false;  // the connection is unusable: drop it, the next call reconnects
+};
+// Maps the exception in flight to a Status. `where` names the database; `password` is scrubbed.
+Failure Classify(const std::string& where, const std::string& password);
+// Sleeps before attempt `attempt` + 1 of a transaction that hit a conflict (jittered, growing).
+void Backoff(int attempt);
 
 // ---- reading columns -----------------------------------------------------------------------------
 inline int64_t Int(const pqxx::field& f) { return f.is_null() ? 0 : f.as<int64_t>(); }

@@ -198,17 +198,15 @@ constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
 constexpr int64_t kAuditLockKey = 0x6367617564697431;
 constexpr int64_t kMigrateLockKey = 0x63676d6967726174;
 
-// Attempts of a transaction that fails with a serialization failure or a deadlock.
-constexpr int kMaxAttempts = 5;
-
 // ---- statements -----------------------------------------------------------------------------------
 #define CG_PG_QUAL_SELECT "SELECT id, name, description, created_at FROM qualifications "
 
-constexpr Sql kPing{"cg_ping", "SELECT 1"};
 constexpr Sql kLockAuditAndNotify{"cg_lock_audit",
                                   "SELECT pg_advisory_xact_lock(7162800889179763761), "
                                   "pg_notify('crowdgate_changes', '')"};
-constexpr Sql kDecisionWorkerLock{"cg_decision_worker_lock", "SELECT 1 FROM workers WHERE id = $1 FOR NO KEY UPDATE"};
+// The audit lock alone: a multi-statement read inside an open transaction holds it so that no grant
+// writer commits between its statements (see PgStore::Transact).
+constexpr Sql kLockAudit{"cg_lock_audit_only", "SELECT pg_advisory_xact_lock(7162800889179763761)"};
 constexpr Sql kNotify{"cg_notify", "SELECT pg_notify('crowdgate_changes', '')"};
 constexpr Sql kSchemaVersionMax{"cg_schema_version_max", "SELECT COALESCE(MAX(version), 0) FROM schema_version"};
 constexpr Sql kSchemaVersionInsert{"cg_schema_version_insert",
@@ -274,13 +272,6 @@ Result<UriParts> ParseUri(const std::string& uri) {
   return out;
 }
 
-// What an exception means for the caller.
-struct Failure {
-  Status status;
-  bool retry = false;   // serialization failure or deadlock: run the transaction again
-  bool broken = false;  // the connection is unusable: drop it, the next call reconnects
-};
-
 bool StartsWith(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
 
 }  // namespace
@@ -338,14 +329,14 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(const std::string& uri, Env* env)
   CG_ASSIGN_OR_RETURN(UriParts parts, ParseUri(uri));
   std::unique_ptr<PgStore> store(new PgStore(uri, parts.where, env));
   store->password_ = parts.password;
+  CG_ASSIGN_OR_RETURN(store->group_commit_, GroupCommitFromEnvironment());
   CG_RETURN_IF_ERROR(store->EnsureConnected());
   CG_RETURN_IF_ERROR(store->Migrate());
   return store;
 }
 
-namespace {
+namespace pg_internal {
 
-// Maps the exception in flight to a Status. `where` names the database; `password` is scrubbed.
 Failure Classify(const std::string& where, const std::string& password) {
   Failure f;
   auto scrub = [&](std::string msg) {
@@ -389,7 +380,9 @@ Failure Classify(const std::string& where, const std::string& password) {
     } else if (StartsWith(state, "08") || state == "57P01" || state == "57P02" || state == "57P03") {
       f.broken = true;
       f.status = Status::Unavailable("lost the connection to " + at + ": " + msg);
-    } else if (StartsWith(state, "53") || state == "55P03" || state == "57014") {
+    } else if (state == "55P03") {  // lock_not_available: NOWAIT, or lock_timeout inside a batch
+      f.status = Status::Busy(at + ": a lock another connection holds was not waited for (" + msg + ")");
+    } else if (StartsWith(state, "53") || state == "57014") {
       f.status = Status::Unavailable(at + " is busy, try again (" + msg + ")");
     } else if (StartsWith(state, "23")) {
       f.status = Status::Conflict(msg);
@@ -412,142 +405,7 @@ void Backoff(int attempt) {
   std::this_thread::sleep_for(std::chrono::microseconds(base_us + static_cast<int>(rng() % base_us)));
 }
 
-}  // namespace
-
-Status PgStore::EnsureConnected() {
-  if (session_) return Status::Ok();
-  try {
-    session_ = std::make_unique<pg_internal::Session>(uri_, &external_changes_);
-  } catch (...) {
-    session_.reset();
-    Failure f = Classify(where_, password_);
-    if (f.broken || f.status.IsUnavailable()) {
-      std::string msg = f.status.message();
-      const std::string lost = "lost the connection to ";
-      if (msg.rfind(lost, 0) == 0) msg = msg.substr(lost.size());
-      return Status::Unavailable("cannot connect to " + msg);
-    }
-    return f.status;
-  }
-  // Notifications sent while we had no connection are lost: report "something may have changed".
-  if (ever_connected_) ++external_changes_;
-  ever_connected_ = true;
-  return Status::Ok();
-}
-
-void PgStore::DropSession() {
-  decision_.reset();
-  session_.reset();
-}
-
-Status PgStore::BeginDecision(WorkerId worker) {
-  if (in_decision_) return Status::Internal("BeginDecision: a decision is already open");
-  decision_failed_ = false;
-  for (int attempt = 1;; ++attempt) {
-    CG_RETURN_IF_ERROR(EnsureConnected());
-    try {
-      decision_ = std::make_unique<pg_internal::Decision>(session_->conn());
-      Tx tx(decision_->work(), *session_);
-      // Waits for any other server's decision about this worker to commit, so what this one reads
-      // next (open agents, units done) includes it.
-      tx.Run(kDecisionWorkerLock, Args(worker));
-      in_decision_ = true;
-      return Status::Ok();
-    } catch (...) {
-      Failure f = Classify(where_, password_);
-      decision_.reset();
-      if (f.broken) DropSession();
-      // A connection that died while idle shows up here: nothing was written yet, try once more.
-      if ((f.broken || f.retry) && attempt < 2) continue;
-      return f.status;
-    }
-  }
-}
-
-Status PgStore::EndDecision(bool commit) {
-  if (!in_decision_) return Status::Internal("EndDecision without BeginDecision");
-  in_decision_ = false;
-  if (!decision_) return commit ? Status::Unavailable("lost the connection in a decision: nothing of it is stored") : Status::Ok();
-  const bool failed = decision_failed_;
-  decision_failed_ = false;
-  try {
-    if (commit && !failed) {
-      decision_->work().commit();
-    } else {
-      decision_->work().abort();
-    }
-    decision_.reset();
-  } catch (...) {
-    Failure f = Classify(where_, password_);
-    decision_.reset();
-    if (f.broken) DropSession();
-    return commit ? f.status : Status::Ok();
-  }
-  if (commit && failed) return Status::Unavailable("a statement of the decision failed: nothing of it is stored");
-  return Status::Ok();
-}
-
-Status PgStore::Transact(TxKind kind, const Body& body) {
-  if (in_decision_) {
-    if (decision_failed_ || !decision_) return Status::Unavailable("a statement of this decision failed: nothing of it is stored");
-    try {
-      if (kind == TxKind::kWrite) {
-        pqxx::subtransaction sub(decision_->work());
-        Tx tx(sub, *session_);
-        Status s = body(tx);
-        if (s.ok()) sub.commit();  // otherwise the destructor rolls the subtransaction back
-        return s;
-      }
-      Tx tx(decision_->work(), *session_);
-      return body(tx);
-    } catch (...) {
-      Failure f = Classify(where_, password_);
-      decision_failed_ = true;
-      if (f.broken) DropSession();
-      return f.status;
-    }
-  }
-  bool reconnected = false;
-  for (int attempt = 1;; ++attempt) {
-    CG_RETURN_IF_ERROR(EnsureConnected());
-    bool begun = false;  // BEGIN went through: a write may have reached the server
-    try {
-      pqxx::connection& c = session_->conn();
-      Status s;
-      if (kind == TxKind::kWrite) {
-        pqxx::work t(c);
-        begun = true;
-        pg_internal::Tx tx(t, *session_);
-        s = body(tx);
-        if (s.ok()) t.commit();  // otherwise the destructor rolls back
-      } else if (kind == TxKind::kSnapshot) {
-        pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> t(c);
-        pg_internal::Tx tx(t, *session_);
-        s = body(tx);
-        if (s.ok()) t.commit();
-      } else {
-        pqxx::nontransaction t(c);
-        pg_internal::Tx tx(t, *session_);
-        s = body(tx);
-      }
-      return s;
-    } catch (...) {
-      Failure f = Classify(where_, password_);
-      if (f.broken) DropSession();
-      if (f.retry && attempt < kMaxAttempts) {
-        Backoff(attempt);
-        continue;
-      }
-      // A connection that died while idle (a server restart) shows up at the first statement:
-      // reconnect once and run again when nothing can have been written.
-      if (f.broken && !reconnected && (kind != TxKind::kWrite || !begun)) {
-        reconnected = true;
-        continue;
-      }
-      return f.status;
-    }
-  }
-}
+}  // namespace pg_internal
 
 Status PgStore::Migrate() {
   return Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
@@ -572,6 +430,8 @@ Status PgStore::Migrate() {
 }
 
 void PgStore::LockAuditAndNotify(Tx& tx) { tx.Run(kLockAuditAndNotify); }
+
+void PgStore::LockAudit(Tx& tx) { tx.Run(kLockAudit); }
 
 void PgStore::Notify(Tx& tx) { tx.Run(kNotify); }
 
@@ -725,26 +585,6 @@ Result<Worker> PgStore::GetWorkerById(WorkerId id) {
     return Status::Ok();
   }));
   return out;
-}
-
-// ---- change token ------------------------------------------------------------------------------
-Result<int64_t> PgStore::ExternalChangeToken() {
-  // The round trip makes the server send us every notification committed before it: a backend
-  // that is signalled about a NOTIFY passes it on before it answers our next query. Without it we
-  // would only see what happened to have reached the socket already.
-  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
-    tx.Run(kPing);
-    return Status::Ok();
-  }));
-  try {
-    session_->conn().get_notifs();
-    if (session_->ReconnectedSinceLastCheck()) ++external_changes_;
-  } catch (...) {
-    Failure f = Classify(where_, password_);
-    if (f.broken) DropSession();
-    return f.status;
-  }
-  return external_changes_;
 }
 
 }  // namespace crowdgate

@@ -11,13 +11,24 @@
 //    need one snapshot across statements (ScanAllGrants) run REPEATABLE READ, READ ONLY; other
 //    reads are single statements (or independent lookups) in autocommit. A transaction that fails
 //    with serialization_failure or deadlock_detected is retried a few times before Unavailable.
-//  - Group commit (BeginBatch / EndBatch) is not implemented: the Store defaults apply, and every
-//    call commits on its own, except inside a decision.
-//  - A decision (BeginDecision .. EndDecision) is one READ COMMITTED transaction that starts by
-//    locking the worker's row (FOR NO KEY UPDATE, which does not block foreign-key checks); every
-//    call inside runs in it, a write as a subtransaction (all-or-nothing on its own). A decision is
-//    never retried here: after a failed statement it only accepts EndDecision, and the caller
-//    answers 503. Lock order: worker row, then the audit lock, then the outbox lock.
+//  - Group commit (only with CROWDGATE_PG_GROUP_COMMIT=on; otherwise BeginBatch / EndBatch do nothing
+//    and every call or decision commits on its own): a batch is one READ COMMITTED transaction; every call
+//    inside runs in it, a write outside a decision behind a savepoint of its own (a failing call
+//    spares the others). A serialization failure, a deadlock or a lost connection breaks the batch:
+//    EndBatch(true) then fails, nothing of the batch is stored, and LastBatchMayBeRetried() says
+//    whether the same calls may succeed when run again (a conflict with another writer). A batch is
+//    never retried here: its calls' answers depend on state the caller holds.
+//  - A decision (BeginDecision .. EndDecision) starts by locking the worker's row (FOR NO KEY
+//    UPDATE, which does not block foreign-key checks): in a transaction of its own, or inside a
+//    batch behind a savepoint. Calls inside run without savepoints of their own: after a failed
+//    write the decision only accepts EndDecision, which undoes all of it. Lock order: worker row,
+//    then the audit lock, then the outbox lock.
+//  - BoundLockWaitsInBatch: the rest of the batch waits at most 50 ms for a lock (lock_timeout), and
+//    a decision inside it does not wait for the worker's row at all (NOWAIT): such a call fails with
+//    Busy, having changed nothing, and the caller decides that request outside the batch.
+//  - Inside a batch or a decision the change token does not move: the server holds notifications
+//    back until the transaction ends. BeginBatch reads it first, so a batch sees every change
+//    committed before it began.
 //  - Errors: every exception is caught here. A constraint violation (a duplicate name, agent id or
 //    run id) -> Conflict, as SQLite; a lost or refused connection -> Unavailable, with a message
 //    naming host, port and database but never the password (the next call reconnects); a data
@@ -75,7 +86,8 @@ namespace crowdgate {
 namespace pg_internal {
 class Session;  // the connection, its LISTEN receiver and its prepared statements (pg_store.cpp)
 class Tx;       // a transaction in progress (pg_internal.hpp)
-class Decision;  // an open decision's transaction (pg_internal.hpp)
+class OpenTx;   // the transaction a batch or a decision holds open (pg_internal.hpp)
+struct Failure;  // what an exception means (pg_internal.hpp)
 }  // namespace pg_internal
 
 class PgStore final : public Store {
@@ -155,8 +167,23 @@ class PgStore final : public Store {
   Result<std::vector<OutboxRow>> ListOutbox(const std::vector<std::string>& states, int64_t after_id,
                                             int64_t limit) override;
 
+  Status BeginBatch() override;
+  Status EndBatch(bool commit) override;
+  bool LastBatchMayBeRetried() const override;
+  Status BoundLockWaitsInBatch() override;
+  // Each write in a batch is a subtransaction; past 64 of them in one transaction PostgreSQL keeps
+  // their ids in pg_subtrans instead of shared memory, and every other connection's visibility
+  // checks against the batch slow down (SubtransSLRU waits). 48 keeps well below that.
+  size_t PreferredBatchLimit() const override;
   Status BeginDecision(WorkerId worker) override;
   Status EndDecision(bool commit) override;
+
+  // Group commit is off unless CROWDGATE_PG_GROUP_COMMIT=on (on|off; anything else is refused).
+  // Off by default because it measured slower: on one machine it gains nothing for one server (the
+  // round trips, not the commits, are the cost) and several servers' batches, holding their rows
+  // until they commit, make each other's unit picks skip and wait (README, "Scale-out on PostgreSQL").
+  static constexpr bool kGroupCommitByDefault = false;
+  static Result<bool> GroupCommitFromEnvironment();
 
   // Test-only: the server process id behind the current connection (0 when disconnected).
   int TEST_backend_pid() const;
@@ -173,8 +200,18 @@ class PgStore final : public Store {
 
   // (Re)connects when there is no usable connection.
   Status EnsureConnected();
-  // Drops the connection (and the decision open on it, which the server rolls back).
+  // Drops the connection (and the transaction open on it, which the server rolls back).
   void DropSession();
+  // BEGIN on open_ (reconnecting once when the connection died while idle).
+  Status OpenTransaction();
+  // COMMIT or ROLLBACK of open_; clears it.
+  Status FinishTransaction(bool commit);
+  // A statement failed in a way the open batch or decision cannot survive.
+  void BreakOpenTransaction(const pg_internal::Failure& f);
+  // Transact inside an open batch or decision (see pg_store_tx.cpp).
+  Status TransactInOpen(TxKind kind, const Body& body);
+  // The ref of `worker` when the open decision holds its row lock (its existence is known), else null.
+  const WorkerRef* LockedWorker(WorkerId worker) const;
   // Runs `body` in one transaction of `kind`; commits if it returns OK. Catches every exception.
   // Inside a decision it runs in the decision's transaction instead.
   // A kWrite body may run more than once (retries): it must reset what it fills in.
@@ -184,6 +221,8 @@ class PgStore final : public Store {
   // Helpers that run inside a transaction opened by the caller.
   // Takes the audit advisory lock and queues the change notification (see the header comment).
   void LockAuditAndNotify(pg_internal::Tx& tx);
+  // Takes the audit advisory lock only.
+  void LockAudit(pg_internal::Tx& tx);
   void Notify(pg_internal::Tx& tx);
   Result<int64_t> RunRowId(pg_internal::Tx& tx, const std::string& run_id);
   Status CheckWorkerExists(pg_internal::Tx& tx, WorkerId worker, WorkerRef* ref);
@@ -203,10 +242,20 @@ class PgStore final : public Store {
   std::string password_;  // only to scrub it from library messages, should one ever quote it
   Env* env_;
   std::unique_ptr<pg_internal::Session> session_;
-  // The open decision's transaction (declared after session_: destroyed before the connection).
-  std::unique_ptr<pg_internal::Decision> decision_;
+  // The transaction an open batch or decision holds (declared after session_: destroyed before the
+  // connection).
+  std::unique_ptr<pg_internal::OpenTx> open_;
+  // Whether BeginBatch opens a transaction (CROWDGATE_PG_GROUP_COMMIT; see GroupCommitFromEnvironment).
+  bool group_commit_ = kGroupCommitByDefault;
+  bool in_batch_ = false;         // BeginBatch .. EndBatch
+  bool bounded_waits_ = false;    // BoundLockWaitsInBatch was called for the open batch
+  Status batch_failure_;          // why the open batch can no longer commit (OK while it can)
+  bool batch_retryable_ = false;  // ... and that reason is a conflict with another writer
+  bool last_batch_retryable_ = false;  // LastBatchMayBeRetried()
   bool in_decision_ = false;      // BeginDecision .. EndDecision
-  bool decision_failed_ = false;  // a statement of the open decision failed
+  bool decision_failed_ = false;  // a write of the open decision failed
+  // The open decision's worker and its ref, when its row exists (and is locked).
+  std::optional<std::pair<WorkerId, WorkerRef>> decision_worker_;
   bool ever_connected_ = false;
   // Notifications counted from other connections, plus reconnections (ExternalChangeToken).
   int64_t external_changes_ = 0;

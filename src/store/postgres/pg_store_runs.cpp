@@ -113,10 +113,14 @@ constexpr Sql kOverdueAgents{"cg_overdue_agents", CG_PG_AGENT_SELECT
                              "ORDER BY a.deadline, a.seq"};
 // The check-and-set that makes a double submit (or a submit racing a timeout, in another process)
 // impossible: a concurrent finisher waits for our row lock, then finds the status changed.
+// The unit's new status ($7, when not NULL) is set in the same statement: one round trip per submit.
 constexpr Sql kFinishAgent{"cg_finish_agent",
-                           "UPDATE agents SET status = $2, data_json = COALESCE($3, data_json), "
+                           "WITH a AS (UPDATE agents SET status = $2, data_json = COALESCE($3, data_json), "
                            "submitted_at = COALESCE($4, submitted_at), check_result = $5 "
-                           "WHERE id = $1 AND status = $6 RETURNING run, unit_id"};
+                           "WHERE id = $1 AND status = $6 RETURNING run, unit_id), "
+                           "u AS (UPDATE units SET status = $7::text FROM a WHERE $7::text IS NOT NULL AND "
+                           "units.id = a.unit_id) "
+                           "SELECT run, unit_id FROM a"};
 // A quality rule's reject_units: the unit (still completed) and its agent become rejected, and a
 // new launched copy of the item goes back into the pool.
 constexpr Sql kRejectForRelabel{
@@ -132,7 +136,6 @@ constexpr Sql kAgentStatus{"cg_agent_status", "SELECT status FROM agents WHERE i
 constexpr Sql kReleaseUnit{"cg_release_unit",
                            "UPDATE units SET status = 'launched', worker_id = NULL, agent_id = NULL "
                            "WHERE id = $1 AND agent_id = $2"};
-constexpr Sql kSetUnitStatus{"cg_set_unit_status", "UPDATE units SET status = $2 WHERE id = $1"};
 constexpr Sql kRefundSlots{"cg_refund_slots",
                            "UPDATE runs SET gold_served = GREATEST(gold_served - $2, 0), "
                            "screening_served = GREATEST(screening_served - $3, 0) WHERE rid = $1"};
@@ -220,6 +223,10 @@ Result<int64_t> PgStore::RunRowId(Tx& tx, const std::string& run_id) {
 }
 
 Status PgStore::CheckWorkerExists(Tx& tx, WorkerId worker, WorkerRef* ref) {
+  if (const WorkerRef* locked = LockedWorker(worker)) {  // the open decision read it: no round trip
+    if (ref != nullptr) *ref = *locked;
+    return Status::Ok();
+  }
   pqxx::result r = tx.Run(kWorkerCheck, Args(worker));
   if (r.empty()) return Status::NotFound("worker id " + std::to_string(worker) + " does not exist");
   if (ref != nullptr) *ref = WorkerRef{Text(r[0][0]), Text(r[0][1])};
@@ -341,9 +348,13 @@ Result<std::optional<AgentRecord>> PgStore::Reserve(const std::string& run_id, A
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
     out.reset();
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
-    pqxx::result w = tx.Run(kWorkerLock, Args(agent.worker_id));
-    if (w.empty()) return Status::NotFound("worker id " + std::to_string(agent.worker_id) + " does not exist");
-    agent.worker = WorkerRef{Text(w[0][0]), Text(w[0][1])};
+    if (const WorkerRef* locked = LockedWorker(agent.worker_id)) {  // the decision holds the row lock
+      agent.worker = *locked;
+    } else {
+      pqxx::result w = tx.Run(kWorkerLock, Args(agent.worker_id));
+      if (w.empty()) return Status::NotFound("worker id " + std::to_string(agent.worker_id) + " does not exist");
+      agent.worker = WorkerRef{Text(w[0][0]), Text(w[0][1])};
+    }
     pqxx::result r;
     try {
       r = tx.Run(kReserveUnit, Args(rid, agent.worker_id, agent.id, agent.token_hash, agent.status, agent.session,
@@ -440,8 +451,11 @@ Result<std::vector<AuditEntry>> PgStore::FinishAgent(const AgentFinish& finish) 
   std::vector<AuditEntry> out;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
     out.clear();
+    std::optional<std::string> unit_status;
+    if (!finish.release_unit && finish.unit_status) unit_status = *finish.unit_status;
     pqxx::result r = tx.Run(kFinishAgent, Args(finish.agent_id, finish.new_status, finish.data_json,
-                                               finish.submitted_at, finish.check_result, finish.expect_status));
+                                               finish.submitted_at, finish.check_result, finish.expect_status,
+                                               unit_status));
     if (r.empty()) {
       pqxx::result s = tx.Run(kAgentStatus, Args(finish.agent_id));
       if (s.empty()) return Status::NotFound("agent '" + finish.agent_id + "' does not exist");
@@ -449,11 +463,7 @@ Result<std::vector<AuditEntry>> PgStore::FinishAgent(const AgentFinish& finish) 
     }
     const int64_t rid = Int(r[0][0]);
     const std::optional<int64_t> unit_id = OptInt(r[0][1]);
-    if (unit_id && finish.release_unit) {
-      tx.Run(kReleaseUnit, Args(*unit_id, finish.agent_id));
-    } else if (unit_id && finish.unit_status) {
-      tx.Run(kSetUnitStatus, Args(*unit_id, *finish.unit_status));
-    }
+    if (unit_id && finish.release_unit) tx.Run(kReleaseUnit, Args(*unit_id, finish.agent_id));
     if (finish.refund_gold_slot || finish.refund_screening_slot) {
       tx.Run(kRefundSlots, Args(rid, finish.refund_gold_slot ? 1 : 0, finish.refund_screening_slot ? 1 : 0));
     }
