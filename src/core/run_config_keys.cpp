@@ -49,6 +49,16 @@ ConfigBinding FieldBinding(M G::*member, bool omit_unset) {
           }};
 }
 
+// Moves a parsed value into `out`, or reports the parse error.
+template <typename V>
+void SetOrReport(Result<V> parsed, V& out, ErrorList& errors) {
+  if (parsed.ok()) {
+    out = std::move(parsed).value();
+  } else {
+    errors.Add(parsed.status());
+  }
+}
+
 // Fluent builder for one row.
 class Key {
  public:
@@ -118,12 +128,7 @@ class Key {
                  [member, key](const json* v, const json&, RunConfig& c, ErrorList& errors) {
                    ConfiguredCheck& check = MemberOf(c, member);
                    check.raw = v ? *v : json::object();
-                   Result<crowdgate::CheckSpec> spec = ParseCheckSpec(check.raw, key);
-                   if (spec.ok()) {
-                     check.spec = std::move(spec).value();
-                   } else {
-                     errors.Add(spec.status());
-                   }
+                   SetOrReport(ParseCheckSpec(check.raw, key), check.spec, errors);
                  }});
   }
   Key& Bind(ConfigBinding binding) {
@@ -158,13 +163,7 @@ ConfigBinding QualificationsBinding() {
             return quals;
           },
           [](const json* v, const json&, RunConfig& c, ErrorList& errors) {
-            if (!v) return;
-            Result<std::vector<Requirement>> reqs = ParseRequirements(*v, "qualifications");
-            if (reqs.ok()) {
-              c.qualifications = std::move(reqs).value();
-            } else {
-              errors.Add(reqs.status());
-            }
+            if (v) SetOrReport(ParseRequirements(*v, "qualifications"), c.qualifications, errors);
           }};
 }
 
@@ -172,12 +171,7 @@ ConfigBinding QualityRulesBinding() {
   return {[](const RunConfig& c) -> std::optional<json> { return QualityRulesToJson(c.quality_rules); },
           [](const json* v, const json& tree, RunConfig& c, ErrorList& errors) {
             if (!v) return;
-            Result<std::vector<QualityRule>> rules = ParseQualityRules(*v, "quality_rules");
-            if (rules.ok()) {
-              c.quality_rules = std::move(rules).value();
-            } else {
-              errors.Add(rules.status());
-            }
+            SetOrReport(ParseQualityRules(*v, "quality_rules"), c.quality_rules, errors);
             // A ban or a disqualification is a grant of the run's block qualification (checked
             // on the raw list, so it is reported along with the rules' other errors).
             for (size_t i = 0; v->is_array() && i < v->size(); ++i) {

@@ -1,12 +1,8 @@
 // The table of run-config keys is the only place a key is described: these tests fail when
 // a member, a stored key or a reference line exists without its row, or a row's value does
 // not survive load -> RunConfigToJson -> RunConfigFromJson.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstddef>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
 #include <string>
@@ -14,6 +10,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/config_dir_fixture.hpp"
 #include "core/run_config.hpp"
 #include "core/run_config_internal.hpp"
 
@@ -25,7 +22,6 @@ using json = nlohmann::json;
 using run_config_internal::ConfigKey;
 using run_config_internal::ConfigKeys;
 using run_config_internal::MemberName;
-namespace fs = std::filesystem;
 
 // Converts to any member type: counts the members of an aggregate (how many initialisers
 // it accepts).
@@ -93,21 +89,14 @@ TEST(RunConfigKeysTest, DefaultsAreValidAndRunConfigStartsWithThem) {
   }
 }
 
-class RunConfigRowTest : public ::testing::Test {
+class RunConfigRowTest : public ConfigDirTest {
  protected:
   void SetUp() override {
-    std::string templ = (fs::temp_directory_path() / "cg_config_keys_XXXXXX").string();
-    ASSERT_NE(mkdtemp(templ.data()), nullptr);
-    dir_ = fs::path(templ).lexically_normal().string();
+    ConfigDirTest::SetUp();
     Write("task.html", "<p>${text}</p>");
     Write("units.jsonl", "{\"text\": \"a\"}\n");
     Write("sample.txt", "x");
     Write("items.jsonl", "{\"inputs\": {\"text\": \"good\"}, \"answer\": {\"label\": \"pos\"}}\n");
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  void Write(const std::string& name, const std::string& content) {
-    std::ofstream(dir_ + "/" + name, std::ios::binary) << content;
   }
 
   static json Minimal() {
@@ -165,7 +154,6 @@ class RunConfigRowTest : public ::testing::Test {
     return json::object();
   }
 
-  std::string dir_;
 };
 
 TEST_F(RunConfigRowTest, EveryRowSurvivesLoadStoreAndReload) {
