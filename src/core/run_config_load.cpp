@@ -37,9 +37,15 @@ const std::map<std::string, std::string>& MephistoHints() {
   return *hints;
 }
 
+// The groups (and top-level keys) of the table, in its order.
 const std::vector<std::string>& Groups() {
-  static const auto* groups =
-      new std::vector<std::string>{"task", "blueprint", "qualifications", "quality_rules", "provider"};
+  static const auto* groups = [] {
+    auto* g = new std::vector<std::string>();
+    for (const ConfigKey& row : ConfigKeys()) {
+      if (std::find(g->begin(), g->end(), row.doc.group) == g->end()) g->push_back(row.doc.group);
+    }
+    return g;
+  }();
   return *groups;
 }
 
@@ -139,9 +145,9 @@ void CheckKeys(json& tree, ErrorList& errors, std::set<std::string>& bad) {
   }
   for (auto group_it = tree.begin(); group_it != tree.end();) {
     const std::string group = group_it.key();
-    if (group == "qualifications" || group == "quality_rules") {
-      if (group_it->is_null()) *group_it = json::array();
-      std::string err = TypeError(*FindConfigKey(group), *group_it);
+    if (const ConfigKeyDoc* top = FindConfigKey(group)) {  // a top-level key (qualifications, ...)
+      if (top->type == T::kList && group_it->is_null()) *group_it = json::array();
+      std::string err = TypeError(*top, *group_it);
       if (!err.empty()) {
         errors.Add(group + ": " + err);
         bad.insert(group);
@@ -213,8 +219,10 @@ void CheckRequired(const json& tree, const std::set<std::string>& bad, ErrorList
 // Rules that involve several keys (Mephisto's assert_mixin_args, made into messages).
 void CheckCrossRules(const json& tree, ErrorList& errors) {
   const json& bp = tree.at("blueprint");
-  bool screening = bp.value("use_screening_task", false);
-  bool golds = bp.value("use_golds", false);
+  // FillDefaults gave every key with a default its value.
+  bool screening = bp.at("use_screening_task").get<bool>();
+  bool golds = bp.at("use_golds").get<bool>();
+  const json& source = bp.at("screening_source");
   if (screening && golds) {
     errors.Add("blueprint.use_screening_task and blueprint.use_golds: cannot both be true (Mephisto forbids "
                "screening and gold units in the same run; use onboarding with golds, or screening alone)");
@@ -226,14 +234,14 @@ void CheckCrossRules(const json& tree, ErrorList& errors) {
                concurrent->dump() + "): a worker's next unit depends on the evaluation of the previous one");
   }
   const json* max_screening = Lookup(tree, "blueprint.max_screening_units");
-  if (screening && bp.value("screening_source", "file") == "file" && max_screening &&
+  if (screening && source == "file" && max_screening &&
       max_screening->is_number_integer() && max_screening->get<int64_t>() < 1) {
     errors.Add("blueprint.max_screening_units: must be at least 1 with screening_source file (0 would leave every "
                "new worker without work)");
   }
   // A real unit has no expected answer, so only an external program can judge it.
   const json* screening_check = Lookup(tree, "blueprint.screening_check");
-  if (screening && bp.value("screening_source", "file") == "real" &&
+  if (screening && source == "real" &&
       !(screening_check && screening_check->is_object() && screening_check->contains("command"))) {
     errors.Add("blueprint.screening_check: screening_source real needs a `command` check (a real unit has no "
                "expected answer to compare with)");
