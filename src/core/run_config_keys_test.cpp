@@ -89,6 +89,46 @@ TEST(RunConfigKeysTest, DefaultsAreValidAndRunConfigStartsWithThem) {
   }
 }
 
+// Runs stored in a database before the table drove RunConfigToJson (written by the code
+// that spelled every key out) reload, and are written back byte for byte.
+TEST(RunConfigKeysTest, StoredConfigsOfThePreviousCodeReloadUnchanged) {
+  const json golds_mturk = json::parse(R"({
+    "blueprint": {"block_qualification": "sentiment-blocked", "data": "/srv/sentiment/units.jsonl",
+      "gold_check": {"fields": ["label"], "match": "case_insensitive"}, "gold_file": "/srv/sentiment/golds.jsonl",
+      "gold_items": [{"answer": {"label": "neutral"}, "inputs": {"id": "s015", "text": "The tour was updated."}}],
+      "gold_placement": "exact", "gold_policy": "min_accuracy", "gold_qualification_base": "sentiment-gold",
+      "gold_rate": 0.25, "gold_schedule": "fixed_rate", "gold_window": 4, "max_gold_units": 400,
+      "max_incorrect_golds": 1, "max_screening_units": 0, "min_gold_accuracy": 0.5, "min_golds": 2,
+      "onboarding_answer": {"q1": "positive"}, "onboarding_check": {"match": "case_insensitive", "pass_fraction": 0.66},
+      "onboarding_data": {"q1": "The staff were kind."}, "onboarding_qualification": "sentiment-onboarded",
+      "onboarding_template": "/srv/sentiment/onboarding.html", "screening_check": {}, "screening_items": [],
+      "screening_source": "file", "type": "json", "units_per_item": 3, "use_golds": true, "use_screening_task": false},
+    "provider": {"estimated_completion_time": 10,
+      "mturk_specific_qualifications": [{"Comparator": "Exists", "QualificationTypeId": "abc"}],
+      "prolific_specific_qualifications": [], "publish": false, "trust_worker_param": true, "type": "mturk",
+      "units_per_session": 0},
+    "qualifications": [{"applicable_providers": null, "comparator": "GreaterThanOrEqualTo", "qualification_name": "q",
+      "value": 2}],
+    "quality_rules": [{"action": {"block": "1d"}, "count": 3, "min_seconds": 3.0, "rule": "fast_submissions",
+      "window": 10}],
+    "source_path": "/srv/sentiment/config.yaml",
+    "task": {"allowed_concurrent": 1, "assignment_duration_in_seconds": 600, "maximum_units_per_worker": 9,
+      "task_description": "hello", "task_name": "sentiment-demo", "task_reward": 0.05, "task_title": "sentiment-demo"}
+  })");
+  auto reloaded = RunConfigFromJson(golds_mturk);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status().ToString();
+  EXPECT_EQ(RunConfigToJson(*reloaded).dump(), golds_mturk.dump());
+
+  json prolific = golds_mturk;
+  prolific["provider"] = json::parse(R"({"estimated_completion_time": 7, "mturk_specific_qualifications": [],
+    "prolific_places": 5, "prolific_specific_qualifications": [{"filter_id": "age", "selected_range": {"lower": 18}}],
+    "prolific_workspace": "ws1", "public_url": "https://x.org", "publish": true, "trust_worker_param": true,
+    "type": "prolific", "units_per_session": 3})");
+  reloaded = RunConfigFromJson(prolific);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status().ToString();
+  EXPECT_EQ(RunConfigToJson(*reloaded).dump(), prolific.dump());
+}
+
 class RunConfigRowTest : public ConfigDirTest {
  protected:
   void SetUp() override {
