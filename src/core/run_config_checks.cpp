@@ -205,7 +205,9 @@ void CheckQualificationName(const std::string& key, const json& value, ErrorList
 }
 
 void CheckMturkQualifications(const std::string& key, const json& list, ErrorList& errors) {
-  for (size_t i = 0; list.is_array() && i < list.size(); ++i) errors.Add(CheckMturkQualification(list[i], Where(key, i)));
+  for (size_t i = 0; list.is_array() && i < list.size(); ++i) {
+    errors.Add(CheckMturkQualification(list[i], Where(key, i)));
+  }
 }
 
 void CheckProlificQualifications(const std::string& key, const json& list, ErrorList& errors) {

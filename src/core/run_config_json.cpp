@@ -11,7 +11,15 @@
 namespace crowdgate {
 
 using nlohmann::json;
-using namespace run_config_internal;  // NOLINT(google-build-using-namespace)
+using run_config_internal::BuildRunConfig;
+using run_config_internal::ConfigKey;
+using run_config_internal::ConfigKeys;
+using run_config_internal::DescribeValue;
+using run_config_internal::ErrorList;
+using run_config_internal::LoadOptions;
+using run_config_internal::MemberName;
+using run_config_internal::ScreeningItemsNeeded;
+using run_config_internal::Where;
 
 namespace {
 

@@ -12,7 +12,14 @@ namespace crowdgate {
 using nlohmann::json;
 using run_config_internal::ConfigBinding;
 using run_config_internal::ConfigKey;
+using run_config_internal::CheckMturkQualifications;
+using run_config_internal::CheckNotBlank;
+using run_config_internal::CheckProlificQualifications;
+using run_config_internal::CheckPublicUrl;
+using run_config_internal::CheckQualificationName;
 using run_config_internal::ErrorList;
+using run_config_internal::IsSet;
+using run_config_internal::Where;
 
 namespace {
 
@@ -180,8 +187,8 @@ ConfigBinding QualityRulesBinding() {
               const char* what = action == json("disqualify")                      ? "disqualify"
                                  : action.is_object() && action.contains("block") ? "block"
                                                                                    : nullptr;
-              if (what != nullptr && !run_config_internal::IsSet(tree, "blueprint.block_qualification")) {
-                errors.Add(run_config_internal::Where("quality_rules", i) + ".action: " + what +
+              if (what != nullptr && !IsSet(tree, "blueprint.block_qualification")) {
+                errors.Add(Where("quality_rules", i) + ".action: " + what +
                            " grants the run's block qualification, but blueprint.block_qualification is not set");
               }
             }
@@ -189,7 +196,6 @@ ConfigBinding QualityRulesBinding() {
 }
 
 std::vector<ConfigKey> BuildTable() {
-  using namespace run_config_internal;  // NOLINT(google-build-using-namespace): the check hooks
   using B = BlueprintConfig;
   using P = ProviderConfig;
   const std::string screening = "blueprint.use_screening_task";
