@@ -3,8 +3,11 @@
 // of keys and turned into a typed RunConfig.
 //
 // Contract:
-//  - Every key the loader accepts is in ConfigReference() (group, type, default, when it
-//    is required, one-line description); the docs are generated from that table.
+//  - Every key the loader accepts is one row of one table (run_config_keys.cpp): name,
+//    type, default, allowed values/range, when it is required, one-line description, and
+//    the RunConfig member it binds to. Validation, defaults, binding, RunConfigToJson /
+//    RunConfigFromJson and ConfigReference() (from which the docs are generated) are all
+//    driven by that table; the structs below carry no defaults of their own.
 //  - Unknown keys, wrong types, values out of range and missing required values are
 //    InvalidArgument errors that name the full key ("blueprint.gold_file: ..."), and an
 //    unknown key close to a known one gets "did you mean ...?". All such errors of one
@@ -103,14 +106,18 @@ enum class ScreeningSource { kFile, kReal };
 std::string_view BlueprintTypeName(BlueprintType t);        // "static_html" | "json"
 std::string_view ScreeningSourceName(ScreeningSource s);    // "file" | "real"
 
+// The members of TaskConfig, BlueprintConfig and ProviderConfig are the config keys of
+// their group (see ConfigReference() for their meaning and defaults; RunConfig's
+// constructor applies the defaults). A value-initialised member ("", 0, nullopt) of a key
+// without a default means "not set".
 struct TaskConfig {
   std::string task_name;
-  std::string task_title;        // defaults to task_name
+  std::string task_title;
   std::string task_description;
-  double task_reward = 0;
-  int64_t allowed_concurrent = 1;            // 0 = unlimited
-  int64_t maximum_units_per_worker = 0;      // 0 = unlimited
-  int64_t assignment_duration_in_seconds = 1800;
+  double task_reward{};
+  int64_t allowed_concurrent{};  // 0 = unlimited
+  int64_t maximum_units_per_worker{};  // 0 = unlimited
+  int64_t assignment_duration_in_seconds{};
 };
 
 // A check spec as configured (raw, as stored) and as parsed.
@@ -120,60 +127,63 @@ struct ConfiguredCheck {
 };
 
 struct BlueprintConfig {
-  BlueprintType type = BlueprintType::kStaticHtml;
+  BlueprintType type{};
   std::string task_source;  // absolute path; "" = not set (blueprint type json)
   std::string data;         // absolute path of the units data file (JSONL or CSV)
-  int64_t units_per_item = 1;
+  int64_t units_per_item{};
   std::optional<std::string> block_qualification;
 
   // Onboarding: enabled when onboarding_qualification is set.
   std::optional<std::string> onboarding_qualification;
-  nlohmann::json onboarding_data = nlohmann::json::object();    // loaded (inline or from its file)
-  nlohmann::json onboarding_answer = nlohmann::json::object();  // loaded
+  nlohmann::json onboarding_data = nlohmann::json::object();    // loaded (inline or from its file); {} = not set
+  nlohmann::json onboarding_answer = nlohmann::json::object();  // loaded; {} = not set
   std::string onboarding_template;  // absolute path; "" = not set
   ConfiguredCheck onboarding_check;
 
   // Screening.
-  bool use_screening_task = false;
+  bool use_screening_task{};
   std::string passed_qualification_name;
-  int64_t max_screening_units = 0;
-  ScreeningSource screening_source = ScreeningSource::kFile;
+  int64_t max_screening_units{};
+  ScreeningSource screening_source{};
   std::string screening_file;             // absolute path; "" = not set
   std::vector<EvalItem> screening_items;  // loaded when screening is on with source file
   ConfiguredCheck screening_check;
 
   // Gold units.
-  bool use_golds = false;
+  bool use_golds{};
   std::string gold_qualification_base;
   std::string gold_file;             // absolute path; "" = not set
   std::vector<EvalItem> gold_items;  // loaded when use_golds
   ConfiguredCheck gold_check;
-  int64_t min_golds = 1;
-  int64_t max_incorrect_golds = 0;
-  int64_t max_gold_units = 0;
-  GoldScheduleKind gold_schedule = GoldScheduleKind::kMephisto;
-  double gold_rate = 0.05;
-  GoldPlacement gold_placement = GoldPlacement::kRandom;
-  GoldPolicyKind gold_policy = GoldPolicyKind::kStrikes;
-  double min_gold_accuracy = 0.8;
-  int64_t gold_window = 10;
+  int64_t min_golds{};
+  int64_t max_incorrect_golds{};
+  int64_t max_gold_units{};
+  GoldScheduleKind gold_schedule{};
+  double gold_rate{};
+  GoldPlacement gold_placement{};
+  GoldPolicyKind gold_policy{};
+  double min_gold_accuracy{};
+  int64_t gold_window{};
 };
 
 struct ProviderConfig {
-  std::string type = "local";  // local | prolific | mturk | mturk_sandbox
+  std::string type;  // local | prolific | mturk | mturk_sandbox
   // The providers' own requirement objects, validated and kept as given.
   std::vector<nlohmann::json> mturk_specific_qualifications;
   std::vector<nlohmann::json> prolific_specific_qualifications;
-  bool trust_worker_param = false;   // local: accept an unsigned ?worker= (simulations, demos, tests)
+  bool trust_worker_param{};  // local: accept an unsigned ?worker= (simulations, demos, tests)
   std::string public_url;            // "" = not set; no trailing slash
-  bool publish = false;              // prolific: publish the study at launch
-  int64_t prolific_places = 0;       // prolific: total_available_places (required for prolific)
-  int64_t units_per_session = 0;     // 0 = until no work is left for the participant
+  bool publish{};                    // prolific: publish the study at launch
+  int64_t prolific_places{};         // prolific: total_available_places (required for prolific)
+  int64_t units_per_session{};       // 0 = until no work is left for the participant
   std::string prolific_workspace;    // "" = the account's first workspace
-  int64_t estimated_completion_time = 10;  // minutes
+  int64_t estimated_completion_time{};  // minutes
 };
 
 struct RunConfig {
+  // Every key at its default (keys without one not set).
+  RunConfig();
+
   TaskConfig task;
   BlueprintConfig blueprint;
   std::vector<Requirement> qualifications;

@@ -1,7 +1,5 @@
 #include "core/run_config.hpp"
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -10,6 +8,8 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include "core/config_dir_fixture.hpp"
 
 namespace crowdgate {
 namespace {
@@ -20,12 +20,10 @@ using json = nlohmann::json;
 namespace fs = std::filesystem;
 
 // A config directory with every file a full config can name.
-class RunConfigTest : public ::testing::Test {
+class RunConfigTest : public ConfigDirTest {
  protected:
   void SetUp() override {
-    std::string templ = (fs::temp_directory_path() / "cg_config_XXXXXX").string();
-    ASSERT_NE(mkdtemp(templ.data()), nullptr);
-    dir_ = fs::path(templ).lexically_normal().string();
+    ConfigDirTest::SetUp();
     fs::create_directories(dir_ + "/data");
     Write("task.html", "<p>${text}</p>");
     Write("data/units.jsonl", "{\"text\": \"a\"}\n{\"text\": \"b\"}\n");
@@ -33,13 +31,6 @@ class RunConfigTest : public ::testing::Test {
                          "{\"inputs\": {\"text\": \"bad\"}, \"answer\": {\"label\": \"neg\"}}\n");
     Write("screening.jsonl", "{\"inputs\": {\"text\": \"s\"}, \"answer\": {\"label\": \"pos\"}}\n");
     Write("onboarding.json", "{\"text\": \"try me\"}");
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
-  std::string Write(const std::string& name, const std::string& content) {
-    std::string path = dir_ + "/" + name;
-    std::ofstream(path, std::ios::binary) << content;
-    return path;
   }
 
   static constexpr const char* kMinimal =
@@ -60,8 +51,6 @@ class RunConfigTest : public ::testing::Test {
     EXPECT_TRUE(r.status().IsInvalidArgument()) << r.status().ToString();
     return r.status().message();
   }
-
-  std::string dir_;
 };
 
 // ---- basics and defaults ------------------------------------------------------------------
