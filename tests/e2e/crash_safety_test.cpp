@@ -6,6 +6,14 @@
 // G-completed-count the submitted real units; onboarding grants match the onboarding results; the gold cap holds and
 // gold_served equals the gold units not expired; and the leases of the killed servers expired, their units back in
 // the pool (no agent left open, no unit left assigned).
+//
+// Parameterized over the database (as multi_server_test is):
+//   SQLite      a file: always runs (ctest entry crash_safety_test, label e2e).
+//   PostgreSQL  a fresh database on the server named by $CROWDGATE_TEST_PG (scripts/with_pg.sh sets it), dropped
+//               afterwards; skipped with a message when it is unset (ctest entry crash_safety_pg_test, labels
+//               e2e;postgres).
+#include <unistd.h>
+
 #include <atomic>
 #include <algorithm>
 #include <chrono>
@@ -23,6 +31,10 @@
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+
+#ifdef CROWDGATE_TEST_HAVE_PQXX
+#include "store/postgres/pg_scratch_db.hpp"
+#endif
 
 #include "crowdgate/env.hpp"
 #include "crowdgate/store.hpp"
@@ -93,9 +105,28 @@ struct SimWorker {
   int64_t seq = 0;
 };
 
-class CrashSafetyTest : public ::testing::Test {
+class CrashSafetyTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
+    if (GetParam() == "PostgreSQL") {
+      const char* pg = std::getenv("CROWDGATE_TEST_PG");
+      if (pg == nullptr || *pg == '\0') {
+        GTEST_SKIP() << "CROWDGATE_TEST_PG is not set: the PostgreSQL instance needs a server; run it through "
+                        "scripts/with_pg.sh (e.g. `scripts/with_pg.sh build/release/tests/crash_safety_test`)";
+      }
+#ifdef CROWDGATE_TEST_HAVE_PQXX
+      pg_admin_ = pg;
+      pg_db_ = "crowdgate_cs_" + std::to_string(::getpid()) + "_" + Env::Default()->RandomHex128().substr(0, 8);
+      const std::string err = pg_scratch::Exec(pg_admin_, "CREATE DATABASE " + pg_db_);
+      ASSERT_EQ(err, "") << "CREATE DATABASE " << pg_db_ << " on " << pg_admin_;
+      db_ = pg_scratch::WithDatabase(pg_admin_, pg_db_);
+#else
+      FAIL() << "CROWDGATE_TEST_PG is set but this test was built without libpqxx (pkg-config libpqxx), so it "
+                "cannot create a fresh database";
+#endif
+    } else {
+      db_ = dir_.File("crowdgate.db");
+    }
     std::string units;
     for (int i = 0; i < kItems; ++i) {
       units += json{{"id", "s" + std::to_string(i)}, {"text", "sentence number " + std::to_string(i)}}.dump() + "\n";
@@ -236,13 +267,24 @@ class CrashSafetyTest : public ::testing::Test {
     }
   }
 
+  void TearDown() override {
+#ifdef CROWDGATE_TEST_HAVE_PQXX
+    if (!pg_db_.empty() && std::getenv("CROWDGATE_KEEP_TEST_DB") == nullptr) {
+      const std::string err = pg_scratch::Exec(pg_admin_, "DROP DATABASE IF EXISTS " + pg_db_ + " WITH (FORCE)");
+      EXPECT_EQ(err, "") << "DROP DATABASE " << pg_db_;
+    }
+#endif
+  }
+
   TempDir dir_;
-  std::string db_ = dir_.File("crowdgate.db");
+  std::string db_;  // a SQLite file or a PostgreSQL URI
+  std::string pg_admin_;
+  std::string pg_db_;
   std::string run_;
   std::map<std::string, std::string> gold_answers_;
 };
 
-TEST_F(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant) {
+TEST_P(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant) {
   ASSERT_FALSE(run_.empty());
   Ledger ledger;
   std::atomic<int> port{0};
@@ -423,7 +465,7 @@ TEST_F(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
   int64_t timeouts = 0;
   for (const auto& a : agents) timeouts += a.status == "timeout" ? 1 : 0;
 
-  std::cerr << "crash safety (seed " << Seed() << "): " << kills << " kills survived, " << ledger.requests
+  std::cerr << "crash safety (" << GetParam() << ", seed " << Seed() << "): " << kills << " kills survived, " << ledger.requests
             << " requests, " << ledger.accepted.size() << " submissions answered 200 (" << checked << " checked), "
             << agents.size() << " agents, " << timeouts << " leases timed out, " << scored_golds
             << " golds scored, gold_served " << record->gold_served << ", " << launched << " units still launched, "
@@ -434,6 +476,9 @@ TEST_F(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
   EXPECT_GT(timeouts, 0);
   EXPECT_EQ(open, 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Db, CrashSafetyTest, ::testing::Values("SQLite", "PostgreSQL"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace
 }  // namespace crowdgate::testing

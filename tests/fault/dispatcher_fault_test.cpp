@@ -1,0 +1,419 @@
+// Honest answers under store faults: the Dispatcher runs over a FaultyStore that fails the k-th store call (for
+// every k the scenario makes, one scenario per k), while four workers take onboarding, golds and units, in single
+// calls and in group-commit batches (Dispatcher::Batch). After every round the REAL database is read through a
+// second connection and must show that:
+//   - every agent a worker was told about (a work request answered OK, by a batch that committed) is stored, and
+//     nothing else is: a request that failed left no reservation, no onboarding or gold agent;
+//   - every submission answered OK is stored once, with its data; every submission that failed left its agent open
+//     and unsubmitted (the worker submits again next round, and that must work);
+//   - golds seen, gold counters, G-completed-count and onboarding grants equal what the stored agents say, and
+//     gold_served equals the gold agents (none expire here), within the cap;
+//   - the per-worker limits hold (one open agent at a time, maximum_units_per_worker units, never an item twice).
+// The same dispatcher goes on after the fault until every worker is refused: its caches must agree with the
+// store, or a later round breaks one of the rules above. Finally the whole run must have been labelled as far as
+// the limits allow, as in the run without a fault.
+//
+// Parameterized over the database (as multi_server_test): SQLite (a file) always; PostgreSQL when
+// $CROWDGATE_TEST_PG names a server (scripts/with_pg.sh sets it), else skipped with a message.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#ifdef CROWDGATE_TEST_HAVE_PQXX
+#include "store/postgres/pg_scratch_db.hpp"
+#endif
+
+#include "core/run_config.hpp"
+#include "crowdgate/dispatcher.hpp"
+#include "crowdgate/engine.hpp"
+#include "crowdgate/env.hpp"
+#include "crowdgate/store.hpp"
+#include "engine/engine_test_util.hpp"
+#include "tests/support/faulty_store.hpp"
+
+namespace crowdgate::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kWorkers = 4;
+constexpr int kItems = 6;
+constexpr int kUnitsPerItem = 2;
+constexpr int kMaxUnitsPerWorker = 3;  // 4 workers x 3 = the 12 units
+constexpr int kGolds = 3;
+constexpr int kMaxGoldUnits = 3;       // fewer than the workers: the cap is reached
+constexpr int kMaxRounds = 40;
+
+// What the workers were told, i.e. what the database must show.
+struct Told {
+  std::map<std::string, std::string> agent_worker;  // agent id -> worker name, from work answered OK
+  std::map<std::string, json> submitted;            // agent id -> data, from submits answered OK
+  int64_t errors = 0;                                // requests (or whole batches) that failed
+};
+
+struct SimWorker {
+  std::string name;
+  std::optional<WorkResponse> held;  // told about and not yet submitted OK
+  bool refused = false;              // the last work request was answered no_work / not_qualified
+};
+
+class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "PostgreSQL") {
+      const char* pg = std::getenv("CROWDGATE_TEST_PG");
+      if (pg == nullptr || *pg == '\0') {
+        GTEST_SKIP() << "CROWDGATE_TEST_PG is not set: the PostgreSQL instance needs a server; run it through "
+                        "scripts/with_pg.sh (e.g. `scripts/with_pg.sh build/release/tests/dispatcher_fault_test`)";
+      }
+#ifdef CROWDGATE_TEST_HAVE_PQXX
+      pg_admin_ = pg;
+      pg_db_ = "crowdgate_fault_" + std::to_string(::getpid()) + "_" + Env::Default()->RandomHex128().substr(0, 8);
+      const std::string err = pg_scratch::Exec(pg_admin_, "CREATE DATABASE " + pg_db_);
+      ASSERT_EQ(err, "") << "CREATE DATABASE " << pg_db_ << " on " << pg_admin_;
+      uri_ = pg_scratch::WithDatabase(pg_admin_, pg_db_);
+#else
+      FAIL() << "CROWDGATE_TEST_PG is set but this test was built without libpqxx";
+#endif
+    } else {
+      // Durability is not what is tested here (the fault is injected above SQLite): skip the fsyncs.
+      setenv("CROWDGATE_SQLITE_SYNC", "normal", 1);
+      uri_ = dir_.File("fault.db");
+    }
+    std::string units, golds;
+    for (int i = 0; i < kItems; ++i) units += json{{"text", "item " + std::to_string(i)}}.dump() + "\n";
+    for (int i = 0; i < kGolds; ++i) {
+      golds += json{{"inputs", {{"text", "item " + std::to_string(kItems + i)}}}, {"answer", {{"label", "pos"}}}}
+                   .dump() +
+               "\n";
+    }
+    Write("units.jsonl", units);
+    Write("golds.jsonl", golds);
+    auto observer = Store::Open(uri_, Env::Default());
+    ASSERT_TRUE(observer.ok()) << observer.status().ToString();
+    observer_ = std::move(observer).value();
+  }
+
+  void TearDown() override {
+    observer_.reset();
+#ifdef CROWDGATE_TEST_HAVE_PQXX
+    if (!pg_db_.empty() && std::getenv("CROWDGATE_KEEP_TEST_DB") == nullptr) {
+      const std::string err = pg_scratch::Exec(pg_admin_, "DROP DATABASE IF EXISTS " + pg_db_ + " WITH (FORCE)");
+      EXPECT_EQ(err, "") << "DROP DATABASE " << pg_db_;
+    }
+#endif
+  }
+
+  std::string Write(const std::string& name, const std::string& text) {
+    const std::string path = dir_.File(name);
+    std::ofstream(path) << text;
+    return path;
+  }
+
+  // Opens a dispatcher over a FaultyStore on the database and launches a fresh run of task `task` (every scenario
+  // has its own task, workers and run, so scenarios on one database do not meet).
+  void Start(const std::string& task) {
+    d_.reset();
+    engine_.reset();
+    auto real = Store::Open(uri_, &env_);
+    ASSERT_TRUE(real.ok()) << real.status().ToString();
+    auto faulty = std::make_unique<FaultyStore>(std::move(real).value());
+    faulty_ = faulty.get();
+    EngineOptions options;
+    options.env = &env_;
+    options.actor = "test";
+    auto engine = Engine::Open(std::move(faulty), options);
+    ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+    engine_ = std::move(engine).value();
+    auto d = Dispatcher::Create(engine_.get());
+    ASSERT_TRUE(d.ok()) << d.status().ToString();
+    d_ = std::move(d).value();
+    const std::string yaml =
+        "task:\n  task_name: " + task + "\n  assignment_duration_in_seconds: 600\n  allowed_concurrent: 1\n" +
+        "  maximum_units_per_worker: " + std::to_string(kMaxUnitsPerWorker) +
+        "\nblueprint:\n  type: json\n  data: units.jsonl\n  units_per_item: " + std::to_string(kUnitsPerItem) +
+        "\n  onboarding_qualification: " + task + "-onb\n  onboarding_data: {text: quiz}\n" +
+        "  onboarding_answer: {label: secret-pos}\n  use_golds: true\n  gold_qualification_base: " + task +
+        "-g\n  gold_file: golds.jsonl\n  min_golds: 1\n  max_gold_units: " + std::to_string(kMaxGoldUnits) +
+        "\nqualifications: []\nprovider:\n  type: local\n";
+    auto config = LoadRunConfig(Write(task + ".yaml", yaml), {});
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    auto launched = d_->Launch(*config, {});
+    ASSERT_TRUE(launched.ok()) << launched.status().ToString();
+    run_ = launched->run_id;
+    task_ = task;
+  }
+
+  static json AnswerFor(const WorkResponse& w) {
+    return w.outcome == "onboarding" ? json{{"label", "secret-pos"}} : json{{"label", "pos"}};
+  }
+
+  // One work request; what it told the worker is recorded only when `answered` is true (outside a batch: the
+  // call's own answer; inside one: the caller records after the batch committed).
+  void WorkOnce(SimWorker& w, std::vector<std::function<void()>>& on_commit, Told& told) {
+    WorkRequest req;
+    req.run_id = run_;
+    req.worker = *ParseWorkerRef(w.name);
+    auto r = d_->RequestWork(req);
+    if (!r.ok()) {
+      ++told.errors;
+      return;
+    }
+    WorkResponse resp = *r;
+    on_commit.push_back([&w, &told, resp] {
+      if (resp.outcome == "unit" || resp.outcome == "onboarding") {
+        told.agent_worker[resp.agent_id] = w.name;
+        w.held = resp;
+        w.refused = false;
+      } else {
+        w.refused = true;
+      }
+    });
+  }
+
+  void SubmitOnce(SimWorker& w, bool in_batch, std::vector<std::function<void()>>& on_commit, Told& told) {
+    const WorkResponse held = *w.held;
+    const json data = AnswerFor(held);
+    bool ok = false;
+    if (in_batch) {
+      auto r = d_->TrySubmitWithoutBlocking(held.agent_id, held.token, data);
+      EXPECT_TRUE(!r.ok() || r->has_value()) << "no check here is a command";
+      ok = r.ok();
+    } else {
+      ok = d_->Submit(held.agent_id, held.token, data).ok();
+    }
+    if (!ok) {
+      ++told.errors;
+      return;
+    }
+    on_commit.push_back([&w, &told, held, data] {
+      told.submitted[held.agent_id] = data;
+      w.held.reset();
+    });
+  }
+
+  // Round r: every worker without an agent asks for work, then every worker holding one submits it; even rounds
+  // in two batches (one for the work requests, one for the submits), odd rounds call by call.
+  void Round(int r, std::vector<SimWorker>& workers, Told& told) {
+    const bool batched = r % 2 == 0;
+    for (int phase = 0; phase < 2; ++phase) {
+      std::vector<std::function<void()>> on_commit;
+      auto work = [&] {
+        for (SimWorker& w : workers) {
+          if (phase == 0 && !w.held) WorkOnce(w, on_commit, told);
+          if (phase == 1 && w.held) SubmitOnce(w, batched, on_commit, told);
+        }
+      };
+      if (batched) {
+        Status s = d_->Batch(work);
+        if (!s.ok()) {
+          ++told.errors;
+          continue;  // nobody is told anything
+        }
+      } else {
+        // Outside a batch each call's answer is final: record as we go.
+        for (SimWorker& w : workers) {
+          std::vector<std::function<void()>> one;
+          if (phase == 0 && !w.held) WorkOnce(w, one, told);
+          if (phase == 1 && w.held) SubmitOnce(w, false, one, told);
+          for (auto& f : one) f();
+        }
+      }
+      for (auto& f : on_commit) f();
+    }
+    env_.AdvanceSeconds(1);
+  }
+
+  // The database against what the workers were told. `where` names the scenario and round.
+  void CheckStore(const Told& told, const std::vector<SimWorker>& workers, const std::string& where) {
+    SCOPED_TRACE(where);
+    auto agents_or = observer_->RunAgents(run_);
+    ASSERT_TRUE(agents_or.ok()) << agents_or.status().ToString();
+    std::set<std::string> stored;
+    struct Tally {
+      int64_t open = 0, units = 0, gold_pass = 0, onb_passed = 0;
+      std::set<int64_t> golds, items;
+    };
+    std::map<std::string, Tally> tally;  // by worker name
+    int64_t gold_agents = 0;
+    for (const AgentRecord& a : *agents_or) {
+      stored.insert(a.id);
+      auto it = told.agent_worker.find(a.id);
+      if (it == told.agent_worker.end()) {
+        ADD_FAILURE() << "agent " << a.id << " (" << a.kind << ", " << a.status << ", " << a.worker.ToString()
+                      << ") is stored but nobody was told about it";
+        continue;
+      }
+      EXPECT_EQ(a.worker.ToString(), "local:" + it->second) << a.id;
+      Tally& t = tally[it->second];
+      auto sub = told.submitted.find(a.id);
+      const bool open = a.status == "in_task" || a.status == "onboarding";
+      if (sub != told.submitted.end()) {
+        EXPECT_TRUE(a.status == "completed" || a.status == "passed") << a.id << " answered OK but " << a.status;
+        EXPECT_EQ(json::parse(a.data_json, nullptr, false), sub->second) << a.id;
+      } else {
+        EXPECT_TRUE(open) << a.id << " (" << a.kind << ") is " << a.status << " but no submit was answered OK";
+        EXPECT_EQ(a.data_json, "") << a.id;
+      }
+      if (open) ++t.open;
+      if (a.kind == "unit") {
+        ++t.units;
+        EXPECT_TRUE(t.items.insert(a.item_index).second) << it->second << " holds item " << a.item_index << " twice";
+      }
+      if (a.kind == "gold") {
+        ++gold_agents;
+        t.golds.insert(a.item_index);
+        if (a.status == "completed" && a.check_result == "pass") ++t.gold_pass;
+      }
+      if (a.kind == "onboarding" && a.status == "passed") ++t.onb_passed;
+    }
+    for (const auto& [id, worker] : told.agent_worker) {
+      EXPECT_TRUE(stored.count(id) != 0) << "agent " << id << " told to " << worker << " is not stored";
+    }
+    int64_t completed_units = 0;
+    for (const SimWorker& w : workers) {
+      const Tally& t = tally[w.name];
+      EXPECT_LE(t.open, 1) << w.name << " holds " << t.open << " agents (allowed_concurrent 1)";
+      EXPECT_LE(t.units, kMaxUnitsPerWorker) << w.name;
+      std::map<std::string, int64_t> value;
+      std::set<int64_t> seen;
+      auto worker = observer_->GetWorker(*ParseWorkerRef(w.name));
+      if (worker.ok()) {
+        auto grants = observer_->GrantsForWorker(worker->id);
+        ASSERT_TRUE(grants.ok()) << grants.status().ToString();
+        for (const Grant& g : *grants) value[g.qualification] = g.value;
+        auto golds = observer_->GoldsSeen(worker->id, task_ + "-g");
+        ASSERT_TRUE(golds.ok()) << golds.status().ToString();
+        seen.insert(golds->begin(), golds->end());
+      } else {
+        EXPECT_TRUE(worker.status().IsNotFound()) << worker.status().ToString();
+      }
+      EXPECT_EQ(seen, t.golds) << w.name << ": golds seen differ from the gold agents stored";
+      EXPECT_EQ(value[task_ + "-g-correct-golds"], t.gold_pass) << w.name;
+      EXPECT_EQ(value[task_ + "-g-wrong-golds"], 0) << w.name;
+      int64_t done = 0;
+      for (const AgentRecord& a : *agents_or) {
+        done += a.kind == "unit" && a.status == "completed" && a.worker.ToString() == "local:" + w.name ? 1 : 0;
+      }
+      completed_units += done;
+      EXPECT_EQ(value[task_ + "-g-completed-count"], done) << w.name;
+      EXPECT_EQ(value.count(task_ + "-onb") != 0 ? value[task_ + "-onb"] : 0, t.onb_passed) << w.name;
+    }
+    auto record = observer_->GetRun(run_);
+    ASSERT_TRUE(record.ok()) << record.status().ToString();
+    EXPECT_EQ(record->gold_served, gold_agents);
+    EXPECT_LE(record->gold_served, kMaxGoldUnits);
+    last_completed_units_ = completed_units;
+  }
+
+  // Runs the scenario under `plan`; returns the store calls it made.
+  std::vector<std::string> Scenario(const std::string& name, const FaultPlan& plan, int64_t* errors = nullptr) {
+    Start(name);
+    if (::testing::Test::HasFatalFailure()) return {};
+    std::vector<SimWorker> workers;
+    for (int i = 0; i < kWorkers; ++i) workers.push_back({name + "w" + std::to_string(i), std::nullopt, false});
+    Told told;
+    faulty_->Arm(plan);
+    int r = 0;
+    for (; r < kMaxRounds; ++r) {
+      const bool all_refused = [&] {
+        for (const SimWorker& w : workers) {
+          if (w.held || !w.refused) return false;
+        }
+        return true;
+      }();
+      if (all_refused) break;
+      Round(r, workers, told);
+      CheckStore(told, workers, name + " after round " + std::to_string(r) +
+                                    (faulty_->fired() ? " (faulted " + *faulty_->fired() + ")" : ""));
+      if (::testing::Test::HasFailure()) break;
+    }
+    EXPECT_LT(r, kMaxRounds) << name << ": the workers never finished";
+    if (errors != nullptr) *errors = told.errors;
+    std::vector<std::string> calls = faulty_->calls();
+    faulty_->Disarm();
+    return calls;
+  }
+
+  FakeEnv env_;
+  TempDir dir_;
+  std::string uri_;
+  std::string pg_admin_, pg_db_;
+  std::unique_ptr<Store> observer_;
+  FaultyStore* faulty_ = nullptr;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Dispatcher> d_;
+  std::string run_, task_;
+  int64_t last_completed_units_ = 0;
+};
+
+TEST_P(DispatcherFaultTest, EveryStoreCallFailingOnceLeavesAnswersHonestAndTheDispatcherWorking) {
+  int64_t errors = -1;
+  const std::vector<std::string> clean = Scenario("clean", FaultPlan{}, &errors);
+  ASSERT_FALSE(HasFailure());
+  ASSERT_EQ(errors, 0);
+  const int64_t clean_completed = last_completed_units_;
+  EXPECT_GE(clean_completed, kItems * kUnitsPerItem - 2);
+  std::map<std::string, int> methods;
+  for (const auto& m : clean) ++methods[m];
+  std::string list;
+  for (const auto& [m, n] : methods) list += " " + m + "x" + std::to_string(n);
+  std::cerr << GetParam() << ": the clean scenario makes " << clean.size() << " store calls:" << list << "\n";
+
+  int64_t fired = 0;
+  for (size_t k = 1; k <= clean.size(); ++k) {
+    FaultPlan plan;
+    plan.fail_call = static_cast<int64_t>(k);
+    int64_t errs = 0;
+    Scenario("k" + std::to_string(k) + "x", plan, &errs);
+    fired += faulty_->fired() ? 1 : 0;
+    EXPECT_TRUE(faulty_->fired().has_value()) << "call " << k << " was never made";
+    EXPECT_GE(errs, 1) << "call " << k << " (" << clean[k - 1] << ") failed and nobody was told";
+    // The run is labelled as far as without the fault (the fault only delayed one request).
+    EXPECT_EQ(last_completed_units_, clean_completed) << "call " << k << " (" << clean[k - 1] << ")";
+    if (HasFailure()) {
+      ADD_FAILURE() << "first failing scenario: store call " << k << " (" << clean[k - 1] << ") failed";
+      break;
+    }
+  }
+  std::cerr << GetParam() << ": " << fired << " scenarios, each with one store call failing\n";
+}
+
+// The same per method: the n-th call of each method that writes fails (a second, differently placed fault for
+// the methods called several times).
+TEST_P(DispatcherFaultTest, TheSecondCallOfEachWritingMethodFailing) {
+  const std::vector<std::string> clean = Scenario("clean2", FaultPlan{});
+  ASSERT_FALSE(HasFailure());
+  std::map<std::string, int> methods;
+  for (const auto& m : clean) ++methods[m];
+  for (const char* m : {"ReserveUnitWithItem", "ReserveUnit", "CreateEvalUnit", "CreateOnboardingAgent",
+                        "FinishAgent", "EnsureWorker", "BeginDecision", "EndDecision", "BeginBatch", "EndBatch"}) {
+    for (int n : {2, 3}) {
+      if (methods[m] < n) continue;
+      FaultPlan plan;
+      plan.method = m;
+      plan.fail_call = n;
+      Scenario(std::string("m") + m + std::to_string(n) + "x", plan);
+      EXPECT_TRUE(faulty_->fired().has_value()) << m << " #" << n;
+      if (HasFailure()) return;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Db, DispatcherFaultTest, ::testing::Values("SQLite", "PostgreSQL"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+}  // namespace
+}  // namespace crowdgate::testing
