@@ -31,6 +31,10 @@ struct FaultPlan {
   std::string method;      // count only calls of this method ("" = every call)
   Status error = Status::Unavailable("injected fault: the database connection was lost");
   When when = When::kBefore;
+  // The failure also cost the connection. The PostgreSQL store reconnects and then changes its
+  // ExternalChangeToken (a reconnected session may have missed notifications); this wrapper changes
+  // the token it reports once the fault has fired, so callers see what they would see then.
+  bool connection_lost = false;
 };
 
 class FaultyStore : public Store {
@@ -101,7 +105,9 @@ class FaultyStore : public Store {
     return Call("History", [&] { return inner_->History(q, w); });
   }
   Result<int64_t> ExternalChangeToken() override {
-    return Call("ExternalChangeToken", [&] { return inner_->ExternalChangeToken(); });
+    Result<int64_t> token = Call("ExternalChangeToken", [&] { return inner_->ExternalChangeToken(); });
+    if (!token.ok()) return token;
+    return *token + reconnects_;
   }
   // ---- group commit and decisions
   Status BeginBatch() override {
@@ -251,6 +257,7 @@ class FaultyStore : public Store {
     calls_.emplace_back(method);
     ++counted_;
     fired_ = method;
+    if (plan_.connection_lost) ++reconnects_;
     return plan_.error;
   }
 
@@ -270,6 +277,7 @@ class FaultyStore : public Store {
   int64_t counted_ = 0;
   std::optional<std::string> fired_;
   std::vector<std::string> calls_;
+  int64_t reconnects_ = 0;  // faults that cost the connection: added to ExternalChangeToken
 };
 
 }  // namespace crowdgate::testing
