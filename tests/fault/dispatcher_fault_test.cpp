@@ -41,6 +41,7 @@
 #include "crowdgate/env.hpp"
 #include "crowdgate/store.hpp"
 #include "engine/engine_test_util.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 #include "tests/support/faulty_store.hpp"
 
 namespace crowdgate::testing {
@@ -167,8 +168,10 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
     task_ = task;
   }
 
-  static json AnswerFor(const WorkResponse& w) {
-    return w.outcome == "onboarding" ? json{{"label", "secret-pos"}} : json{{"label", "pos"}};
+  json AnswerFor(const WorkResponse& w) const {
+    json data = w.outcome == "onboarding" ? json{{"label", "secret-pos"}} : json{{"label", "pos"}};
+    if (!padding_.empty()) data["comment"] = padding_;
+    return data;
   }
 
   // One work request; what it told the worker is recorded only when `answered` is true (outside a batch: the
@@ -356,7 +359,9 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
   }
 
   // Runs the scenario under `plan`; returns the store calls it made.
-  std::vector<std::string> Scenario(const std::string& name, const FaultPlan& plan, int64_t* errors = nullptr) {
+  // `before_round`, if set, runs before each round (it may change the database under the dispatcher).
+  std::vector<std::string> Scenario(const std::string& name, const FaultPlan& plan, int64_t* errors = nullptr,
+                                    const std::function<void(int)>& before_round = {}) {
     Start(name);
     if (::testing::Test::HasFatalFailure()) return {};
     std::vector<SimWorker> workers;
@@ -372,6 +377,7 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
         return true;
       }();
       if (all_refused) break;
+      if (before_round) before_round(r);
       Round(r, workers, told);
       CheckStore(told, workers, name + " after round " + std::to_string(r) +
                                     (faulty_->fired() ? " (faulted " + *faulty_->fired() + ")" : ""));
@@ -462,6 +468,7 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<Dispatcher> d_;
   std::string run_, task_;
   int64_t last_completed_units_ = 0;
+  std::string padding_;  // added to every answer (a "comment"), to fill pages
   bool batches_ = true;  // the backend implements group commit (a batch rolls back as a whole)
 };
 
@@ -527,6 +534,32 @@ TEST_P(DispatcherFaultTest, TheSecondCallOfEachWritingMethodFailing) {
   }
 }
 
+// A full disk (SQLite max_page_count) under the dispatcher, for a few rounds of single calls and batches with bulky
+// answers: whatever fails, the database shows exactly what the workers were told, and once the disk has room again
+// the same dispatcher finishes the run. (The store's own test fills the disk inside one batch of store calls.)
+class DispatcherFaultSqliteTest : public DispatcherFaultTest {};  // max_page_count is SQLite's
+
+TEST_P(DispatcherFaultSqliteTest, AFullDiskForAFewRoundsLeavesAnswersHonest) {
+  padding_ = std::string(3000, 'x');
+  int64_t errors = 0;
+  Scenario("disk", FaultPlan{}, &errors, [&](int round) {
+    sqlite3* db = static_cast<SqliteStore&>(faulty_->inner()).TEST_db();
+    std::string pragma = "PRAGMA max_page_count = 1073741823";
+    if (round >= 1 && round <= 4) {  // full from round 1 (after onboarding) to round 4: room for about one answer
+      sqlite3_stmt* stmt = nullptr;
+      ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA page_count", -1, &stmt, nullptr), SQLITE_OK);
+      ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
+      const int64_t pages = sqlite3_column_int64(stmt, 0);
+      sqlite3_finalize(stmt);
+      pragma = "PRAGMA max_page_count = " + std::to_string(pages + 1);
+    }
+    ASSERT_EQ(sqlite3_exec(db, pragma.c_str(), nullptr, nullptr, nullptr), SQLITE_OK);
+  });
+  EXPECT_GT(errors, 0) << "the disk never filled up: make the answers bigger";
+  EXPECT_EQ(last_completed_units_, kItems * kUnitsPerItem);
+  std::cerr << "full disk: " << errors << " requests or batches failed\n";
+}
+
 // A commit whose acknowledgement is lost (PostgreSQL: the connection drops during COMMIT, the store answers
 // Unavailable "may or may not have been applied", and reconnects): the worker was told an error, yet the change is
 // stored. The next request must see the stored state, not the dispatcher's memory of it: the worker's work request
@@ -550,6 +583,8 @@ TEST_P(DispatcherFaultTest, DISABLED_SubmitStoredButAnsweredWithAnErrorIsSeenOnT
   LostAcknowledgements(/*connection_lost=*/false);
 }
 
+INSTANTIATE_TEST_SUITE_P(Db, DispatcherFaultSqliteTest, ::testing::Values("SQLite"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 INSTANTIATE_TEST_SUITE_P(Db, DispatcherFaultTest, ::testing::Values("SQLite", "PostgreSQL"),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
