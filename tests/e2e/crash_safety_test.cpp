@@ -12,8 +12,6 @@
 //   PostgreSQL  a fresh database on the server named by $CROWDGATE_TEST_PG (scripts/with_pg.sh sets it), dropped
 //               afterwards; skipped with a message when it is unset (ctest entry crash_safety_pg_test, labels
 //               e2e;postgres).
-#include <unistd.h>
-
 #include <atomic>
 #include <algorithm>
 #include <chrono>
@@ -32,15 +30,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#ifdef CROWDGATE_TEST_HAVE_PQXX
-#include "store/postgres/pg_scratch_db.hpp"
-#endif
-
 #include "crowdgate/env.hpp"
 #include "crowdgate/store.hpp"
 #include "server/http_client.hpp"
 #include "tests/e2e/run_command.hpp"
 #include "tests/e2e/server_process.hpp"
+#include "tests/support/scratch_database.hpp"
 
 namespace crowdgate::testing {
 namespace {
@@ -108,25 +103,10 @@ struct SimWorker {
 class CrashSafetyTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "PostgreSQL") {
-      const char* pg = std::getenv("CROWDGATE_TEST_PG");
-      if (pg == nullptr || *pg == '\0') {
-        GTEST_SKIP() << "CROWDGATE_TEST_PG is not set: the PostgreSQL instance needs a server; run it through "
-                        "scripts/with_pg.sh (e.g. `scripts/with_pg.sh build/release/tests/crash_safety_test`)";
-      }
-#ifdef CROWDGATE_TEST_HAVE_PQXX
-      pg_admin_ = pg;
-      pg_db_ = "crowdgate_cs_" + std::to_string(::getpid()) + "_" + Env::Default()->RandomHex128().substr(0, 8);
-      const std::string err = pg_scratch::Exec(pg_admin_, "CREATE DATABASE " + pg_db_);
-      ASSERT_EQ(err, "") << "CREATE DATABASE " << pg_db_ << " on " << pg_admin_;
-      db_ = pg_scratch::WithDatabase(pg_admin_, pg_db_);
-#else
-      FAIL() << "CROWDGATE_TEST_PG is set but this test was built without libpqxx (pkg-config libpqxx), so it "
-                "cannot create a fresh database";
-#endif
-    } else {
-      db_ = dir_.File("crowdgate.db");
-    }
+    const std::string why = database_.Create(GetParam(), dir_.File("crowdgate.db"), "crowdgate_cs");
+    if (database_.no_server()) GTEST_SKIP() << why;
+    ASSERT_EQ(why, "");
+    db_ = database_.uri();
     std::string units;
     for (int i = 0; i < kItems; ++i) {
       units += json{{"id", "s" + std::to_string(i)}, {"text", "sentence number " + std::to_string(i)}}.dump() + "\n";
@@ -267,19 +247,9 @@ class CrashSafetyTest : public ::testing::TestWithParam<std::string> {
     }
   }
 
-  void TearDown() override {
-#ifdef CROWDGATE_TEST_HAVE_PQXX
-    if (!pg_db_.empty() && std::getenv("CROWDGATE_KEEP_TEST_DB") == nullptr) {
-      const std::string err = pg_scratch::Exec(pg_admin_, "DROP DATABASE IF EXISTS " + pg_db_ + " WITH (FORCE)");
-      EXPECT_EQ(err, "") << "DROP DATABASE " << pg_db_;
-    }
-#endif
-  }
-
   TempDir dir_;
+  ScratchDatabase database_;
   std::string db_;  // a SQLite file or a PostgreSQL URI
-  std::string pg_admin_;
-  std::string pg_db_;
   std::string run_;
   std::map<std::string, std::string> gold_answers_;
 };

@@ -15,8 +15,6 @@
 //
 // Parameterized over the database (as multi_server_test): SQLite (a file) always; PostgreSQL when
 // $CROWDGATE_TEST_PG names a server (scripts/with_pg.sh sets it), else skipped with a message.
-#include <unistd.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -31,10 +29,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#ifdef CROWDGATE_TEST_HAVE_PQXX
-#include "store/postgres/pg_scratch_db.hpp"
-#endif
-
 #include "core/run_config.hpp"
 #include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
@@ -43,6 +37,7 @@
 #include "engine/engine_test_util.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "tests/support/faulty_store.hpp"
+#include "tests/support/scratch_database.hpp"
 
 namespace crowdgate::testing {
 namespace {
@@ -73,26 +68,12 @@ struct SimWorker {
 class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == "PostgreSQL") {
-      const char* pg = std::getenv("CROWDGATE_TEST_PG");
-      if (pg == nullptr || *pg == '\0') {
-        GTEST_SKIP() << "CROWDGATE_TEST_PG is not set: the PostgreSQL instance needs a server; run it through "
-                        "scripts/with_pg.sh (e.g. `scripts/with_pg.sh build/release/tests/dispatcher_fault_test`)";
-      }
-#ifdef CROWDGATE_TEST_HAVE_PQXX
-      pg_admin_ = pg;
-      pg_db_ = "crowdgate_fault_" + std::to_string(::getpid()) + "_" + Env::Default()->RandomHex128().substr(0, 8);
-      const std::string err = pg_scratch::Exec(pg_admin_, "CREATE DATABASE " + pg_db_);
-      ASSERT_EQ(err, "") << "CREATE DATABASE " << pg_db_ << " on " << pg_admin_;
-      uri_ = pg_scratch::WithDatabase(pg_admin_, pg_db_);
-#else
-      FAIL() << "CROWDGATE_TEST_PG is set but this test was built without libpqxx";
-#endif
-    } else {
-      // Durability is not what is tested here (the fault is injected above SQLite): skip the fsyncs.
-      setenv("CROWDGATE_SQLITE_SYNC", "normal", 1);
-      uri_ = dir_.File("fault.db");
-    }
+    const std::string why = database_.Create(GetParam(), dir_.File("fault.db"), "crowdgate_fault");
+    if (database_.no_server()) GTEST_SKIP() << why;
+    ASSERT_EQ(why, "");
+    uri_ = database_.uri();
+    // Durability is not what is tested here (the faults are injected above the database): skip SQLite's fsyncs.
+    setenv("CROWDGATE_SQLITE_SYNC", "normal", 1);
     std::string units, golds;
     for (int i = 0; i < kItems; ++i) units += json{{"text", "item " + std::to_string(i)}}.dump() + "\n";
     for (int i = 0; i < kGolds; ++i) {
@@ -116,16 +97,6 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
   // Whether a fault in this call models something the backend can do.
   bool Injectable(const std::string& method) const {
     return batches_ || (method != "BeginBatch" && method != "EndBatch");
-  }
-
-  void TearDown() override {
-    observer_.reset();
-#ifdef CROWDGATE_TEST_HAVE_PQXX
-    if (!pg_db_.empty() && std::getenv("CROWDGATE_KEEP_TEST_DB") == nullptr) {
-      const std::string err = pg_scratch::Exec(pg_admin_, "DROP DATABASE IF EXISTS " + pg_db_ + " WITH (FORCE)");
-      EXPECT_EQ(err, "") << "DROP DATABASE " << pg_db_;
-    }
-#endif
   }
 
   std::string Write(const std::string& name, const std::string& text) {
@@ -460,8 +431,8 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
 
   FakeEnv env_;
   TempDir dir_;
+  ScratchDatabase database_;  // dropped after every connection below has closed
   std::string uri_;
-  std::string pg_admin_, pg_db_;
   std::unique_ptr<Store> observer_;
   FaultyStore* faulty_ = nullptr;
   std::unique_ptr<Engine> engine_;
