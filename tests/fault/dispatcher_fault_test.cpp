@@ -13,6 +13,11 @@
 // store, or a later round breaks one of the rules above. Finally the whole run must have been labelled as far as
 // the limits allow: an item left unlabelled is one no worker may take.
 //
+// Faults in BeginBatch / EndBatch are injected only where the backend batches (probed at SetUp: PostgreSQL without
+// group commit commits every call of a batch on its own, and its EndBatch cannot fail). Further tests: a full SQLite
+// disk for a few rounds, and commits whose acknowledgement is lost (the change stored, the caller told an error).
+// CROWDGATE_FAULT_K=k replays one scenario of the sweep, CROWDGATE_FAULT_TRACE=1 prints every answer.
+//
 // Parameterized over the database (as multi_server_test): SQLite (a file) always; PostgreSQL when
 // $CROWDGATE_TEST_PG names a server (scripts/with_pg.sh sets it), else skipped with a message.
 #include <cstdlib>
@@ -216,13 +221,7 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
           continue;  // nobody is told anything
         }
       } else {
-        // Outside a batch each call's answer is final: record as we go.
-        for (SimWorker& w : workers) {
-          std::vector<std::function<void()>> one;
-          if (phase == 0 && !w.held) WorkOnce(w, one, told);
-          if (phase == 1 && w.held) SubmitOnce(w, false, one, told);
-          for (auto& f : one) f();
-        }
+        work();  // each call's answer is final (each worker makes one call per phase)
       }
       for (auto& f : on_commit) f();
     }
