@@ -544,9 +544,9 @@ TEST_P(DispatcherFaultTest, LostCommitAcknowledgementsAreSeenOnTheNextRequest) {
 // The same when the connection survives: a submission stored, then answered with an error (the write committed but
 // something after it failed, e.g. reading the change feed back in AfterWrite). Disabled: the Dispatcher keeps its
 // grant index after a failed FinishAgent, so the worker who passed onboarding is given onboarding again (and here,
-// answering it as a unit, fails it and is disqualified). Fix (src/engine/dispatcher_submit.cpp, TrySubmit...): drop
-// the caches when FinishAgent (or the AfterWrite after it) fails with anything but Conflict, as RequestWork and
-// Batch do.
+// answering it as a unit, fails it and is disqualified). Fix (src/engine/dispatcher_submit.cpp, SubmitImpl): call
+// DropCachesLocked() when FinishAgent fails with anything but Conflict, and when the AfterWrite after it fails, as
+// RequestWork and Batch do after a failed decision or commit.
 TEST_P(DispatcherFaultTest, DISABLED_SubmitStoredButAnsweredWithAnErrorIsSeenOnTheNextRequest) {
   Start("lost");
   ASSERT_FALSE(HasFatalFailure());
