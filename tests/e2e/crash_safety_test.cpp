@@ -6,6 +6,12 @@
 // G-completed-count the submitted real units; onboarding grants match the onboarding results; the gold cap holds and
 // gold_served equals the gold units not expired; and the leases of the killed servers expired, their units back in
 // the pool (no agent left open, no unit left assigned).
+//
+// Parameterized over the database (as multi_server_test is):
+//   SQLite      a file: always runs (ctest entry crash_safety_test, label e2e).
+//   PostgreSQL  a fresh database on the server named by $CROWDGATE_TEST_PG (scripts/with_pg.sh sets it), dropped
+//               afterwards; skipped with a message when it is unset (ctest entry crash_safety_pg_test, labels
+//               e2e;postgres).
 #include <atomic>
 #include <algorithm>
 #include <chrono>
@@ -29,6 +35,7 @@
 #include "server/http_client.hpp"
 #include "tests/e2e/run_command.hpp"
 #include "tests/e2e/server_process.hpp"
+#include "tests/support/scratch_database.hpp"
 
 namespace crowdgate::testing {
 namespace {
@@ -93,9 +100,13 @@ struct SimWorker {
   int64_t seq = 0;
 };
 
-class CrashSafetyTest : public ::testing::Test {
+class CrashSafetyTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
+    const std::string why = database_.Create(GetParam(), dir_.File("crowdgate.db"), "crowdgate_cs");
+    if (database_.no_server()) GTEST_SKIP() << why;
+    ASSERT_EQ(why, "");
+    db_ = database_.uri();
     std::string units;
     for (int i = 0; i < kItems; ++i) {
       units += json{{"id", "s" + std::to_string(i)}, {"text", "sentence number " + std::to_string(i)}}.dump() + "\n";
@@ -237,12 +248,13 @@ class CrashSafetyTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  std::string db_ = dir_.File("crowdgate.db");
+  ScratchDatabase database_;
+  std::string db_;  // a SQLite file or a PostgreSQL URI
   std::string run_;
   std::map<std::string, std::string> gold_answers_;
 };
 
-TEST_F(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant) {
+TEST_P(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant) {
   ASSERT_FALSE(run_.empty());
   Ledger ledger;
   std::atomic<int> port{0};
@@ -423,7 +435,7 @@ TEST_F(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
   int64_t timeouts = 0;
   for (const auto& a : agents) timeouts += a.status == "timeout" ? 1 : 0;
 
-  std::cerr << "crash safety (seed " << Seed() << "): " << kills << " kills survived, " << ledger.requests
+  std::cerr << "crash safety (" << GetParam() << ", seed " << Seed() << "): " << kills << " kills survived, " << ledger.requests
             << " requests, " << ledger.accepted.size() << " submissions answered 200 (" << checked << " checked), "
             << agents.size() << " agents, " << timeouts << " leases timed out, " << scored_golds
             << " golds scored, gold_served " << record->gold_served << ", " << launched << " units still launched, "
@@ -434,6 +446,9 @@ TEST_F(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
   EXPECT_GT(timeouts, 0);
   EXPECT_EQ(open, 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(Db, CrashSafetyTest, ::testing::Values("SQLite", "PostgreSQL"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace
 }  // namespace crowdgate::testing
