@@ -515,7 +515,7 @@ Json ChildLaunch(int64_t units) {
   auto summary = Must(dispatcher->Summarize(r.run_id), "summarize");
   int64_t launched = 0;
   for (const auto& [status, n] : summary.units_by_status) {
-    if (status == "launched") launched = n;
+    if (status == ToString(UnitStatus::kLaunched)) launched = n;
   }
   return {{"seconds", seconds}, {"units", r.units}, {"launched", launched},
           {"peak_rss_mb", static_cast<double>(ProcStatusKb("VmHWM")) / 1024}};

@@ -122,8 +122,8 @@ ExportRow Row(std::string kind, int64_t item, std::string worker, nlohmann::json
   r.item = item;
   r.worker = std::move(worker);
   r.agent_id = "ag-" + r.worker + "-" + std::to_string(item);
-  r.kind = std::move(kind);
-  r.status = std::move(status);
+  r.kind = ParseAgentKind(kind).value();
+  r.status = ParseAgentStatus(status).value();
   r.submitted_at = 1;
   r.data = std::move(data);
   return r;

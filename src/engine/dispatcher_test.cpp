@@ -361,7 +361,7 @@ TEST_F(DispatcherTest, ScreeningPassGrantsPassedAndFailBlocks) {
   EXPECT_EQ(Text(real), "item 0");
   ExpectRefused(Work(run, "bob"), "not_qualified", "screening_failed");
   auto rows = Rows(run);
-  EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](const ExportRow& r) { return r.kind == "screening"; }), 2);
+  EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](const ExportRow& r) { return r.kind == AgentKind::kScreening; }), 2);
 }
 
 TEST_F(DispatcherTest, ScreeningCapAndReturnedUnitGivesItsSlotBack) {
@@ -399,9 +399,9 @@ TEST_F(DispatcherTest, ScreeningOnTheFirstRealUnitWithACommandCheck) {
   EXPECT_EQ(Text(Work(run, "alice")), "item 1");
   EXPECT_EQ(SubmitOk(Work(run, "bob"), {{"verdict", "neg"}}), "accepted");
   ExpectRefused(Work(run, "bob"), "not_qualified", "screening_failed");
-  std::vector<std::string> kinds;
+  std::vector<AgentKind> kinds;
   for (const auto& r : Rows(run)) kinds.push_back(r.kind);
-  EXPECT_EQ(kinds, (std::vector<std::string>{"screening", "unit", "screening"}));
+  EXPECT_EQ(kinds, (std::vector<AgentKind>{AgentKind::kScreening, AgentKind::kUnit, AgentKind::kScreening}));
 }
 
 // ---- golds --------------------------------------------------------------------------
@@ -415,9 +415,9 @@ TEST_F(DispatcherTest, MinGoldsAreServedFirst) {
     ASSERT_EQ(w.outcome, "unit");
     ASSERT_EQ(SubmitOk(w, {{"label", "pos"}}), "accepted");
   }
-  std::vector<std::string> kinds;
+  std::vector<AgentKind> kinds;
   for (const auto& r : Rows(run)) kinds.push_back(r.kind);
-  EXPECT_EQ(kinds, (std::vector<std::string>{"gold", "gold", "unit", "unit"}));
+  EXPECT_EQ(kinds, (std::vector<AgentKind>{AgentKind::kGold, AgentKind::kGold, AgentKind::kUnit, AgentKind::kUnit}));
   EXPECT_EQ(Grant("alice", "g-correct-golds"), 2);
   EXPECT_EQ(Grant("alice", "g-completed-count"), 2);
 }
@@ -438,8 +438,8 @@ TEST_F(DispatcherTest, GoldsOverAHundredUnitsFollowMephistosSchedule) {
   std::vector<int64_t> real_done_at_gold;
   int64_t real = 0;
   for (const auto& r : Rows(run)) {
-    if (r.kind == "gold") real_done_at_gold.push_back(real);
-    if (r.kind == "unit") ++real;
+    if (r.kind == AgentKind::kGold) real_done_at_gold.push_back(real);
+    if (r.kind == AgentKind::kUnit) ++real;
   }
   EXPECT_EQ(real, 100);
   EXPECT_EQ(real_done_at_gold, (std::vector<int64_t>{0, 10, 23, 44, 75}));
@@ -649,7 +649,7 @@ TEST_F(DispatcherTest, ExpiredLeaseReturnsTheUnitAndTheOldSubmitIsGone) {
   EXPECT_EQ(*n, 1);
   auto view = d_->GetAgent(a.agent_id, a.token);
   ASSERT_TRUE(view.ok());
-  EXPECT_EQ(view->status, "timeout");
+  EXPECT_EQ(view->status, AgentStatus::kTimeout);
   WorkResponse b = Work(run, "bob");
   ASSERT_EQ(b.outcome, "unit");
   EXPECT_EQ(b.data, a.data);
@@ -733,7 +733,7 @@ TEST_F(DispatcherTest, CommandCheckPassFailAndErrorCountsNothing) {
   EXPECT_EQ(rows[0].check_result, "pass");
   EXPECT_EQ(rows[1].check_result, "fail");
   EXPECT_EQ(rows[2].check_result, "error");
-  EXPECT_EQ(rows[2].status, "completed");
+  EXPECT_EQ(rows[2].status, AgentStatus::kCompleted);
   EXPECT_EQ(rows[2].data, json({{"verdict", "crash"}}));
 }
 
@@ -797,7 +797,7 @@ TEST_F(DispatcherTest, AFailingCallInABatchChangesNothingAndSparesTheOthers) {
   auto rows = Rows(run);
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].data, json({{"label", "x"}}));  // the first submission, unchanged
-  EXPECT_EQ(rows[1].status, "in_task");             // bob's agent untouched by the forged token
+  EXPECT_EQ(rows[1].status, AgentStatus::kInTask);             // bob's agent untouched by the forged token
   EXPECT_EQ(SubmitOk(b, {{"label", "y"}}), "accepted");
 }
 
@@ -832,7 +832,7 @@ TEST_F(DispatcherTest, ACommandCheckIsNeverRunInsideABatch) {
   ASSERT_TRUE(d_->Batch([&] { tried = d_->TrySubmitWithoutBlocking(gold.agent_id, gold.token, {{"l", "x"}}); }).ok());
   ASSERT_TRUE(tried.ok()) << tried.status().ToString();
   EXPECT_FALSE(tried->has_value());          // "run me outside the batch"
-  EXPECT_EQ(Rows(run)[0].status, "in_task");  // and nothing changed
+  EXPECT_EQ(Rows(run)[0].status, AgentStatus::kInTask);  // and nothing changed
   EXPECT_EQ(SubmitOk(gold, {{"l", "x"}}), "accepted");
   EXPECT_EQ(Grant("alice", "g-correct-golds"), 1);
 }
@@ -873,9 +873,9 @@ TEST_F(DispatcherTest, EightWorkersRaceForTheLastUnitsAndGoldSlots) {
   for (const auto& r : Rows(run)) {
     ASSERT_TRUE(r.unit_id.has_value());
     EXPECT_TRUE(units.insert(*r.unit_id).second) << "unit " << *r.unit_id << " held by two agents";
-    EXPECT_EQ(r.status, "completed");
-    golds += r.kind == "gold";
-    real += r.kind == "unit";
+    EXPECT_EQ(r.status, AgentStatus::kCompleted);
+    golds += r.kind == AgentKind::kGold;
+    real += r.kind == AgentKind::kUnit;
   }
   EXPECT_EQ(golds, summary->gold_served);
   EXPECT_EQ(golds, kGoldCap);  // eight workers each need a first gold: the cap is used up exactly
