@@ -142,7 +142,7 @@ TEST(LoadRunJudgmentsTest, TakesSubmittedUnitsAndUsesGoldsAsKnownTruths) {
       Row("gold", 0, "local:a", {{"sentiment", "neg"}}),
       Row("gold", 1, "local:b", {{"sentiment", "neg"}}),
   };
-  ExportRow open = Row("unit", 9, "local:e", nullptr, "assigned");
+  ExportRow open = Row("unit", 9, "local:e", nullptr, "in_task");
   open.submitted_at.reset();
   rows.push_back(open);
   auto l = LoadRunJudgments(rows, config, "");

@@ -158,6 +158,19 @@ std::string Golds(const std::string& base = "g") {
   return "  use_golds: true\n  gold_qualification_base: " + base + "\n  gold_file: golds.jsonl\n";
 }
 
+// The public Engine makes its own dispatcher (no cast to its implementation): a second one over
+// the same engine sees the first one's run; a null engine is refused.
+TEST_F(DispatcherTest, EngineMakesDispatchersThatShareItsStore) {
+  WriteUnits(2);
+  const std::string run = Launch({});
+  Result<std::unique_ptr<Dispatcher>> other = engine_->NewDispatcher();
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  Result<RunSummary> s = (*other)->Summarize(run);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->status, RunStatus::kOpen);
+  EXPECT_TRUE(Dispatcher::Create(nullptr).status().IsInvalidArgument());
+}
+
 // ---- requirements -------------------------------------------------------------------
 
 // The throughput series caches settled buckets; a later call still counts every submission, old and new.

@@ -27,9 +27,12 @@ nlohmann::json WorkResponse::ToJson() const {
 }
 
 Result<std::unique_ptr<Dispatcher>> Dispatcher::Create(Engine* engine) {
-  auto* impl = dynamic_cast<EngineImpl*>(engine);
-  if (impl == nullptr) return Status::InvalidArgument("Dispatcher::Create needs an engine made by Engine::Open");
-  return std::unique_ptr<Dispatcher>(new DispatcherImpl(impl));
+  if (engine == nullptr) return Status::InvalidArgument("Dispatcher::Create needs an engine");
+  return engine->NewDispatcher();
+}
+
+Result<std::unique_ptr<Dispatcher>> EngineImpl::NewDispatcher() {
+  return std::unique_ptr<Dispatcher>(new DispatcherImpl(this));
 }
 
 Result<std::shared_ptr<RunState>> DispatcherImpl::RunLocked(const std::string& run_id) {
