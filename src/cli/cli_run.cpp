@@ -51,7 +51,7 @@ sigset_t BlockStopSignals() {
 
 bool RunFinished(const RunSummary& s) {
   for (const auto& [status, n] : s.units_by_status) {
-    if ((status == "launched" || status == "assigned") && n > 0) return false;
+    if ((status == ToString(UnitStatus::kLaunched) || status == ToString(UnitStatus::kAssigned)) && n > 0) return false;
   }
   return true;
 }
