@@ -1,5 +1,6 @@
 // Helpers shared by the crowdgate_bench workloads: wall-clock timing, resident size from
-// /proc, medians and spreads over repeated runs, and scratch files. Measures nothing itself.
+// /proc, medians and spreads over repeated runs, scratch files, and dying on a failed setup step.
+// Measures nothing itself.
 #pragma once
 
 #include <algorithm>
@@ -11,8 +12,11 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
+
+#include "crowdgate/status.hpp"
 
 namespace crowdgate::bench {
 
@@ -86,6 +90,18 @@ class ScratchDir {
 inline void WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
+}
+
+// A setup step that failed: the benchmark cannot go on (exit 2).
+[[noreturn]] inline void Die(const Status& s, const std::string& where) {
+  std::cerr << where << ": " << s.ToString() << "\n";
+  std::exit(2);
+}
+
+template <typename T>
+T Must(Result<T> r, const std::string& where) {
+  if (!r.ok()) Die(r.status(), where);
+  return std::move(r).value();
 }
 
 }  // namespace crowdgate::bench

@@ -55,6 +55,7 @@
 #include "dashboard_workload.hpp"
 #include "quality_workload.hpp"
 #include "eligibility_workload.hpp"
+#include "bench_fixtures.hpp"
 #include "bench_util.hpp"
 #include "cli/import_file.hpp"
 #include "core/run_config.hpp"
@@ -101,17 +102,6 @@ void Check(bool ok, const std::string& what) {
   std::cerr << "CHECK FAILED: " << what << "\n";
 }
 
-void Die(const Status& s, const std::string& where) {
-  std::cerr << where << ": " << s.ToString() << "\n";
-  std::exit(2);
-}
-
-template <typename T>
-T Must(Result<T> r, const std::string& where) {
-  if (!r.ok()) Die(r.status(), where);
-  return std::move(r).value();
-}
-
 void Report(const Args& a, const Row& row, Json extra) {
   Json j = {{"workload", row.workload}, {"metric", row.metric},     {"unit", row.unit},
             {"median", row.stats.median}, {"min", row.stats.min},   {"max", row.stats.max},
@@ -120,95 +110,6 @@ void Report(const Args& a, const Row& row, Json extra) {
   for (auto& [k, v] : extra.items()) j[k] = v;
   std::cout << j.dump() << std::endl;
   g_rows.push_back(row);
-}
-
-// ---- fixtures ----------------------------------------------------------------------------
-
-// Writes a run config (static_html, 1 unit per item, label answers) with `items` items into dir.
-// With golds, every gold's answer is {"label": "x"}, which is what every simulated worker answers.
-std::string WriteRunConfig(const std::string& dir, int64_t items, bool golds, int requirements) {
-  WriteFile(dir + "/task.html", "<p>${text}</p>");
-  {
-    std::ofstream out(dir + "/units.jsonl", std::ios::binary);
-    std::string line;
-    for (int64_t i = 0; i < items; ++i) {
-      line = "{\"id\": \"s" + std::to_string(i) + "\", \"text\": \"sentence number " + std::to_string(i) + "\"}\n";
-      out << line;
-    }
-  }
-  std::string yaml =
-      "task:\n  task_name: bench\n  task_title: bench\n  task_reward: 0.01\n  allowed_concurrent: 1\n"
-      "  assignment_duration_in_seconds: 3600\n"
-      "blueprint:\n  type: static_html\n  task_source: task.html\n  data: units.jsonl\n  units_per_item: 1\n";
-  if (golds) {
-    std::ofstream out(dir + "/golds.jsonl", std::ios::binary);
-    for (int g = 0; g < 50; ++g) {
-      const int64_t n = items + g;  // golds look like the units, as launch wants them to
-      out << "{\"inputs\": {\"id\": \"s" << n << "\", \"text\": \"sentence number " << n
-          << "\"}, \"answer\": {\"label\": \"x\"}}\n";
-    }
-    yaml +=
-        "  use_golds: true\n  gold_qualification_base: bench-gold\n  gold_file: golds.jsonl\n"
-        "  gold_check: {fields: [label], match: exact}\n  min_golds: 2\n  max_incorrect_golds: 1\n"
-        "  max_gold_units: 100000000\n";
-  }
-  yaml += "qualifications:";
-  if (requirements == 0) yaml += " []";
-  yaml += "\n";
-  for (int q = 1; q <= requirements; ++q) {
-    yaml += "  - {qualification_name: q" + std::to_string(q) + ", comparator: GreaterThanOrEqualTo, value: 0}\n";
-  }
-  yaml += "provider:\n  type: local\n  trust_worker_param: true  # simulated workers, no signed links\n";
-  WriteFile(dir + "/config.yaml", yaml);
-  return dir + "/config.yaml";
-}
-
-// Creates qualifications q1..q`quals` and `workers` workers w1..wN holding `per_worker` of them
-// (values 0..99), written straight into SQLite in one transaction (the audit log is not needed
-// to load an engine; this is setup, not a measured figure).
-void PopulateWorkers(const std::string& db, int64_t workers, int quals, int per_worker) {
-  {
-    auto store = Must(Store::Open(db, Env::Default()), "open " + db);
-    for (int q = 1; q <= quals; ++q) Must(store->EnsureQualification("q" + std::to_string(q), "bench"), "qual");
-  }
-  sqlite3* h = nullptr;
-  if (sqlite3_open(db.c_str(), &h) != SQLITE_OK) Die(Status::Internal(sqlite3_errmsg(h)), "sqlite open");
-  auto exec = [&](const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(h, sql, nullptr, nullptr, &err) != SQLITE_OK) Die(Status::Internal(err), sql);
-  };
-  exec("PRAGMA journal_mode = WAL");
-  exec("PRAGMA synchronous = OFF");
-  exec("BEGIN");
-  sqlite3_stmt* w = nullptr;
-  sqlite3_stmt* g = nullptr;
-  sqlite3_prepare_v2(h, "INSERT INTO workers (id, provider, name, created_at) VALUES (?1, 'local', ?2, 1)", -1, &w,
-                     nullptr);
-  sqlite3_prepare_v2(h,
-                     "INSERT INTO grants (worker_id, qual_id, value, granted_at, updated_at, expires_at, actor) "
-                     "SELECT ?1, id, ?3, 1, 1, NULL, 'bench' FROM qualifications WHERE name = ?2",
-                     -1, &g, nullptr);
-  std::vector<std::string> qual_names;
-  for (int q = 1; q <= quals; ++q) qual_names.push_back("q" + std::to_string(q));
-  for (int64_t i = 1; i <= workers; ++i) {
-    const std::string name = "w" + std::to_string(i);
-    sqlite3_bind_int64(w, 1, i);
-    sqlite3_bind_text(w, 2, name.c_str(), -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(w) != SQLITE_DONE) Die(Status::Internal(sqlite3_errmsg(h)), "insert worker");
-    sqlite3_reset(w);
-    for (int k = 0; k < per_worker; ++k) {
-      const std::string& qn = qual_names[static_cast<size_t>((i + k) % quals)];
-      sqlite3_bind_int64(g, 1, i);
-      sqlite3_bind_text(g, 2, qn.c_str(), -1, SQLITE_STATIC);
-      sqlite3_bind_int64(g, 3, (i * 7 + k) % 100);
-      if (sqlite3_step(g) != SQLITE_DONE) Die(Status::Internal(sqlite3_errmsg(h)), "insert grant");
-      sqlite3_reset(g);
-    }
-  }
-  sqlite3_finalize(w);
-  sqlite3_finalize(g);
-  exec("COMMIT");
-  sqlite3_close(h);
 }
 
 // Runs this executable as `--child NAME SIZE` and returns the JSON line it prints.
@@ -515,7 +416,7 @@ Json ChildLaunch(int64_t units) {
   auto summary = Must(dispatcher->Summarize(r.run_id), "summarize");
   int64_t launched = 0;
   for (const auto& [status, n] : summary.units_by_status) {
-    if (status == "launched") launched = n;
+    if (status == ToString(UnitStatus::kLaunched)) launched = n;
   }
   return {{"seconds", seconds}, {"units", r.units}, {"launched", launched},
           {"peak_rss_mb", static_cast<double>(ProcStatusKb("VmHWM")) / 1024}};
@@ -525,7 +426,7 @@ Json ChildMemory(int64_t workers, const std::string& db) {
   auto store = Must(Store::Open(db, Env::Default()), "open");
   const double rss0 = RssMb();
   const double t0 = NowSeconds();
-  auto engine = Must(Engine::Open(std::move(store), {}), "engine");
+  auto engine = Must(OpenEngineImpl(std::move(store), {}), "engine");  // the impl: the index size below
   const double load_s = NowSeconds() - t0;
   const double rss1 = RssMb();
   // Every worker is known to the engine: the last one holds q1..q5 (5 grants of 5 quals).
@@ -535,10 +436,7 @@ Json ChildMemory(int64_t workers, const std::string& db) {
   const bool eligible = Must(engine->Check("w" + std::to_string(workers), *reqs), "check").passed;
   // Where the resident bytes are: the grant index itself and SQLite's page cache (the rest is
   // the allocator, the code and the stacks).
-  double index_mb = -1;
-  if (auto* impl = dynamic_cast<EngineImpl*>(engine.get()); impl != nullptr) {
-    index_mb = static_cast<double>(impl->core().index().stats().bytes) / (1024 * 1024);
-  }
+  const double index_mb = static_cast<double>(engine->core().index().stats().bytes) / (1024 * 1024);
   return {{"rss_delta_mb", rss1 - rss0}, {"rss_mb", rss1}, {"load_s", load_s}, {"eligible", eligible},
           {"index_mb", index_mb}, {"sqlite_mb", static_cast<double>(sqlite3_memory_used()) / (1024 * 1024)},
           {"peak_rss_mb", static_cast<double>(ProcStatusKb("VmHWM")) / 1024}};

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "crowdgate/engine.hpp"
+#include "crowdgate/kinds.hpp"
 #include "crowdgate/status.hpp"
 
 namespace crowdgate {
@@ -56,7 +57,7 @@ struct SubmitResponse {
 struct AgentView {
   std::string agent_id;
   std::string run_id;
-  std::string status;
+  AgentStatus status = AgentStatus::kInTask;
   bool onboarding = false;
   nlohmann::json data;        // the inputs shown
   nlohmann::json submission;  // null until submitted
@@ -82,7 +83,7 @@ struct RunView {
 struct RunSummary {
   std::string run_id;
   std::string task_name;
-  std::string status;
+  RunStatus status = RunStatus::kOpen;
   int64_t created_at = 0;
   std::vector<std::pair<std::string, int64_t>> units_by_status;
   int64_t gold_served = 0;
@@ -99,8 +100,8 @@ struct ExportRow {
   int64_t item = -1;
   std::string worker;
   std::string agent_id;
-  std::string kind;  // unit | gold | screening | onboarding
-  std::string status;
+  AgentKind kind = AgentKind::kUnit;  // a unit deciding a screening is kScreening
+  AgentStatus status = AgentStatus::kInTask;
   std::optional<int64_t> submitted_at;
   std::optional<double> duration_s;
   nlohmann::json data;  // the submission, unchanged (null if none)

@@ -99,6 +99,8 @@ struct WorkerInfo {
 // Requirements resolved against the qualification table, ready for the hot path.
 struct CompiledRequirements;
 
+class Dispatcher;  // dispatcher.hpp
+
 struct EligibilityVerdict {
   bool passed = true;
   int failed_index = -1;           // index into the requirement list, -1 when passed
@@ -157,6 +159,11 @@ class Engine {
   // One cheap round trip to the database (SQLite: a pragma read; PostgreSQL: a ping query), for
   // `GET /readyz`. OK means the store answers; the schema was migrated when the store was opened.
   virtual Status CheckStore() = 0;
+
+  // ---- task server ----
+  // A Dispatcher (dispatcher.hpp) sharing this engine's store, grant index and lock; the engine
+  // must outlive it. Dispatcher::Create(engine) is the same call.
+  virtual Result<std::unique_ptr<Dispatcher>> NewDispatcher() = 0;
 
  protected:
   Engine() = default;

@@ -22,6 +22,7 @@
 
 #include "crowdgate/env.hpp"
 #include "crowdgate/status.hpp"
+#include "crowdgate/kinds.hpp"
 #include "crowdgate/types.hpp"
 
 namespace crowdgate {
@@ -32,7 +33,7 @@ struct RunRecord {
   std::string id;            // "run_" + 16 hex
   std::string task_name;
   std::string config_json;   // the validated, fully resolved run config
-  std::string status = "open";  // open | closed
+  RunStatus status = RunStatus::kOpen;
   int64_t created_at = 0;
   int64_t num_items = 0;
   int64_t num_units = 0;
@@ -46,11 +47,11 @@ struct RunRecord {
 struct UnitRecord {
   int64_t id = 0;
   std::string run_id;
-  std::string kind = "unit";   // unit | gold | screening
+  AgentKind kind = AgentKind::kUnit;  // unit | gold | screening (never onboarding)
   int64_t item_index = -1;     // index into the run's items (kind unit), or the gold /
                                // screening item index (kind gold / screening)
   int64_t copy_index = 0;      // 0 .. units_per_item-1
-  std::string status = "launched";  // launched assigned completed accepted rejected soft_rejected expired
+  UnitStatus status = UnitStatus::kLaunched;
   std::optional<WorkerId> worker_id;
   std::optional<std::string> agent_id;
 };
@@ -63,11 +64,12 @@ struct AgentRecord {
   std::optional<int64_t> unit_id;  // absent for onboarding
   WorkerId worker_id = 0;
   WorkerRef worker;
-  std::string kind = "unit";   // unit | gold | screening | onboarding
-  std::string status = "in_task";
+  AgentKind kind = AgentKind::kUnit;
+  AgentStatus status = AgentStatus::kInTask;
   int64_t item_index = -1;     // same meaning as UnitRecord::item_index
   std::string session;         // provider session (assignmentId / SESSION_ID), may be empty
-  std::string eval_set;        // gold: the gold_qualification_base; screening: the passed qualification
+  std::string eval_set;        // gold: the gold_qualification_base; screening: the passed qualification;
+                               // a unit deciding a screening: kScreeningEvalSet
   int64_t created_at = 0;
   int64_t deadline = 0;        // lease end; open agents past it time out
   std::optional<int64_t> submitted_at;
@@ -75,12 +77,17 @@ struct AgentRecord {
   std::string check_result;    // "" | pass | fail | error
 };
 
+// The kind exports and agent lists show: a unit deciding a screening shows as kScreening.
+inline AgentKind ShownKind(const AgentRecord& a) {
+  return a.kind == AgentKind::kUnit && a.eval_set == kScreeningEvalSet ? AgentKind::kScreening : a.kind;
+}
+
 // What FinishAgent should do, decided by the engine before it commits.
 struct AgentFinish {
   std::string agent_id;
-  std::string expect_status;     // the agent must still be in this status, else Conflict
-  std::string new_status;        // completed | returned | timeout | passed | failed ...
-  std::optional<std::string> unit_status;  // new status of its unit (if any)
+  AgentStatus expect_status = AgentStatus::kInTask;  // the agent must still be in this status, else Conflict
+  AgentStatus new_status = AgentStatus::kCompleted;
+  std::optional<UnitStatus> unit_status;  // new status of its unit (if any)
   bool release_unit = false;     // unit goes back to launched, worker/agent cleared
   bool refund_gold_slot = false;
   bool refund_screening_slot = false;
@@ -254,7 +261,7 @@ class Store {
                            const std::function<void(size_t)>& progress = {}) = 0;
   virtual Result<RunRecord> GetRun(const std::string& run_id) = 0;
   virtual Result<std::vector<RunRecord>> ListRuns() = 0;
-  virtual Status SetRunStatus(const std::string& run_id, const std::string& status) = 0;
+  virtual Status SetRunStatus(const std::string& run_id, RunStatus status) = 0;
   virtual Result<std::string> GetItem(const std::string& run_id, int64_t item_index) = 0;
 
   // Reserves the oldest launched unit of the run whose item this worker has never held
@@ -312,12 +319,13 @@ class Store {
   // Unit counts by status for the run: {status, count}.
   virtual Result<std::vector<std::pair<std::string, int64_t>>> UnitStatusCounts(const std::string& run_id) = 0;
   // Sets the status of submitted units (review) and of the agents that submitted them
-  // (accepted -> approved, rejected, soft_rejected). Only units in status completed (or
-  // already reviewed) may change; returns how many units changed.
+  // (AgentStatusAfterReview: accepted -> approved, rejected, soft_rejected; any other `new_status`
+  // is InvalidArgument). Only units in status completed (or already reviewed) may change; returns
+  // how many units changed.
   // `outbox` rows (the provider's side of the review: approvals, rejections, bonuses) are written
   // in the same transaction.
   virtual Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                                      const std::string& new_status, const std::vector<OutboxRow>& outbox = {}) = 0;
+                                      UnitStatus new_status, const std::vector<OutboxRow>& outbox = {}) = 0;
   // Stores what the run's provider created for it (RunRecord::provider_state_json).
   virtual Status SetRunProviderState(const std::string& run_id, const std::string& state_json) = 0;
   // Agents of this worker in this run under provider session `session` that were submitted

@@ -51,7 +51,7 @@ sigset_t BlockStopSignals() {
 
 bool RunFinished(const RunSummary& s) {
   for (const auto& [status, n] : s.units_by_status) {
-    if ((status == "launched" || status == "assigned") && n > 0) return false;
+    if ((status == ToString(UnitStatus::kLaunched) || status == ToString(UnitStatus::kAssigned)) && n > 0) return false;
   }
   return true;
 }
@@ -122,7 +122,7 @@ int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::st
   if (!runs.ok()) return Fail(runs.status());
   std::cerr << "crowdgate: serving on http://" << host << ":" << server.port() << "\n";
   for (const auto& r : *runs) {
-    if (r.status != "open" || (!only_run.empty() && r.run_id != only_run)) continue;
+    if (r.status != RunStatus::kOpen || (!only_run.empty() && r.run_id != only_run)) continue;
     std::cerr << "  " << r.task_name << ": http://" << host << ":" << server.port() << "/runs/" << r.run_id
               << "  (local workers: crowdgate worker link NAME " << r.run_id << ")\n";
   }
@@ -243,7 +243,7 @@ void AddStatus(CLI::App& app, CliContext& ctx) {
       for (const auto& s : runs) {
         std::string units;
         for (const auto& [k, n] : s.units_by_status) units += (units.empty() ? "" : " ") + k + "=" + std::to_string(n);
-        t.Add({s.run_id, s.task_name, s.status, FormatTimestamp(s.created_at), units, std::to_string(s.gold_served),
+        t.Add({s.run_id, s.task_name, ToString(s.status), FormatTimestamp(s.created_at), units, std::to_string(s.gold_served),
                std::to_string(s.screening_served)});
       }
       t.Print(std::cout);
@@ -303,7 +303,7 @@ void AddExport(CLI::App& app, CliContext& ctx) {
         }
         auto text = [](const nlohmann::json& v) { return v.is_null() ? std::string() : v.is_string() ? v.get<std::string>() : v.dump(); };
         out << CsvField(r.run_id) << "," << text(j["unit_id"]) << "," << text(j["item"]) << "," << CsvField(r.worker)
-            << "," << r.agent_id << "," << r.kind << "," << r.status << "," << text(j["submitted_at"]) << ","
+            << "," << r.agent_id << "," << ToString(r.kind) << "," << ToString(r.status) << "," << text(j["submitted_at"]) << ","
             << text(j["duration_s"]) << "," << CsvField(r.data.is_null() ? "" : r.data.dump()) << "\n";
       }
       if (!out) return Fail(Status::Unavailable("export: write failed"));

@@ -122,8 +122,8 @@ ExportRow Row(std::string kind, int64_t item, std::string worker, nlohmann::json
   r.item = item;
   r.worker = std::move(worker);
   r.agent_id = "ag-" + r.worker + "-" + std::to_string(item);
-  r.kind = std::move(kind);
-  r.status = std::move(status);
+  r.kind = ParseAgentKind(kind).value();
+  r.status = ParseAgentStatus(status).value();
   r.submitted_at = 1;
   r.data = std::move(data);
   return r;
@@ -142,7 +142,7 @@ TEST(LoadRunJudgmentsTest, TakesSubmittedUnitsAndUsesGoldsAsKnownTruths) {
       Row("gold", 0, "local:a", {{"sentiment", "neg"}}),
       Row("gold", 1, "local:b", {{"sentiment", "neg"}}),
   };
-  ExportRow open = Row("unit", 9, "local:e", nullptr, "assigned");
+  ExportRow open = Row("unit", 9, "local:e", nullptr, "in_task");
   open.submitted_at.reset();
   rows.push_back(open);
   auto l = LoadRunJudgments(rows, config, "");

@@ -79,12 +79,14 @@ Status PrintQualityReport(Engine& engine, Dispatcher& dispatcher, const QualityR
   int64_t all_n = 0, all_ok = 0, kept_n = 0, kept_ok = 0;
   for (const auto& r : rows) {
     WorkerLine& line = lines[r.worker];
-    if (r.status != "completed" && r.status != "passed" && r.status != "failed") continue;
-    if (r.kind == "onboarding") {
-      line.onboarding = r.status;
-    } else if (r.kind == "gold") {
+    if (r.status != AgentStatus::kCompleted && r.status != AgentStatus::kPassed && r.status != AgentStatus::kFailed) {
+      continue;
+    }
+    if (r.kind == AgentKind::kOnboarding) {
+      line.onboarding = ToString(r.status);
+    } else if (r.kind == AgentKind::kGold) {
       (r.check_result == "pass" ? line.gold_right : line.gold_wrong)++;
-    } else if (r.kind == "unit") {
+    } else if (r.kind == AgentKind::kUnit) {
       line.units++;
       if (line.disqualified_at && r.submitted_at && *r.submitted_at <= *line.disqualified_at) line.units_before_dq++;
       if (!line.disqualified_at) line.units_before_dq++;
@@ -92,7 +94,7 @@ Status PrintQualityReport(Engine& engine, Dispatcher& dispatcher, const QualityR
   }
   // Label accuracy: item index i is line i of the data file, which the truth file mirrors.
   for (const auto& r : rows) {
-    if (r.kind != "unit" || r.status != "completed" || r.item < 0) continue;
+    if (r.kind != AgentKind::kUnit || r.status != AgentStatus::kCompleted || r.item < 0) continue;
     if (static_cast<size_t>(r.item) >= truth_items.size()) continue;
     const std::string expected = truth_items[static_cast<size_t>(r.item)].answer.value(in.label_field, "");
     const std::string given = r.data.is_object() ? r.data.value(in.label_field, "") : "";

@@ -79,15 +79,15 @@ class DispatcherImpl : public Dispatcher {
                                                    const nlohmann::json& body_data, bool may_block);
   void DropCachesLocked();
   Result<AgentRecord> AuthorizedAgentLocked(const std::string& agent_id, const std::string& token);
-  AgentRecord NewAgent(const RunState& run, const WorkerRef& ref, WorkerId worker, const std::string& kind,
+  AgentRecord NewAgent(const RunState& run, const WorkerRef& ref, WorkerId worker, AgentKind kind,
                        const std::string& session);
   // item_json: the unit's item when the caller already has it (else it is read).
   WorkResponse Respond(const RunState& run, const AgentRecord& agent, bool reconnected,
                        const std::string* item_json = nullptr);
   nlohmann::json InputsOf(const RunState& run, const AgentRecord& agent);
-  AgentFinish EndAgent(const AgentRecord& agent, const std::string& new_status);
+  AgentFinish EndAgent(const AgentRecord& agent, AgentStatus new_status);
   // EndAgent committed, with the quality rules a unit's return or timeout feeds.
-  Result<std::vector<AuditEntry>> FinishEndedLocked(const AgentRecord& agent, const std::string& new_status);
+  Result<std::vector<AuditEntry>> FinishEndedLocked(const AgentRecord& agent, AgentStatus new_status);
   // Adds the actions of quality-rule firings for the agent's worker to `f`.
   void AddQualityActions(const RunState& run, const AgentRecord& agent, const std::vector<QualityFiring>& firings,
                          AgentFinish* f);

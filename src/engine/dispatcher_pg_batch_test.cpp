@@ -185,7 +185,7 @@ TEST_F(PgBatchTest, CrossingSubmitsDeadlockAndTheLosingBatchIsDecidedAgain) {
   for (const auto* w : {&*x, &*y}) {
     auto agent = (*store)->GetAgent(w->agent_id);
     ASSERT_TRUE(agent.ok()) << agent.status().ToString();
-    EXPECT_EQ(agent->status, "completed");
+    EXPECT_EQ(agent->status, AgentStatus::kCompleted);
     EXPECT_EQ(nlohmann::json::parse(agent->data_json), a_won ? data_a : data_b);
   }
   // Both servers' memory agrees with the store: the next request of each worker is a new unit.

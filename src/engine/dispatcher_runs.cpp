@@ -76,7 +76,7 @@ Result<LaunchResult> DispatcherImpl::Launch(const RunConfig& config,
   run.id = "run_" + core_.env().RandomHex128().substr(0, 16);
   run.task_name = config.task.task_name;
   run.config_json = StoredRunJson(config, task_html, onboarding_html).dump();
-  run.status = "open";
+  run.status = RunStatus::kOpen;
   run.created_at = core_.env().NowMicros();
   run.num_items = static_cast<int64_t>(items.size());
   run.num_units = run.num_items * config.blueprint.units_per_item;
@@ -134,7 +134,7 @@ ExportRow ToExportRow(const AgentRecord& a) {
   r.item = a.item_index;
   r.worker = a.worker.ToString();
   r.agent_id = a.id;
-  r.kind = a.kind == "unit" && a.eval_set == "screening" ? "screening" : a.kind;
+  r.kind = ShownKind(a);
   r.status = a.status;
   r.submitted_at = a.submitted_at;
   if (a.submitted_at) r.duration_s = static_cast<double>(*a.submitted_at - a.created_at) / kMicrosPerSecond;
@@ -167,13 +167,13 @@ Status CheckReviewBonus(const ReviewRequest& r) {
 }  // namespace
 
 Result<ReviewResult> DispatcherImpl::Review(const ReviewRequest& request) {
-  std::string status;
+  UnitStatus status = UnitStatus::kAccepted;
   if (request.action == "approve") {
-    status = "accepted";
+    status = UnitStatus::kAccepted;
   } else if (request.action == "reject") {
-    status = "rejected";
+    status = UnitStatus::kRejected;
   } else if (request.action == "soft-reject") {
-    status = "soft_rejected";
+    status = UnitStatus::kSoftRejected;
   } else {
     return Status::InvalidArgument("review action \"" + request.action + "\": expected approve, reject or soft-reject");
   }
@@ -192,7 +192,7 @@ Result<ReviewResult> DispatcherImpl::Review(const ReviewRequest& request) {
   std::vector<int64_t> ids;
   std::vector<const AgentRecord*> reviewed;  // the submitting agents of the units that will change
   for (const auto& a : agents) {
-    if (!a.unit_id || a.status != "completed") continue;
+    if (!a.unit_id || a.status != AgentStatus::kCompleted) continue;
     const bool chosen = request.all || (only_worker && a.worker == *only_worker) ||
                         std::find(request.unit_ids.begin(), request.unit_ids.end(), *a.unit_id) !=
                             request.unit_ids.end();
@@ -250,7 +250,7 @@ Result<int64_t> DispatcherImpl::EndSession(const std::string& run_id, const std:
   CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> open, core_.store().OpenAgentsOfSession(run_id, session));
   int64_t ended = 0;
   for (const AgentRecord& a : open) {
-    auto entries = FinishEndedLocked(a, "returned");
+    auto entries = FinishEndedLocked(a, AgentStatus::kReturned);
     if (entries.ok()) {
       ++ended;
     } else if (!entries.status().IsConflict()) {  // Conflict: it submitted or ended meanwhile
@@ -270,9 +270,9 @@ Result<int64_t> DispatcherImpl::SessionSubmissions(const std::string& run_id, co
 
 Status DispatcherImpl::CloseRun(const std::string& run_id) {
   Lock l(core_.mu());
-  CG_RETURN_IF_ERROR(core_.store().SetRunStatus(run_id, "closed"));
+  CG_RETURN_IF_ERROR(core_.store().SetRunStatus(run_id, RunStatus::kClosed));
   auto it = runs_.find(run_id);
-  if (it != runs_.end()) it->second->record.status = "closed";
+  if (it != runs_.end()) it->second->record.status = RunStatus::kClosed;
   return Status::Ok();
 }
 

@@ -14,12 +14,6 @@ using UniqueLock = std::unique_lock<std::recursive_mutex>;
 
 namespace {
 
-bool IsOpen(const std::string& status) { return status == "in_task" || status == "onboarding"; }
-bool IsSubmitted(const std::string& status) {
-  return status == "completed" || status == "passed" || status == "failed" || status == "approved" ||
-         status == "rejected" || status == "soft_rejected";
-}
-
 // What to check a submission against, copied out so the check can run unlocked.
 struct PendingCheck {
   bool needed = false;
@@ -46,27 +40,27 @@ GrantOp Op(GrantOp::Kind kind, const WorkerRef& w, QualId q, int64_t value, cons
 
 }  // namespace
 
-AgentFinish DispatcherImpl::EndAgent(const AgentRecord& agent, const std::string& new_status) {
+AgentFinish DispatcherImpl::EndAgent(const AgentRecord& agent, AgentStatus new_status) {
   AgentFinish f;
   f.agent_id = agent.id;
   f.expect_status = agent.status;
   f.new_status = new_status;
-  if (agent.kind == "unit") {
+  if (agent.kind == AgentKind::kUnit) {
     f.release_unit = true;  // back to the pool for someone else
-  } else if (agent.kind == "gold" || agent.kind == "screening") {
-    f.unit_status = "expired";  // evaluation units are made per worker; the cap slot comes back
-    f.refund_gold_slot = agent.kind == "gold";
-    f.refund_screening_slot = agent.kind == "screening";
+  } else if (agent.kind == AgentKind::kGold || agent.kind == AgentKind::kScreening) {
+    f.unit_status = UnitStatus::kExpired;  // evaluation units are made per worker; the cap slot comes back
+    f.refund_gold_slot = agent.kind == AgentKind::kGold;
+    f.refund_screening_slot = agent.kind == AgentKind::kScreening;
   }
   return f;
 }
 
 Result<std::vector<AuditEntry>> DispatcherImpl::FinishEndedLocked(const AgentRecord& agent,
-                                                                  const std::string& new_status) {
+                                                                  AgentStatus new_status) {
   AgentFinish f = EndAgent(agent, new_status);
   std::shared_ptr<RunState> run;
   std::optional<QualityTracker::Pending> quality;
-  if (agent.kind == "unit") {
+  if (agent.kind == AgentKind::kUnit) {
     CG_ASSIGN_OR_RETURN(run, RunLocked(agent.run_id));
     if (run->quality) {
       quality = run->quality->DecideReturn(agent);
@@ -153,9 +147,9 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
   UniqueLock l(core_.mu());
   CG_ASSIGN_OR_RETURN(AgentRecord agent, AuthorizedAgentLocked(agent_id, token));
   if (IsSubmitted(agent.status)) return Status::Conflict("agent " + agent_id + " has already submitted");
-  if (!IsOpen(agent.status)) return Status::Gone("agent " + agent_id + " is " + agent.status + "; ask for new work");
+  if (!IsOpen(agent.status)) return Status::Gone("agent " + agent_id + " is " + ToString(agent.status) + "; ask for new work");
   if (agent.deadline <= core_.env().NowMicros()) {
-    auto expired = FinishEndedLocked(agent, "timeout");
+    auto expired = FinishEndedLocked(agent, AgentStatus::kTimeout);
     if (!expired.ok() && !expired.status().IsConflict()) return expired.status();
     return Status::Gone("agent " + agent_id + " timed out; its unit went back to the pool");
   }
@@ -163,13 +157,13 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
   const auto& b = run->config->blueprint;
   const auto idx = static_cast<size_t>(std::max<int64_t>(agent.item_index, 0));
   PendingCheck check;
-  if (agent.kind == "onboarding") {
+  if (agent.kind == AgentKind::kOnboarding) {
     check = {true, b.onboarding_check.spec, b.onboarding_data, b.onboarding_answer};
-  } else if (agent.kind == "gold" && idx < b.gold_items.size()) {
+  } else if (agent.kind == AgentKind::kGold && idx < b.gold_items.size()) {
     check = {true, b.gold_check.spec, b.gold_items[idx].inputs, b.gold_items[idx].answer};
-  } else if (agent.kind == "screening" && idx < b.screening_items.size()) {
+  } else if (agent.kind == AgentKind::kScreening && idx < b.screening_items.size()) {
     check = {true, b.screening_check.spec, b.screening_items[idx].inputs, b.screening_items[idx].answer};
-  } else if (agent.kind == "unit" && agent.eval_set == "screening") {
+  } else if (agent.kind == AgentKind::kUnit && agent.eval_set == kScreeningEvalSet) {
     check = {true, b.screening_check.spec, InputsOf(*run, agent), nullptr};
   }
 
@@ -186,8 +180,8 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
   }
   if (result.outcome == CheckOutcome::kError) {
     std::fprintf(stderr, "crowdgate: check for agent %s (%s) failed to run: %s\n", agent_id.c_str(),
-                 agent.kind.c_str(), result.detail.c_str());
-    if (agent.kind == "onboarding") {
+                 ToString(agent.kind).c_str(), result.detail.c_str());
+    if (agent.kind == AgentKind::kOnboarding) {
       return Status::Unavailable("the onboarding check could not run; please submit again");
     }
   }
@@ -203,9 +197,9 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
   f.submitted_at = core_.env().NowMicros();
   f.check_result = check.needed ? std::string(CheckOutcomeName(result.outcome)) : "";
   SubmitResponse response{"accepted"};
-  if (agent.kind == "onboarding") {
-    f.new_status = pass ? "passed" : "failed";
-    response.outcome = f.new_status;
+  if (agent.kind == AgentKind::kOnboarding) {
+    f.new_status = pass ? AgentStatus::kPassed : AgentStatus::kFailed;
+    response.outcome = ToString(f.new_status);
     f.grant_ops.push_back(Op(GrantOp::Kind::kSet, agent.worker, run->onboarding, pass ? 1 : 0, kOnboardingActor,
                              pass ? "passed onboarding, " + why : "failed onboarding, " + why));
     if (!pass) {
@@ -213,9 +207,9 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
           Op(GrantOp::Kind::kSet, agent.worker, run->onboarding_failed, 1, kOnboardingActor, "failed onboarding, " + why));
     }
   } else {
-    f.new_status = "completed";
-    f.unit_status = "completed";
-    const bool screening = agent.kind == "screening" || (agent.kind == "unit" && agent.eval_set == "screening");
+    f.new_status = AgentStatus::kCompleted;
+    f.unit_status = UnitStatus::kCompleted;
+    const bool screening = ShownKind(agent) == AgentKind::kScreening;
     if (screening && scored) {
       if (pass) {
         f.grant_ops.push_back(Op(GrantOp::Kind::kSet, agent.worker, run->screening_passed, 1, kScreeningActor,
@@ -225,10 +219,10 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
             Op(GrantOp::Kind::kSet, agent.worker, run->block, 1, kScreeningActor, "failed screening, " + why));
       }
     }
-    if (agent.kind == "unit" && b.use_golds) {
+    if (agent.kind == AgentKind::kUnit && b.use_golds) {
       f.grant_ops.push_back(Op(GrantOp::Kind::kAdd, agent.worker, run->gold_completed, 1, kGoldActor, why));
     }
-    if (agent.kind == "gold" && scored) {
+    if (agent.kind == AgentKind::kGold && scored) {
       gold_result = pass ? 1 : -1;
       const int64_t now = core_.env().NowMicros();
       GoldCounts counts;
@@ -250,7 +244,7 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
     }
   }
   std::optional<QualityTracker::Pending> quality;
-  if (agent.kind == "unit" && run->quality) {
+  if (agent.kind == AgentKind::kUnit && run->quality) {
     quality = run->quality->DecideSubmit(agent, *f.submitted_at, *f.data_json);
     AddQualityActions(*run, agent, quality->firings, &f);
   }
@@ -268,7 +262,7 @@ Result<std::optional<SubmitResponse>> DispatcherImpl::SubmitImpl(const std::stri
     // timed out / returned meanwhile.
     auto now_agent = core_.store().GetAgent(agent_id);
     if (now_agent.ok() && !IsSubmitted(now_agent->status)) {
-      return Status::Gone("agent " + agent_id + " is " + now_agent->status + "; ask for new work");
+      return Status::Gone("agent " + agent_id + " is " + ToString(now_agent->status) + "; ask for new work");
     }
     return Status::Conflict("agent " + agent_id + " has already submitted");
   }
@@ -336,8 +330,8 @@ Status DispatcherImpl::Return(const std::string& agent_id, const std::string& to
   Lock l(core_.mu());
   CG_ASSIGN_OR_RETURN(AgentRecord agent, AuthorizedAgentLocked(agent_id, token));
   if (IsSubmitted(agent.status)) return Status::Conflict("agent " + agent_id + " has already submitted");
-  if (!IsOpen(agent.status)) return Status::Gone("agent " + agent_id + " is " + agent.status);
-  auto entries = FinishEndedLocked(agent, "returned");
+  if (!IsOpen(agent.status)) return Status::Gone("agent " + agent_id + " is " + ToString(agent.status));
+  auto entries = FinishEndedLocked(agent, AgentStatus::kReturned);
   if (!entries.ok()) return entries.status();
   return Status::Ok();
 }
@@ -351,7 +345,7 @@ Result<AgentView> DispatcherImpl::GetAgent(const std::string& agent_id, const st
   v.agent_id = agent.id;
   v.run_id = agent.run_id;
   v.status = agent.status;
-  v.onboarding = agent.kind == "onboarding";
+  v.onboarding = agent.kind == AgentKind::kOnboarding;
   v.data = InputsOf(*run, agent);
   v.submission = agent.data_json.empty() ? nlohmann::json(nullptr)
                                          : nlohmann::json::parse(agent.data_json, nullptr, false);
@@ -372,7 +366,7 @@ Result<int64_t> DispatcherImpl::ExpireOverdueLocked() {
   CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> overdue, core_.store().OverdueAgents(now));
   int64_t n = 0;
   for (const auto& a : overdue) {
-    auto r = FinishEndedLocked(a, "timeout");
+    auto r = FinishEndedLocked(a, AgentStatus::kTimeout);
     if (r.ok()) {
       ++n;
     } else if (!r.status().IsConflict() && !r.status().IsBusy()) {  // busy: another server ends it, or we do later

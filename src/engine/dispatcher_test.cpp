@@ -2,8 +2,8 @@
 // (block and allow lists, every comparator class, providers, onboarding, screening, golds
 // on Mephisto's schedule with caps and refunds, capacity, leases) and what submissions do
 // to their standing (counters, grants, disqualification), with time and randomness
-// controlled by a FakeEnv. One TEST per behaviour a user relies on; the last one races
-// eight workers for the last units and gold slots (runs under ThreadSanitizer).
+// controlled by a FakeEnv. One TEST per behaviour a user relies on. Batches and the race of
+// eight workers are in dispatcher_batch_test.cpp.
 #include "crowdgate/dispatcher.hpp"
 
 #include <algorithm>
@@ -19,143 +19,22 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "core/run_config.hpp"
-#include "engine/engine_test_util.hpp"
+#include "engine/dispatcher_test_fixture.hpp"
 
-namespace crowdgate {
+namespace crowdgate::dispatcher_test {
 namespace {
 
-using nlohmann::json;
-using testing::OpenTestEngine;
-using testing::TempDir;
-
-// A run config assembled from YAML fragments; blueprint.type json so no template is needed.
-struct Cfg {
-  std::string task_name = "t";
-  int lease_s = 600;           // task.assignment_duration_in_seconds
-  std::string task = "";       // extra lines under task:, each indented by two spaces
-  std::string blueprint = "";  // extra lines under blueprint:
-  std::string qualifications = "[]";
-  std::string data = "units.jsonl";
-};
-
-class DispatcherTest : public ::testing::Test {
- protected:
-  void SetUp() override { OpenAt(":memory:"); }
-
-  void OpenAt(const std::string& uri) {
-    d_.reset();
-    engine_.reset();
-    engine_ = OpenTestEngine(&env_, uri);
-    auto d = Dispatcher::Create(engine_.get());
-    ASSERT_TRUE(d.ok()) << d.status().ToString();
-    d_ = std::move(d).value();
-  }
-
-  std::string Write(const std::string& name, const std::string& text) {
-    const std::string path = dir_.File(name);
-    std::ofstream(path) << text;
-    return path;
-  }
-
-  // Items {"text": "item i"}.
-  void WriteUnits(int n, const std::string& name = "units.jsonl") {
-    std::string text;
-    for (int i = 0; i < n; ++i) text += json{{"text", "item " + std::to_string(i)}}.dump() + "\n";
-    Write(name, text);
-  }
-
-  // Golds {"inputs": {"text": "gold i"}, "answer": {"label": "pos"}}.
-  void WriteEval(const std::string& name, int n, const std::string& prefix) {
-    std::string text;
-    for (int i = 0; i < n; ++i) {
-      text += json{{"inputs", {{"text", prefix + " " + std::to_string(i)}}}, {"answer", {{"label", "pos"}}}}.dump() +
-              "\n";
-    }
-    Write(name, text);
-  }
-
-  Result<LaunchResult> TryLaunch(const Cfg& c) {
-    const std::string yaml = "task:\n  task_name: " + c.task_name + "\n  assignment_duration_in_seconds: " +
-                             std::to_string(c.lease_s) + "\n" +
-                             c.task + "blueprint:\n  type: json\n  data: " + c.data + "\n" + c.blueprint +
-                             "qualifications: " + c.qualifications + "\nprovider:\n  type: local\n";
-    const std::string path = Write("config-" + std::to_string(++configs_) + ".yaml", yaml);
-    auto config = LoadRunConfig(path, {});
-    if (!config.ok()) return config.status();
-    return d_->Launch(*config, {});
-  }
-
-  std::string Launch(const Cfg& c) {
-    auto r = TryLaunch(c);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? r->run_id : "";
-  }
-
-  WorkResponse Work(const std::string& run, const std::string& worker, const std::string& session = "") {
-    WorkRequest req;
-    auto ref = ParseWorkerRef(worker);
-    EXPECT_TRUE(ref.ok()) << worker;
-    req.run_id = run;
-    req.worker = *ref;
-    req.session = session;
-    auto r = d_->RequestWork(req);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : WorkResponse{};
-  }
-
-  Result<SubmitResponse> Submit(const WorkResponse& w, const json& data) {
-    return d_->Submit(w.agent_id, w.token, data);
-  }
-
-  std::string SubmitOk(const WorkResponse& w, const json& data) {
-    auto r = Submit(w, data);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? r->outcome : "";
-  }
-
-  // The worker's live value of a qualification, or nullopt.
-  std::optional<int64_t> Grant(const std::string& worker, const std::string& qual) {
-    auto info = engine_->ShowWorker(worker);
-    if (!info.ok()) return std::nullopt;
-    for (const auto& g : info->grants) {
-      if (g.qualification == qual && !g.ExpiredAt(env_.NowMicros())) return g.value;
-    }
-    return std::nullopt;
-  }
-
-  void GrantQ(const std::string& qual, const std::string& worker, int64_t value = 1) {
-    auto r = engine_->Grant({qual, worker, value, std::nullopt, "test"});
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-  }
-
-  void CreateQ(const std::string& name) { ASSERT_TRUE(engine_->CreateQualification(name, "").ok()); }
-
-  std::vector<ExportRow> Rows(const std::string& run) {
-    auto rows = d_->Export(run);
-    EXPECT_TRUE(rows.ok()) << rows.status().ToString();
-    return rows.ok() ? *rows : std::vector<ExportRow>{};
-  }
-
-  static void ExpectRefused(const WorkResponse& w, const std::string& outcome, const std::string& reason) {
-    EXPECT_EQ(w.outcome, outcome);
-    EXPECT_EQ(w.reason, reason);
-    EXPECT_TRUE(w.agent_id.empty());
-    EXPECT_TRUE(w.token.empty());
-  }
-
-  static std::string Text(const WorkResponse& w) { return w.data.value("text", ""); }
-
-  FakeEnv env_;
-  TempDir dir_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Dispatcher> d_;
-  int configs_ = 0;
-};
-
-// Gold units from golds.jsonl counted under `base`.
-std::string Golds(const std::string& base = "g") {
-  return "  use_golds: true\n  gold_qualification_base: " + base + "\n  gold_file: golds.jsonl\n";
+// The public Engine makes its own dispatcher (no cast to its implementation): a second one over
+// the same engine sees the first one's run; a null engine is refused.
+TEST_F(DispatcherTest, EngineMakesDispatchersThatShareItsStore) {
+  WriteUnits(2);
+  const std::string run = Launch({});
+  Result<std::unique_ptr<Dispatcher>> other = engine_->NewDispatcher();
+  ASSERT_TRUE(other.ok()) << other.status().ToString();
+  Result<RunSummary> s = (*other)->Summarize(run);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->status, RunStatus::kOpen);
+  EXPECT_TRUE(Dispatcher::Create(nullptr).status().IsInvalidArgument());
 }
 
 // ---- requirements -------------------------------------------------------------------
@@ -361,7 +240,7 @@ TEST_F(DispatcherTest, ScreeningPassGrantsPassedAndFailBlocks) {
   EXPECT_EQ(Text(real), "item 0");
   ExpectRefused(Work(run, "bob"), "not_qualified", "screening_failed");
   auto rows = Rows(run);
-  EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](const ExportRow& r) { return r.kind == "screening"; }), 2);
+  EXPECT_EQ(std::count_if(rows.begin(), rows.end(), [](const ExportRow& r) { return r.kind == AgentKind::kScreening; }), 2);
 }
 
 TEST_F(DispatcherTest, ScreeningCapAndReturnedUnitGivesItsSlotBack) {
@@ -399,9 +278,9 @@ TEST_F(DispatcherTest, ScreeningOnTheFirstRealUnitWithACommandCheck) {
   EXPECT_EQ(Text(Work(run, "alice")), "item 1");
   EXPECT_EQ(SubmitOk(Work(run, "bob"), {{"verdict", "neg"}}), "accepted");
   ExpectRefused(Work(run, "bob"), "not_qualified", "screening_failed");
-  std::vector<std::string> kinds;
+  std::vector<AgentKind> kinds;
   for (const auto& r : Rows(run)) kinds.push_back(r.kind);
-  EXPECT_EQ(kinds, (std::vector<std::string>{"screening", "unit", "screening"}));
+  EXPECT_EQ(kinds, (std::vector<AgentKind>{AgentKind::kScreening, AgentKind::kUnit, AgentKind::kScreening}));
 }
 
 // ---- golds --------------------------------------------------------------------------
@@ -415,9 +294,9 @@ TEST_F(DispatcherTest, MinGoldsAreServedFirst) {
     ASSERT_EQ(w.outcome, "unit");
     ASSERT_EQ(SubmitOk(w, {{"label", "pos"}}), "accepted");
   }
-  std::vector<std::string> kinds;
+  std::vector<AgentKind> kinds;
   for (const auto& r : Rows(run)) kinds.push_back(r.kind);
-  EXPECT_EQ(kinds, (std::vector<std::string>{"gold", "gold", "unit", "unit"}));
+  EXPECT_EQ(kinds, (std::vector<AgentKind>{AgentKind::kGold, AgentKind::kGold, AgentKind::kUnit, AgentKind::kUnit}));
   EXPECT_EQ(Grant("alice", "g-correct-golds"), 2);
   EXPECT_EQ(Grant("alice", "g-completed-count"), 2);
 }
@@ -438,8 +317,8 @@ TEST_F(DispatcherTest, GoldsOverAHundredUnitsFollowMephistosSchedule) {
   std::vector<int64_t> real_done_at_gold;
   int64_t real = 0;
   for (const auto& r : Rows(run)) {
-    if (r.kind == "gold") real_done_at_gold.push_back(real);
-    if (r.kind == "unit") ++real;
+    if (r.kind == AgentKind::kGold) real_done_at_gold.push_back(real);
+    if (r.kind == AgentKind::kUnit) ++real;
   }
   EXPECT_EQ(real, 100);
   EXPECT_EQ(real_done_at_gold, (std::vector<int64_t>{0, 10, 23, 44, 75}));
@@ -649,7 +528,7 @@ TEST_F(DispatcherTest, ExpiredLeaseReturnsTheUnitAndTheOldSubmitIsGone) {
   EXPECT_EQ(*n, 1);
   auto view = d_->GetAgent(a.agent_id, a.token);
   ASSERT_TRUE(view.ok());
-  EXPECT_EQ(view->status, "timeout");
+  EXPECT_EQ(view->status, AgentStatus::kTimeout);
   WorkResponse b = Work(run, "bob");
   ASSERT_EQ(b.outcome, "unit");
   EXPECT_EQ(b.data, a.data);
@@ -733,154 +612,11 @@ TEST_F(DispatcherTest, CommandCheckPassFailAndErrorCountsNothing) {
   EXPECT_EQ(rows[0].check_result, "pass");
   EXPECT_EQ(rows[1].check_result, "fail");
   EXPECT_EQ(rows[2].check_result, "error");
-  EXPECT_EQ(rows[2].status, "completed");
+  EXPECT_EQ(rows[2].status, AgentStatus::kCompleted);
   EXPECT_EQ(rows[2].data, json({{"verdict", "crash"}}));
 }
 
 // ---- group commit (Dispatcher::Batch) -------------------------------------------------
 
-// What another process sees of the database right now.
-std::vector<AgentRecord> AgentsSeenFromOutside(const std::string& db, const std::string& run) {
-  auto store = Store::Open(db, Env::Default());
-  EXPECT_TRUE(store.ok()) << store.status().ToString();
-  if (!store.ok()) return {};
-  auto agents = (*store)->RunAgents(run);
-  EXPECT_TRUE(agents.ok()) << agents.status().ToString();
-  return agents.ok() ? *agents : std::vector<AgentRecord>{};
-}
-
-TEST_F(DispatcherTest, BatchCommitsEveryDecisionAtOnceAndOnlyAtTheEnd) {
-  const std::string db = dir_.File("batch.db");
-  OpenAt(db);
-  WriteUnits(5);
-  const std::string run = Launch({});
-  std::vector<WorkResponse> got;
-  Status st = d_->Batch([&] {
-    for (const char* w : {"alice", "bob", "carol"}) {
-      got.push_back(Work(run, w));
-      // Not yet durable: nobody outside this batch sees the agent.
-      EXPECT_EQ(AgentsSeenFromOutside(db, run).size(), 0u);
-    }
-    // Inside the batch the dispatcher sees its own decisions: a reconnect, not a second unit.
-    WorkResponse again = Work(run, "alice");
-    EXPECT_EQ(again.agent_id, got[0].agent_id);
-  });
-  ASSERT_TRUE(st.ok()) << st.ToString();
-  ASSERT_EQ(got.size(), 3u);
-  std::set<std::string> texts;
-  for (const auto& w : got) {
-    EXPECT_EQ(w.outcome, "unit");
-    texts.insert(Text(w));
-  }
-  EXPECT_EQ(texts.size(), 3u);  // three different units
-  EXPECT_EQ(AgentsSeenFromOutside(db, run).size(), 3u);
-}
-
-TEST_F(DispatcherTest, AFailingCallInABatchChangesNothingAndSparesTheOthers) {
-  WriteUnits(4);
-  const std::string run = Launch({});
-  WorkResponse a = Work(run, "alice");
-  WorkResponse b = Work(run, "bob");
-  Result<std::optional<SubmitResponse>> good = Status::Internal("not run");
-  Result<std::optional<SubmitResponse>> forged = Status::Internal("not run");
-  Result<std::optional<SubmitResponse>> twice = Status::Internal("not run");
-  ASSERT_TRUE(d_->Batch([&] {
-                  good = d_->TrySubmitWithoutBlocking(a.agent_id, a.token, {{"label", "x"}});
-                  forged = d_->TrySubmitWithoutBlocking(b.agent_id, a.token, {{"label", "y"}});
-                  twice = d_->TrySubmitWithoutBlocking(a.agent_id, a.token, {{"label", "z"}});
-                }).ok());
-  ASSERT_TRUE(good.ok()) << good.status().ToString();
-  ASSERT_TRUE(good->has_value());
-  EXPECT_EQ((*good)->outcome, "accepted");
-  EXPECT_EQ(forged.status().code(), Status::Code::kUnauthenticated);
-  EXPECT_EQ(twice.status().code(), Status::Code::kConflict);
-  auto rows = Rows(run);
-  ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[0].data, json({{"label", "x"}}));  // the first submission, unchanged
-  EXPECT_EQ(rows[1].status, "in_task");             // bob's agent untouched by the forged token
-  EXPECT_EQ(SubmitOk(b, {{"label", "y"}}), "accepted");
-}
-
-TEST_F(DispatcherTest, AnAbortedBatchRollsBackEveryDecisionAndForgetsThem) {
-  WriteUnits(2);
-  const std::string run = Launch({});
-  WorkResponse inside;
-  EXPECT_THROW((void)d_->Batch([&] {
-                 inside = Work(run, "alice");
-                 throw std::runtime_error("boom");
-               }),
-               std::runtime_error);
-  ASSERT_EQ(inside.outcome, "unit");
-  EXPECT_TRUE(Rows(run).empty());  // the agent is gone with the transaction
-  EXPECT_EQ(d_->Submit(inside.agent_id, inside.token, {{"label", "x"}}).status().code(), Status::Code::kNotFound);
-  // Alice is served afresh: nothing of the rolled-back decision lingers in the caches.
-  WorkResponse after = Work(run, "alice");
-  EXPECT_EQ(after.outcome, "unit");
-  EXPECT_NE(after.agent_id, inside.agent_id);
-  EXPECT_EQ(SubmitOk(after, {{"label", "x"}}), "accepted");
-}
-
-TEST_F(DispatcherTest, ACommandCheckIsNeverRunInsideABatch) {
-  WriteUnits(3);
-  WriteEval("golds.jsonl", 3, "gold");
-  const std::string script = Write("check.sh", "exit 0\n");
-  const std::string run = Launch({.blueprint = Golds() + "  min_golds: 1\n  max_gold_units: 5\n"
-                                                         "  gold_check: {command: [/bin/sh, " + script + "]}\n"});
-  WorkResponse gold = Work(run, "alice");
-  ASSERT_EQ(gold.outcome, "unit");
-  Result<std::optional<SubmitResponse>> tried = Status::Internal("not run");
-  ASSERT_TRUE(d_->Batch([&] { tried = d_->TrySubmitWithoutBlocking(gold.agent_id, gold.token, {{"l", "x"}}); }).ok());
-  ASSERT_TRUE(tried.ok()) << tried.status().ToString();
-  EXPECT_FALSE(tried->has_value());          // "run me outside the batch"
-  EXPECT_EQ(Rows(run)[0].status, "in_task");  // and nothing changed
-  EXPECT_EQ(SubmitOk(gold, {{"l", "x"}}), "accepted");
-  EXPECT_EQ(Grant("alice", "g-correct-golds"), 1);
-}
-
-// ---- concurrency --------------------------------------------------------------------
-
-TEST_F(DispatcherTest, EightWorkersRaceForTheLastUnitsAndGoldSlots) {
-  WriteUnits(12);
-  WriteEval("golds.jsonl", 3, "gold");
-  const int64_t kGoldCap = 5;
-  const std::string run = Launch(
-      {.blueprint = Golds() + "  max_gold_units: " + std::to_string(kGoldCap) + "\n"});
-  std::vector<std::thread> threads;
-  std::atomic<int> errors{0};
-  for (int t = 0; t < 8; ++t) {
-    threads.emplace_back([&, t] {
-      WorkRequest req{run, {"local", "w" + std::to_string(t)}, ""};
-      for (int i = 0; i < 50; ++i) {
-        auto w = d_->RequestWork(req);
-        if (!w.ok()) {
-          ++errors;
-          return;
-        }
-        if (w->outcome != "unit") return;
-        auto s = d_->Submit(w->agent_id, w->token, {{"label", "pos"}});
-        if (!s.ok()) ++errors;
-      }
-    });
-  }
-  for (auto& th : threads) th.join();
-  EXPECT_EQ(errors.load(), 0);
-  auto summary = d_->Summarize(run);
-  ASSERT_TRUE(summary.ok());
-  EXPECT_LE(summary->gold_served, kGoldCap);
-  std::set<int64_t> units;
-  int64_t golds = 0;
-  int64_t real = 0;
-  for (const auto& r : Rows(run)) {
-    ASSERT_TRUE(r.unit_id.has_value());
-    EXPECT_TRUE(units.insert(*r.unit_id).second) << "unit " << *r.unit_id << " held by two agents";
-    EXPECT_EQ(r.status, "completed");
-    golds += r.kind == "gold";
-    real += r.kind == "unit";
-  }
-  EXPECT_EQ(golds, summary->gold_served);
-  EXPECT_EQ(golds, kGoldCap);  // eight workers each need a first gold: the cap is used up exactly
-  EXPECT_EQ(real, 12);         // every real unit done once
-}
-
 }  // namespace
-}  // namespace crowdgate
+}  // namespace crowdgate::dispatcher_test

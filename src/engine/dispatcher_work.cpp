@@ -27,9 +27,12 @@ nlohmann::json WorkResponse::ToJson() const {
 }
 
 Result<std::unique_ptr<Dispatcher>> Dispatcher::Create(Engine* engine) {
-  auto* impl = dynamic_cast<EngineImpl*>(engine);
-  if (impl == nullptr) return Status::InvalidArgument("Dispatcher::Create needs an engine made by Engine::Open");
-  return std::unique_ptr<Dispatcher>(new DispatcherImpl(impl));
+  if (engine == nullptr) return Status::InvalidArgument("Dispatcher::Create needs an engine");
+  return engine->NewDispatcher();
+}
+
+Result<std::unique_ptr<Dispatcher>> EngineImpl::NewDispatcher() {
+  return std::unique_ptr<Dispatcher>(new DispatcherImpl(this));
 }
 
 Result<std::shared_ptr<RunState>> DispatcherImpl::RunLocked(const std::string& run_id) {
@@ -60,7 +63,7 @@ Result<WorkerId> DispatcherImpl::WorkerIdLocked(const WorkerRef& ref) {
 }
 
 AgentRecord DispatcherImpl::NewAgent(const RunState& run, const WorkerRef& ref, WorkerId worker,
-                                     const std::string& kind, const std::string& session) {
+                                     AgentKind kind, const std::string& session) {
   Env& env = core_.env();
   AgentRecord a;
   a.id = "ag_" + env.RandomHex128();
@@ -69,7 +72,7 @@ AgentRecord DispatcherImpl::NewAgent(const RunState& run, const WorkerRef& ref, 
   a.worker_id = worker;
   a.worker = ref;
   a.kind = kind;
-  a.status = kind == "onboarding" ? "onboarding" : "in_task";
+  a.status = kind == AgentKind::kOnboarding ? AgentStatus::kOnboarding : AgentStatus::kInTask;
   a.session = session;
   a.created_at = env.NowMicros();
   a.deadline = a.created_at + run.config->task.assignment_duration_in_seconds * kMicrosPerSecond;
@@ -79,9 +82,9 @@ AgentRecord DispatcherImpl::NewAgent(const RunState& run, const WorkerRef& ref, 
 nlohmann::json DispatcherImpl::InputsOf(const RunState& run, const AgentRecord& agent) {
   const auto& b = run.config->blueprint;
   const auto idx = static_cast<size_t>(std::max<int64_t>(agent.item_index, 0));
-  if (agent.kind == "onboarding") return b.onboarding_data;
-  if (agent.kind == "gold") return idx < b.gold_items.size() ? b.gold_items[idx].inputs : nlohmann::json::object();
-  if (agent.kind == "screening") {
+  if (agent.kind == AgentKind::kOnboarding) return b.onboarding_data;
+  if (agent.kind == AgentKind::kGold) return idx < b.gold_items.size() ? b.gold_items[idx].inputs : nlohmann::json::object();
+  if (agent.kind == AgentKind::kScreening) {
     return idx < b.screening_items.size() ? b.screening_items[idx].inputs : nlohmann::json::object();
   }
   auto item = core_.store().GetItem(agent.run_id, agent.item_index);
@@ -92,7 +95,7 @@ nlohmann::json DispatcherImpl::InputsOf(const RunState& run, const AgentRecord& 
 WorkResponse DispatcherImpl::Respond(const RunState& run, const AgentRecord& agent, bool reconnected,
                                      const std::string* item_json) {
   WorkResponse r;
-  r.outcome = agent.kind == "onboarding" ? "onboarding" : "unit";  // golds and screening look like units
+  r.outcome = agent.kind == AgentKind::kOnboarding ? "onboarding" : "unit";  // golds and screening look like units
   r.agent_id = agent.id;
   r.token = agent.token_hash;
   r.data = item_json != nullptr ? nlohmann::json::parse(*item_json, nullptr, /*allow_exceptions=*/false)
@@ -129,7 +132,7 @@ Result<std::optional<WorkResponse>> DispatcherImpl::RequestWorkImpl(const WorkRe
     run->record.status = record.status;
     run->status_epoch = core_.external_epoch();
   }
-  if (run->record.status != "open") return std::optional<WorkResponse>(Refusal("no_work", "run_closed"));
+  if (run->record.status != RunStatus::kOpen) return std::optional<WorkResponse>(Refusal("no_work", "run_closed"));
   CG_ASSIGN_OR_RETURN(WorkerId worker, WorkerIdLocked(request.worker));
   // One decision: the limits read below still hold when its reservation commits (another server
   // deciding about this worker waits), and a decision that fails half-way leaves nothing behind.
@@ -199,7 +202,7 @@ Result<WorkResponse> DispatcherImpl::DecideLocked(const RunState& run, const Wor
   // 3. Held agents: reconnect, or refuse a second session beyond allowed_concurrent.
   CG_ASSIGN_OR_RETURN(std::vector<AgentRecord> open, core_.store().OpenAgents(run.record.id, worker));
   for (const auto& a : open) {
-    if (a.kind == "onboarding") return Respond(run, a, /*reconnected=*/true);
+    if (a.kind == AgentKind::kOnboarding) return Respond(run, a, /*reconnected=*/true);
   }
   if (task.allowed_concurrent > 0 && static_cast<int64_t>(open.size()) >= task.allowed_concurrent) {
     if (!request.session.empty()) {
@@ -220,7 +223,7 @@ Result<WorkResponse> DispatcherImpl::DecideLocked(const RunState& run, const Wor
   if (run.onboarding != 0) {
     auto q = index.Value(worker, run.onboarding, now);
     if (!q.has_value()) {
-      AgentRecord a = NewAgent(run, ref, worker, "onboarding", request.session);
+      AgentRecord a = NewAgent(run, ref, worker, AgentKind::kOnboarding, request.session);
       CG_RETURN_IF_ERROR(core_.store().CreateOnboardingAgent(a));
       return Respond(run, a, false);
     }
@@ -230,8 +233,8 @@ Result<WorkResponse> DispatcherImpl::DecideLocked(const RunState& run, const Wor
   // 6. Screening: no grant of P yet -> a screening unit (or their first real unit).
   if (b.use_screening_task && !index.Value(worker, run.screening_passed, now).has_value()) {
     if (b.screening_source == ScreeningSource::kFile) return ServeEvalUnit(run, ref, worker, request.session, false);
-    AgentRecord a = NewAgent(run, ref, worker, "unit", request.session);
-    a.eval_set = "screening";  // a real unit whose submission decides the screening
+    AgentRecord a = NewAgent(run, ref, worker, AgentKind::kUnit, request.session);
+    a.eval_set = kScreeningEvalSet;  // a real unit whose submission decides the screening
     std::string item;
     CG_ASSIGN_OR_RETURN(std::optional<AgentRecord> got, core_.store().ReserveUnitWithItem(run.record.id, a, &item));
     if (!got) return Refusal("no_work", "no_units_left");
@@ -244,7 +247,7 @@ Result<WorkResponse> DispatcherImpl::DecideLocked(const RunState& run, const Wor
   }
 
   // 8. A real unit.
-  AgentRecord a = NewAgent(run, ref, worker, "unit", request.session);
+  AgentRecord a = NewAgent(run, ref, worker, AgentKind::kUnit, request.session);
   std::string item;
   CG_ASSIGN_OR_RETURN(std::optional<AgentRecord> got, core_.store().ReserveUnitWithItem(run.record.id, a, &item));
   if (!got) return Refusal("no_work", "no_units_left");
@@ -276,7 +279,7 @@ Result<WorkResponse> DispatcherImpl::ServeEvalUnit(const RunState& run, const Wo
   } else {
     pick = static_cast<int64_t>(core_.env().Uniform(pool));
   }
-  AgentRecord a = NewAgent(run, ref, worker, gold ? "gold" : "screening", session);
+  AgentRecord a = NewAgent(run, ref, worker, gold ? AgentKind::kGold : AgentKind::kScreening, session);
   a.item_index = pick;
   a.eval_set = gold ? b.gold_qualification_base : b.passed_qualification_name;
   const int64_t cap = gold ? b.max_gold_units : b.max_screening_units;

@@ -7,6 +7,11 @@ namespace crowdgate {
 using Lock = EngineLock;
 
 Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<Store> store, EngineOptions options) {
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<EngineImpl> engine, OpenEngineImpl(std::move(store), std::move(options)));
+  return std::unique_ptr<Engine>(std::move(engine));
+}
+
+Result<std::unique_ptr<EngineImpl>> OpenEngineImpl(std::unique_ptr<Store> store, EngineOptions options) {
   if (store == nullptr) return Status::InvalidArgument("Engine::Open needs a store");
   Env* env = options.env != nullptr ? options.env : Env::Default();
   auto core = std::make_shared<EngineCore>(std::move(store), env, options.actor);
@@ -14,7 +19,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(std::unique_ptr<Store> store, Engin
     Lock l(core->mu());
     CG_RETURN_IF_ERROR(core->Refresh());
   }
-  return std::unique_ptr<Engine>(new EngineImpl(std::move(core)));
+  return std::make_unique<EngineImpl>(std::move(core));
 }
 
 Result<Qualification> EngineImpl::CreateQualification(const std::string& name, const std::string& description) {

@@ -37,6 +37,7 @@ class EngineImpl : public Engine {
   Result<std::shared_ptr<const CompiledRequirements>> Compile(const std::vector<Requirement>& reqs) override;
   Result<EligibilityVerdict> Check(const std::string& worker, const CompiledRequirements& reqs) override;
   Status CheckStore() override;
+  Result<std::unique_ptr<Dispatcher>> NewDispatcher() override;
 
   EngineCore& core() { return *core_; }
   std::shared_ptr<EngineCore> shared_core() { return core_; }
@@ -47,5 +48,9 @@ class EngineImpl : public Engine {
  private:
   std::shared_ptr<EngineCore> core_;
 };
+
+// Engine::Open, keeping the concrete type: for internal callers that read EngineImpl's own figures
+// (the benchmarks' index size) without casting an Engine.
+Result<std::unique_ptr<EngineImpl>> OpenEngineImpl(std::unique_ptr<Store> store, EngineOptions options);
 
 }  // namespace crowdgate

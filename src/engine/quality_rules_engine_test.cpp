@@ -222,12 +222,12 @@ TEST_F(QualityRulesTest, RejectUnitsPutsItemsBackForSomeoneElse) {
   EXPECT_NE(firings[0].reason.find("fast_submissions: 2 of the last 2 units under 2 s; rejected units"),
             std::string::npos)
       << firings[0].reason;
-  std::map<int64_t, std::string> spammer_items;
+  std::map<int64_t, AgentStatus> spammer_items;
   for (const ExportRow& r : Rows(run)) {
-    if (r.kind == "unit" && r.worker == "local:spammer") spammer_items[r.item] = r.status;
+    if (r.kind == AgentKind::kUnit && r.worker == "local:spammer") spammer_items[r.item] = r.status;
   }
   ASSERT_EQ(spammer_items.size(), 2u);
-  for (const auto& [item, status] : spammer_items) EXPECT_EQ(status, "rejected") << item;
+  for (const auto& [item, status] : spammer_items) EXPECT_EQ(status, AgentStatus::kRejected) << item;
   // The spammer is not banned, but gets only the item it never held; an honest worker then
   // relabels the two rejected items as well.
   Do(run, "spammer", 10);
@@ -240,7 +240,7 @@ TEST_F(QualityRulesTest, RejectUnitsPutsItemsBackForSomeoneElse) {
     ASSERT_TRUE(d_->Submit(w.agent_id, w.token, json{{"label", "pos"}}).ok());
   }
   for (const ExportRow& r : Rows(run)) {
-    if (r.kind == "unit" && r.worker == "local:honest") relabelled.insert(r.item);
+    if (r.kind == AgentKind::kUnit && r.worker == "local:honest") relabelled.insert(r.item);
   }
   for (const auto& [item, status] : spammer_items) EXPECT_EQ(relabelled.count(item), 1u) << item;
   EXPECT_EQ(Work(run, "honest").outcome, "no_work");

@@ -93,12 +93,12 @@ void QualityTracker::Rebuild(const std::vector<AgentRecord>& agents) {
   std::vector<Event> events;
   for (size_t i = 0; i < agents.size(); ++i) {
     const AgentRecord& a = agents[i];
-    if (a.kind != "unit" || !a.unit_id) continue;
+    if (a.kind != AgentKind::kUnit || !a.unit_id) continue;
     if (a.submitted_at && !a.data_json.empty()) {
       events.push_back({*a.submitted_at, i, true});
-    } else if (a.status == "returned") {
+    } else if (a.status == AgentStatus::kReturned) {
       events.push_back({a.created_at, i, false});
-    } else if (a.status == "timeout") {
+    } else if (a.status == AgentStatus::kTimeout) {
       events.push_back({a.deadline, i, false});
     }
   }

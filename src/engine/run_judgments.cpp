@@ -26,7 +26,7 @@ Result<std::unique_ptr<LoadedJudgments>> LoadRunJudgments(const std::vector<Expo
   auto l = std::make_unique<LoadedJudgments>();
   l->items_are_numbers = true;
   auto counts = [](const ExportRow& r) {
-    return r.submitted_at.has_value() && r.status != "rejected" && !r.data.is_null();
+    return r.submitted_at.has_value() && r.status != AgentStatus::kRejected && !r.data.is_null();
   };
   auto where = [](const ExportRow& r) {
     return "unit " + (r.unit_id ? std::to_string(*r.unit_id) : std::string("-")) + " (agent " + r.agent_id + ")";
@@ -36,7 +36,7 @@ Result<std::unique_ptr<LoadedJudgments>> LoadRunJudgments(const std::vector<Expo
   if (l->field.empty()) {
     std::set<std::string> keys;
     for (const auto& r : rows) {
-      if (r.kind != "unit" || !counts(r) || !r.data.is_object()) continue;
+      if (r.kind != AgentKind::kUnit || !counts(r) || !r.data.is_object()) continue;
       for (const auto& [k, v] : r.data.items()) keys.insert(k);
     }
     if (keys.size() > 1) {
@@ -66,7 +66,7 @@ Result<std::unique_ptr<LoadedJudgments>> LoadRunJudgments(const std::vector<Expo
   std::vector<std::pair<int64_t, int32_t>> real_items;  // (item index, id)
   const auto& golds = config.blueprint.gold_items;
   for (const auto& r : rows) {
-    if ((r.kind != "unit" && r.kind != "gold") || !counts(r)) continue;
+    if ((r.kind != AgentKind::kUnit && r.kind != AgentKind::kGold) || !counts(r)) continue;
     if (!r.data.is_object() || !r.data.contains(l->field)) {
       return Status::InvalidArgument(where(r) + ": the answer has no field \"" + l->field + "\"");
     }
@@ -76,7 +76,7 @@ Result<std::unique_ptr<LoadedJudgments>> LoadRunJudgments(const std::vector<Expo
                                      "\" is not a single label (a string, number or boolean): " + value.dump());
     }
     int32_t item = -1;
-    if (r.kind == "gold") {
+    if (r.kind == AgentKind::kGold) {
       // A gold counts only when its answer gives the field a label to compare with.
       const bool usable = r.item >= 0 && static_cast<size_t>(r.item) < golds.size() &&
                           golds[static_cast<size_t>(r.item)].answer.contains(l->field) &&

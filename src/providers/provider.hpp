@@ -43,7 +43,7 @@ inline WorkRequest TrustedLanding(const std::string& run_id, const Landing& land
 // What a provider knows about one run: its resolved config and what the provider created for it.
 struct ProviderRun {
   std::string run_id;
-  std::string status;  // open | closed
+  RunStatus status = RunStatus::kOpen;
   std::shared_ptr<const RunConfig> config;
   nlohmann::json state = nlohmann::json::object();  // RunRecord::provider_state_json
 };

@@ -266,7 +266,7 @@ Status ProviderHub::Launch(const std::string& run_id) {
 Status ProviderHub::Publish(const std::string& run_id) {
   CG_RETURN_IF_ERROR(RefreshRuns());
   CG_ASSIGN_OR_RETURN(std::shared_ptr<const ProviderRun> run, RunOf(run_id));
-  if (run->status != "open") return Status::InvalidArgument("run " + run_id + " is closed");
+  if (run->status != RunStatus::kOpen) return Status::InvalidArgument("run " + run_id + " is closed");
   Provider* p = ProviderFor(run->config->provider.type);
   if (!p) return Status::Internal("run " + run_id + ": unknown provider");
   return p->Publish(*run);
@@ -293,7 +293,7 @@ Status ProviderHub::PollProviders() {
     return n.ok() ? Status::Ok() : n.status();
   };
   bool any = false;
-  for (const auto& run : Runs()) any = any || (run->status == "open" && run->config->provider.type == "prolific");
+  for (const auto& run : Runs()) any = any || (run->status == RunStatus::kOpen && run->config->provider.type == "prolific");
   if (!any) return Status::Ok();  // no study to look at: no token needed
   return providers_["prolific"]->Poll(end_session);
 }

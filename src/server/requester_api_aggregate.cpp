@@ -34,7 +34,7 @@ struct Aggregated {
 std::vector<double> MedianSecondsPerUnit(const std::vector<ExportRow>& rows, const LoadedJudgments& l) {
   std::vector<std::vector<double>> seconds(l.workers.size());
   for (const ExportRow& r : rows) {
-    if (r.kind != "unit" || !r.submitted_at || !r.duration_s) continue;
+    if (r.kind != AgentKind::kUnit || !r.submitted_at || !r.duration_s) continue;
     const int32_t w = l.workers.Find(r.worker);
     if (w >= 0) seconds[static_cast<size_t>(w)].push_back(*r.duration_s);
   }

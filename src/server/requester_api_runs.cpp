@@ -55,6 +55,7 @@ void AddRequesterRunRoutes(Router& router, const RequesterContext& ctx) {
   router.Add("GET", "/api/v1/requester/runs", Route(ctx, [d](const HttpRequest& req) -> Result<HttpResponse> {
                CG_ASSIGN_OR_RETURN(int64_t limit, PageLimit(req));
                const std::string status = QueryParam(req, "status");
+               const std::optional<RunStatus> wanted = ParseRunStatus(status);  // an unknown word matches no run
                const std::string cursor = QueryParam(req, "cursor");
                CG_ASSIGN_OR_RETURN(std::vector<RunSummary> runs, d->ListRuns());
                std::sort(runs.begin(), runs.end(),
@@ -63,7 +64,7 @@ void AddRequesterRunRoutes(Router& router, const RequesterContext& ctx) {
                std::string next;
                for (const RunSummary& s : runs) {
                  if (!cursor.empty() && s.run_id <= cursor) continue;
-                 if (!status.empty() && s.status != status) continue;
+                 if (!status.empty() && (!wanted || s.status != *wanted)) continue;
                  if (static_cast<int64_t>(items.size()) == limit) {
                    next = items.back()["run_id"].get<std::string>();
                    break;

@@ -28,8 +28,7 @@ void AddRequesterUnitRoutes(Router& router, const RequesterContext& ctx) {
                r.status = QueryParam(req, "status");
                r.kind = QueryParam(req, "kind");
                r.worker = QueryParam(req, "worker");
-               if (!r.kind.empty() && r.kind != "unit" && r.kind != "gold" && r.kind != "screening" &&
-                   r.kind != "onboarding") {
+               if (!r.kind.empty() && !ParseAgentKind(r.kind)) {
                  return Status::InvalidArgument("kind: expected unit, gold, screening or onboarding, got \"" + r.kind +
                                                 "\"");
                }

@@ -137,14 +137,14 @@ class StoreContractTest : public ::testing::TestWithParam<StoreBackend> {
     EXPECT_TRUE(s.ok()) << s.ToString();
     return run;
   }
-  AgentRecord NewAgent(const std::string& run_id, WorkerId worker, const std::string& kind = "unit") {
+  AgentRecord NewAgent(const std::string& run_id, WorkerId worker, AgentKind kind = AgentKind::kUnit) {
     AgentRecord a;
     a.id = "ag_" + env_.RandomHex128();
     a.token_hash = "hash_" + a.id;
     a.run_id = run_id;
     a.worker_id = worker;
     a.kind = kind;
-    a.status = kind == "onboarding" ? "onboarding" : "in_task";
+    a.status = kind == AgentKind::kOnboarding ? AgentStatus::kOnboarding : AgentStatus::kInTask;
     a.created_at = env_.NowMicros();
     a.deadline = a.created_at + 60 * kSec;
     return a;
@@ -165,9 +165,9 @@ class StoreContractTest : public ::testing::TestWithParam<StoreBackend> {
   AgentFinish Submit(const AgentRecord& a, const std::string& check = "") {
     AgentFinish f;
     f.agent_id = a.id;
-    f.expect_status = "in_task";
-    f.new_status = "completed";
-    f.unit_status = "completed";
+    f.expect_status = AgentStatus::kInTask;
+    f.new_status = AgentStatus::kCompleted;
+    f.unit_status = UnitStatus::kCompleted;
     f.data_json = R"({"answer":1})";
     f.submitted_at = env_.NowMicros();
     f.check_result = check;

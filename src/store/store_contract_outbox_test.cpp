@@ -179,18 +179,18 @@ TEST_P(StoreContractTest, ReviewUnitsWritesItsOutboxRowsInTheSameTransaction) {
   bonus.progress_json = R"({"step":"none"})";
 
   // Failures write nothing: an unknown run, a bad status, a bad row.
-  EXPECT_TRUE(store_->ReviewUnits("run_nope", {*a.unit_id}, "accepted", {approve}).status().IsNotFound());
-  EXPECT_TRUE(store_->ReviewUnits("run_a", {*a.unit_id}, "launched", {approve}).status().IsInvalidArgument());
+  EXPECT_TRUE(store_->ReviewUnits("run_nope", {*a.unit_id}, UnitStatus::kAccepted, {approve}).status().IsNotFound());
+  EXPECT_TRUE(store_->ReviewUnits("run_a", {*a.unit_id}, UnitStatus::kLaunched, {approve}).status().IsInvalidArgument());
   OutboxRow keyless = approve;
   keyless.order_key = "";
-  EXPECT_TRUE(store_->ReviewUnits("run_a", {*a.unit_id}, "accepted", {approve, keyless}).status().IsInvalidArgument());
+  EXPECT_TRUE(store_->ReviewUnits("run_a", {*a.unit_id}, UnitStatus::kAccepted, {approve, keyless}).status().IsInvalidArgument());
   EXPECT_TRUE(CG_ALL_OUTBOX().empty());
-  EXPECT_EQ(store_->GetAgent(a.id)->status, "completed");
+  EXPECT_EQ(store_->GetAgent(a.id)->status, AgentStatus::kCompleted);
 
-  Result<int64_t> n = store_->ReviewUnits("run_a", {*a.unit_id}, "accepted", {approve, bonus});
+  Result<int64_t> n = store_->ReviewUnits("run_a", {*a.unit_id}, UnitStatus::kAccepted, {approve, bonus});
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 1);
-  EXPECT_EQ(store_->GetAgent(a.id)->status, "approved");
+  EXPECT_EQ(store_->GetAgent(a.id)->status, AgentStatus::kApproved);
   std::vector<OutboxRow> rows = CG_ALL_OUTBOX();
   ASSERT_EQ(rows.size(), 2u);
   EXPECT_EQ(rows[0].kind, "approve");
@@ -204,7 +204,7 @@ TEST_P(StoreContractTest, ReviewUnitsWritesItsOutboxRowsInTheSameTransaction) {
 
   // Inside a batch a review is a step like any other: a failing one leaves no rows behind.
   ASSERT_TRUE(store_->BeginBatch().ok());
-  EXPECT_TRUE(store_->ReviewUnits("run_nope", {*a.unit_id}, "rejected", {NewRow("submission:S1", "reject")})
+  EXPECT_TRUE(store_->ReviewUnits("run_nope", {*a.unit_id}, UnitStatus::kRejected, {NewRow("submission:S1", "reject")})
                   .status()
                   .IsNotFound());
   ASSERT_TRUE(store_->EndBatch(true).ok());
@@ -529,13 +529,13 @@ TEST_P(StoreContractTest, SessionSubmissionsAndOpenAgentsOfSession) {
   AgentRecord other_session = reserve("run_a", p1, "S2");
   AgentRecord other_worker = reserve("run_a", p2, "S1");
   AgentRecord other_run = reserve("run_b", p1, "S1");
-  AgentRecord gold = NewAgent("run_a", p1, "gold");
+  AgentRecord gold = NewAgent("run_a", p1, AgentKind::kGold);
   gold.session = "S1";
   ASSERT_TRUE(*store_->CreateEvalUnit("run_a", gold, 10, "golds"));
-  AgentRecord onb = NewAgent("run_a", p1, "onboarding");
+  AgentRecord onb = NewAgent("run_a", p1, AgentKind::kOnboarding);
   onb.session = "S1";
   ASSERT_TRUE(store_->CreateOnboardingAgent(onb).ok());
-  AgentRecord onb_open = NewAgent("run_a", p1, "onboarding");
+  AgentRecord onb_open = NewAgent("run_a", p1, AgentKind::kOnboarding);
   onb_open.session = "S1";
   ASSERT_TRUE(store_->CreateOnboardingAgent(onb_open).ok());
 
@@ -545,15 +545,15 @@ TEST_P(StoreContractTest, SessionSubmissionsAndOpenAgentsOfSession) {
   }
   AgentFinish passed;
   passed.agent_id = onb.id;
-  passed.expect_status = "onboarding";
-  passed.new_status = "passed";
+  passed.expect_status = AgentStatus::kOnboarding;
+  passed.new_status = AgentStatus::kPassed;
   passed.submitted_at = env_.NowMicros();
   ASSERT_TRUE(store_->FinishAgent(passed).ok());
   // A returned agent was never submitted.
   AgentFinish ret;
   ret.agent_id = u2.id;
-  ret.expect_status = "in_task";
-  ret.new_status = "returned";
+  ret.expect_status = AgentStatus::kInTask;
+  ret.new_status = AgentStatus::kReturned;
   ret.release_unit = true;
   ASSERT_TRUE(store_->FinishAgent(ret).ok());
   AgentRecord u3 = reserve("run_a", p1, "S1");

@@ -24,7 +24,7 @@ TEST_P(StoreContractTest, CreateAndReadRuns) {
   ASSERT_TRUE(got.ok());
   EXPECT_EQ(got->task_name, "taskA");
   EXPECT_EQ(got->config_json, r.config_json);
-  EXPECT_EQ(got->status, "open");
+  EXPECT_EQ(got->status, RunStatus::kOpen);
   EXPECT_EQ(got->created_at, r.created_at);
   EXPECT_EQ(got->num_items, 4);
   EXPECT_EQ(got->num_units, 12);
@@ -43,10 +43,9 @@ TEST_P(StoreContractTest, CreateAndReadRuns) {
   EXPECT_EQ((*all)[0].id, "run_a");
   EXPECT_EQ((*all)[1].id, "run_b");
 
-  ASSERT_TRUE(store_->SetRunStatus("run_a", "closed").ok());
-  EXPECT_EQ(store_->GetRun("run_a")->status, "closed");
-  EXPECT_TRUE(store_->SetRunStatus("run_a", "weird").IsInvalidArgument());
-  EXPECT_TRUE(store_->SetRunStatus("run_nope", "closed").IsNotFound());
+  ASSERT_TRUE(store_->SetRunStatus("run_a", RunStatus::kClosed).ok());
+  EXPECT_EQ(store_->GetRun("run_a")->status, RunStatus::kClosed);
+  EXPECT_TRUE(store_->SetRunStatus("run_nope", RunStatus::kClosed).IsNotFound());
   EXPECT_TRUE(store_->GetRun("run_nope").status().IsNotFound());
   EXPECT_TRUE(store_->UnitStatusCounts("run_nope").status().IsNotFound());
   EXPECT_TRUE(store_->RunAgents("run_nope").status().IsNotFound());
@@ -104,8 +103,8 @@ TEST_P(StoreContractTest, ReserveUnitNeverGivesAWorkerTheSameItemTwice) {
   ASSERT_EQ(open->size(), 3u);
   AgentFinish ret;
   ret.agent_id = (*open)[0].id;
-  ret.expect_status = "in_task";
-  ret.new_status = "returned";
+  ret.expect_status = AgentStatus::kInTask;
+  ret.new_status = AgentStatus::kReturned;
   ret.release_unit = true;
   ASSERT_TRUE(store_->FinishAgent(ret).ok());
   none = store_->ReserveUnit("run_a", NewAgent("run_a", alice));
@@ -154,8 +153,8 @@ TEST_P(StoreContractTest, ReserveUnitFillsTheAgent) {
   EXPECT_EQ(got->unit_id, a.unit_id);
   EXPECT_EQ(got->worker_id, alice);
   EXPECT_EQ(got->worker, (WorkerRef{"local", "alice"}));
-  EXPECT_EQ(got->kind, "unit");
-  EXPECT_EQ(got->status, "in_task");
+  EXPECT_EQ(got->kind, AgentKind::kUnit);
+  EXPECT_EQ(got->status, AgentStatus::kInTask);
   EXPECT_EQ(got->item_index, 0);
   EXPECT_EQ(got->session, "sess-1");
   EXPECT_EQ(got->created_at, req.created_at);
@@ -254,7 +253,7 @@ TEST_P(StoreContractTest, CreateEvalUnitRespectsTheCap) {
   MakeRun("run_a", "task", 1);
   WorkerId alice = WorkerNamed("alice");
   for (int i = 0; i < 2; ++i) {
-    AgentRecord g = NewAgent("run_a", alice, "gold");
+    AgentRecord g = NewAgent("run_a", alice, AgentKind::kGold);
     g.item_index = 10 + i;
     g.eval_set = "golds";
     Result<bool> ok = store_->CreateEvalUnit("run_a", g, 2, "golds");
@@ -263,10 +262,10 @@ TEST_P(StoreContractTest, CreateEvalUnitRespectsTheCap) {
     Result<AgentRecord> got = store_->GetAgent(g.id);
     ASSERT_TRUE(got.ok());
     EXPECT_TRUE(got->unit_id.has_value());
-    EXPECT_EQ(got->kind, "gold");
+    EXPECT_EQ(got->kind, AgentKind::kGold);
     EXPECT_EQ(got->item_index, 10 + i);
   }
-  AgentRecord over = NewAgent("run_a", alice, "gold");
+  AgentRecord over = NewAgent("run_a", alice, AgentKind::kGold);
   over.item_index = 12;
   Result<bool> full = store_->CreateEvalUnit("run_a", over, 2, "golds");
   ASSERT_TRUE(full.ok());
@@ -278,18 +277,18 @@ TEST_P(StoreContractTest, CreateEvalUnitRespectsTheCap) {
   // Eval units are not run progress.
   EXPECT_EQ(Counts("run_a"), (std::map<std::string, int64_t>{{"launched", 1}}));
 
-  AgentRecord s = NewAgent("run_a", alice, "screening");
+  AgentRecord s = NewAgent("run_a", alice, AgentKind::kScreening);
   s.item_index = 0;
   ASSERT_TRUE(*store_->CreateEvalUnit("run_a", s, 1, ""));
-  AgentRecord s2 = NewAgent("run_a", alice, "screening");
+  AgentRecord s2 = NewAgent("run_a", alice, AgentKind::kScreening);
   EXPECT_FALSE(*store_->CreateEvalUnit("run_a", s2, 1, ""));
   Result<RunRecord> run = store_->GetRun("run_a");
   EXPECT_EQ(run->screening_served, 1);
   EXPECT_EQ(run->gold_served, 2);
   EXPECT_TRUE(store_->GoldsSeen(alice, "")->empty());  // screening is not recorded as gold
 
-  EXPECT_TRUE(store_->CreateEvalUnit("run_nope", NewAgent("run_nope", alice, "gold"), 5, "g").status().IsNotFound());
-  EXPECT_TRUE(store_->CreateEvalUnit("run_a", NewAgent("run_a", alice, "unit"), 5, "g").status().IsInvalidArgument());
+  EXPECT_TRUE(store_->CreateEvalUnit("run_nope", NewAgent("run_nope", alice, AgentKind::kGold), 5, "g").status().IsNotFound());
+  EXPECT_TRUE(store_->CreateEvalUnit("run_a", NewAgent("run_a", alice, AgentKind::kUnit), 5, "g").status().IsInvalidArgument());
 }
 
 TEST_P(StoreContractTest, FinishAgentSubmitsOnceAndAppliesGrants) {
@@ -310,7 +309,7 @@ TEST_P(StoreContractTest, FinishAgentSubmitsOnceAndAppliesGrants) {
 
   Result<AgentRecord> got = store_->GetAgent(a.id);
   ASSERT_TRUE(got.ok());
-  EXPECT_EQ(got->status, "completed");
+  EXPECT_EQ(got->status, AgentStatus::kCompleted);
   EXPECT_EQ(got->data_json, R"({"answer":1})");
   EXPECT_EQ(got->submitted_at, env_.NowMicros());
   EXPECT_EQ(got->check_result, "pass");
@@ -335,7 +334,7 @@ TEST_P(StoreContractTest, FinishAgentIsAtomic) {
   AgentFinish f = Submit(a);
   f.grant_ops = {Op(GrantOp::Kind::kAdd, "alice", 424242, 1)};  // unknown qualification
   EXPECT_TRUE(store_->FinishAgent(f).status().IsNotFound());
-  EXPECT_EQ(store_->GetAgent(a.id)->status, "in_task");
+  EXPECT_EQ(store_->GetAgent(a.id)->status, AgentStatus::kInTask);
   EXPECT_EQ(Counts("run_a"), (std::map<std::string, int64_t>{{"assigned", 1}}));
   // The agent can still submit properly.
   f.grant_ops.clear();
@@ -345,18 +344,18 @@ TEST_P(StoreContractTest, FinishAgentIsAtomic) {
 TEST_P(StoreContractTest, FinishAgentReleasesAndRefunds) {
   MakeRun("run_a", "task", 1);
   WorkerId alice = WorkerNamed("alice");
-  AgentRecord g = NewAgent("run_a", alice, "gold");
+  AgentRecord g = NewAgent("run_a", alice, AgentKind::kGold);
   g.item_index = 3;
   ASSERT_TRUE(*store_->CreateEvalUnit("run_a", g, 5, "golds"));
-  AgentRecord s = NewAgent("run_a", alice, "screening");
+  AgentRecord s = NewAgent("run_a", alice, AgentKind::kScreening);
   ASSERT_TRUE(*store_->CreateEvalUnit("run_a", s, 5, ""));
   EXPECT_EQ(store_->GetRun("run_a")->gold_served, 1);
 
   AgentFinish timeout;
   timeout.agent_id = g.id;
-  timeout.expect_status = "in_task";
-  timeout.new_status = "timeout";
-  timeout.unit_status = "expired";
+  timeout.expect_status = AgentStatus::kInTask;
+  timeout.new_status = AgentStatus::kTimeout;
+  timeout.unit_status = UnitStatus::kExpired;
   timeout.refund_gold_slot = true;
   timeout.refund_screening_slot = true;  // both refunds at once: the counters never go below 0
   ASSERT_TRUE(store_->FinishAgent(timeout).ok());
@@ -369,14 +368,14 @@ TEST_P(StoreContractTest, FinishAgentReleasesAndRefunds) {
   run = store_->GetRun("run_a");
   EXPECT_EQ(run->gold_served, 0);
   EXPECT_EQ(run->screening_served, 0);
-  EXPECT_EQ(store_->GetAgent(g.id)->status, "timeout");
+  EXPECT_EQ(store_->GetAgent(g.id)->status, AgentStatus::kTimeout);
 
   // A released real unit goes back to launched with no worker, and can be reserved again.
   AgentRecord a = Reserve("run_a", alice);
   AgentFinish ret;
   ret.agent_id = a.id;
-  ret.expect_status = "in_task";
-  ret.new_status = "returned";
+  ret.expect_status = AgentStatus::kInTask;
+  ret.new_status = AgentStatus::kReturned;
   ret.release_unit = true;
   ASSERT_TRUE(store_->FinishAgent(ret).ok());
   EXPECT_EQ(Counts("run_a"), (std::map<std::string, int64_t>{{"launched", 1}}));
@@ -390,12 +389,12 @@ TEST_P(StoreContractTest, OnboardingOpenAndOverdueAgents) {
   MakeRun("run_b", "task", 1);
   WorkerId alice = WorkerNamed("alice");
   WorkerId bob = WorkerNamed("bob");
-  AgentRecord onb = NewAgent("run_a", alice, "onboarding");
+  AgentRecord onb = NewAgent("run_a", alice, AgentKind::kOnboarding);
   onb.deadline = env_.NowMicros() + 10 * kSec;
   ASSERT_TRUE(store_->CreateOnboardingAgent(onb).ok());
   EXPECT_TRUE(store_->CreateOnboardingAgent(onb).IsConflict());
   EXPECT_FALSE(store_->GetAgent(onb.id)->unit_id.has_value());
-  AgentRecord missing_run = NewAgent("run_nope", alice, "onboarding");
+  AgentRecord missing_run = NewAgent("run_nope", alice, AgentKind::kOnboarding);
   EXPECT_TRUE(store_->CreateOnboardingAgent(missing_run).IsNotFound());
 
   env_.AdvanceSeconds(1);
@@ -421,8 +420,8 @@ TEST_P(StoreContractTest, OnboardingOpenAndOverdueAgents) {
   // Finished agents are neither open nor overdue.
   AgentFinish passed;
   passed.agent_id = onb.id;
-  passed.expect_status = "onboarding";
-  passed.new_status = "passed";
+  passed.expect_status = AgentStatus::kOnboarding;
+  passed.new_status = AgentStatus::kPassed;
   ASSERT_TRUE(store_->FinishAgent(passed).ok());
   ASSERT_TRUE(store_->FinishAgent(Submit(b1)).ok());
   overdue = store_->OverdueAgents(env_.NowMicros() + 3600 * kSec);
@@ -437,7 +436,7 @@ TEST_P(StoreContractTest, GoldsSeenAndRecentGoldResults) {
   const char* results[] = {"pass", "fail", "error", "pass", "", "fail"};
   int i = 0;
   for (const char* result : results) {
-    AgentRecord g = NewAgent(i % 2 == 0 ? "run_a" : "run_b", alice, "gold");
+    AgentRecord g = NewAgent(i % 2 == 0 ? "run_a" : "run_b", alice, AgentKind::kGold);
     g.item_index = i % 3;  // items repeat: golds_seen keeps one row each
     g.eval_set = "golds";
     ASSERT_TRUE(*store_->CreateEvalUnit(g.run_id, g, 100, "golds"));
@@ -445,7 +444,7 @@ TEST_P(StoreContractTest, GoldsSeenAndRecentGoldResults) {
     ASSERT_TRUE(store_->FinishAgent(f).ok());
     ++i;
   }
-  AgentRecord other = NewAgent("run_a", alice, "gold");
+  AgentRecord other = NewAgent("run_a", alice, AgentKind::kGold);
   other.eval_set = "other_golds";
   ASSERT_TRUE(*store_->CreateEvalUnit("run_a", other, 100, "other_golds"));
   ASSERT_TRUE(store_->FinishAgent(Submit(other, "pass")).ok());
@@ -472,7 +471,7 @@ TEST_P(StoreContractTest, CountWorkerUnitsForTaskAndReview) {
   AgentRecord a2 = Reserve("run_a", alice);
   AgentRecord b1 = Reserve("run_b", alice);
   Reserve("run_c", alice);
-  AgentRecord g = NewAgent("run_a", alice, "gold");
+  AgentRecord g = NewAgent("run_a", alice, AgentKind::kGold);
   ASSERT_TRUE(*store_->CreateEvalUnit("run_a", g, 10, "golds"));  // golds do not count
   EXPECT_EQ(*store_->CountWorkerUnitsForTask("task", alice), 3);
   EXPECT_EQ(*store_->CountWorkerUnitsForTask("other_task", alice), 1);
@@ -483,27 +482,27 @@ TEST_P(StoreContractTest, CountWorkerUnitsForTaskAndReview) {
   ASSERT_TRUE(store_->FinishAgent(Submit(b1)).ok());
   AgentFinish ret;
   ret.agent_id = a2.id;
-  ret.expect_status = "in_task";
-  ret.new_status = "returned";
+  ret.expect_status = AgentStatus::kInTask;
+  ret.new_status = AgentStatus::kReturned;
   ret.release_unit = true;
   ASSERT_TRUE(store_->FinishAgent(ret).ok());
   EXPECT_EQ(*store_->CountWorkerUnitsForTask("task", alice), 2);
 
   // Review: only submitted units change; units of another run are not touched.
-  Result<int64_t> n = store_->ReviewUnits("run_a", {*a1.unit_id, *a2.unit_id, *b1.unit_id, 999999}, "accepted");
+  Result<int64_t> n = store_->ReviewUnits("run_a", {*a1.unit_id, *a2.unit_id, *b1.unit_id, 999999}, UnitStatus::kAccepted);
   ASSERT_TRUE(n.ok()) << n.status().ToString();
   EXPECT_EQ(*n, 1);
   EXPECT_EQ(Counts("run_a"), (std::map<std::string, int64_t>{{"accepted", 1}, {"launched", 2}}));
   EXPECT_EQ(Counts("run_b")["completed"], 1);
-  EXPECT_EQ(store_->GetAgent(a1.id)->status, "approved");   // the submitting agent follows its unit
-  EXPECT_EQ(store_->GetAgent(a2.id)->status, "returned");   // an agent that gave the unit back does not
-  EXPECT_EQ(store_->GetAgent(b1.id)->status, "completed");  // another run is not touched
-  EXPECT_EQ(*store_->ReviewUnits("run_a", {*a1.unit_id}, "accepted"), 0);  // already accepted
-  EXPECT_EQ(*store_->ReviewUnits("run_a", {*a1.unit_id}, "soft_rejected"), 1);  // reviewed again
-  EXPECT_EQ(store_->GetAgent(a1.id)->status, "soft_rejected");
+  EXPECT_EQ(store_->GetAgent(a1.id)->status, AgentStatus::kApproved);   // the submitting agent follows its unit
+  EXPECT_EQ(store_->GetAgent(a2.id)->status, AgentStatus::kReturned);   // an agent that gave the unit back does not
+  EXPECT_EQ(store_->GetAgent(b1.id)->status, AgentStatus::kCompleted);  // another run is not touched
+  EXPECT_EQ(*store_->ReviewUnits("run_a", {*a1.unit_id}, UnitStatus::kAccepted), 0);  // already accepted
+  EXPECT_EQ(*store_->ReviewUnits("run_a", {*a1.unit_id}, UnitStatus::kSoftRejected), 1);  // reviewed again
+  EXPECT_EQ(store_->GetAgent(a1.id)->status, AgentStatus::kSoftRejected);
   EXPECT_EQ(*store_->CountWorkerUnitsForTask("task", alice), 2);
-  EXPECT_TRUE(store_->ReviewUnits("run_a", {*a1.unit_id}, "launched").status().IsInvalidArgument());
-  EXPECT_TRUE(store_->ReviewUnits("run_nope", {1}, "accepted").status().IsNotFound());
+  EXPECT_TRUE(store_->ReviewUnits("run_a", {*a1.unit_id}, UnitStatus::kLaunched).status().IsInvalidArgument());
+  EXPECT_TRUE(store_->ReviewUnits("run_nope", {1}, UnitStatus::kAccepted).status().IsNotFound());
 }
 
 TEST_P(StoreContractTest, FinishAgentRejectsUnitsForRelabelling) {
@@ -534,9 +533,9 @@ TEST_P(StoreContractTest, FinishAgentRejectsUnitsForRelabelling) {
   EXPECT_EQ(out->at(0).reason, op.reason);
   EXPECT_EQ(Counts("run_a"), (std::map<std::string, int64_t>{{"launched", 2}, {"rejected", 2}}));
   EXPECT_EQ(Counts("run_b"), (std::map<std::string, int64_t>{{"completed", 1}}));
-  EXPECT_EQ(store_->GetAgent(a0.id)->status, "rejected");
-  EXPECT_EQ(store_->GetAgent(a1.id)->status, "rejected");
-  EXPECT_EQ(store_->GetAgent(other.id)->status, "completed");
+  EXPECT_EQ(store_->GetAgent(a0.id)->status, AgentStatus::kRejected);
+  EXPECT_EQ(store_->GetAgent(a1.id)->status, AgentStatus::kRejected);
+  EXPECT_EQ(store_->GetAgent(other.id)->status, AgentStatus::kCompleted);
   EXPECT_EQ(store_->GetRun("run_a")->num_units, 4);
   // The new copies go to someone who never held the items, never back to the spammer.
   EXPECT_FALSE(store_->ReserveUnit("run_a", NewAgent("run_a", spammer))->has_value());
@@ -588,7 +587,7 @@ TEST_P(StoreContractTest, ListRunAgentsPagesWithFiltersAndACursor) {
   std::vector<std::string> ids;
   for (int i = 0; i < 4; ++i) ids.push_back(Reserve("run_a", i % 2 == 0 ? alice : bob).id);
   Reserve("run_b", alice);  // another run never shows
-  AgentRecord g = NewAgent("run_a", bob, "gold");
+  AgentRecord g = NewAgent("run_a", bob, AgentKind::kGold);
   ASSERT_TRUE(*store_->CreateEvalUnit("run_a", g, 10, "golds"));
   ids.push_back(g.id);
   ASSERT_TRUE(store_->FinishAgent(Submit(store_->GetAgent(ids[1]).value())).ok());
@@ -647,11 +646,11 @@ TEST_P(StoreContractTest, ListRunWorkerStatsCountsPerWorkerAndPagesByWorkerId) {
   f2.submitted_at = a2.created_at + 5 * kSec;
   ASSERT_TRUE(store_->FinishAgent(f2).ok());
   for (const char* check : {"pass", "pass", "fail"}) {
-    AgentRecord g = NewAgent("run_a", alice, "gold");
+    AgentRecord g = NewAgent("run_a", alice, AgentKind::kGold);
     ASSERT_TRUE(*store_->CreateEvalUnit("run_a", g, 10, "golds"));
     ASSERT_TRUE(store_->FinishAgent(Submit(g, check)).ok());
   }
-  AgentRecord ob = NewAgent("run_a", bob, "onboarding");
+  AgentRecord ob = NewAgent("run_a", bob, AgentKind::kOnboarding);
   ASSERT_TRUE(store_->CreateOnboardingAgent(ob).ok());
   Reserve("run_a", carol);
 

@@ -69,7 +69,7 @@ class BadInputTest : public CrowdgateFixture {
     if (!store.ok()) return s;
     auto agents = (*store)->RunAgents(run);
     EXPECT_TRUE(agents.ok());
-    for (const auto& a : *agents) s.agents.push_back(a.id + " " + a.status + " " + a.data_json + " " + a.check_result);
+    for (const auto& a : *agents) s.agents.push_back(a.id + " " + ToString(a.status) + " " + a.data_json + " " + a.check_result);
     auto history = (*store)->History(std::nullopt, std::nullopt);
     EXPECT_TRUE(history.ok());
     s.history = history.ok() ? history->size() : 0;

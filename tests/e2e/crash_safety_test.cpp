@@ -334,7 +334,7 @@ TEST_P(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
       continue;
     }
     const AgentRecord& a = *it->second;
-    EXPECT_TRUE(a.status == "completed" || a.status == "passed" || a.status == "failed") << a.id << " " << a.status;
+    EXPECT_TRUE(a.status == AgentStatus::kCompleted || a.status == AgentStatus::kPassed || a.status == AgentStatus::kFailed) << a.id << " " << a.status;
     EXPECT_EQ(json::parse(a.data_json, nullptr, false), acc.data) << a.id;
     EXPECT_EQ(a.worker.ToString(), "local:" + acc.worker) << a.id;
     EXPECT_EQ(nonce_count[acc.data["nonce"].get<std::string>()], 1) << "submission stored more than once: " << acc.data;
@@ -353,9 +353,9 @@ TEST_P(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
     for (size_t i = 0; i + 1 < list.size(); ++i) {
       const AgentRecord& prev = *list[i];
       const AgentRecord& next = *list[i + 1];
-      EXPECT_TRUE(prev.status == "timeout" || prev.status == "returned")
+      EXPECT_TRUE(prev.status == AgentStatus::kTimeout || prev.status == AgentStatus::kReturned)
           << "unit " << unit << " given to " << next.id << " while " << prev.id << " is " << prev.status;
-      if (prev.status == "timeout") {
+      if (prev.status == AgentStatus::kTimeout) {
         EXPECT_GE(next.created_at, prev.deadline) << "unit " << unit << " re-leased before " << prev.id << " expired";
       }
     }
@@ -363,7 +363,7 @@ TEST_P(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
   // A worker never does two copies of one item.
   std::set<std::pair<int64_t, int64_t>> worker_items;
   for (const auto& a : agents) {
-    if (a.kind == "unit" && a.status == "completed") {
+    if (a.kind == AgentKind::kUnit && a.status == AgentStatus::kCompleted) {
       EXPECT_TRUE(worker_items.emplace(a.worker_id, a.item_index).second)
           << a.worker.ToString() << " did item " << a.item_index << " twice";
     }
@@ -378,13 +378,13 @@ TEST_P(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
   for (const auto& a : agents) {
     Tally& t = tally[a.worker_id];
     t.ref = a.worker;
-    if (a.kind == "gold" && a.status == "completed") {
+    if (a.kind == AgentKind::kGold && a.status == AgentStatus::kCompleted) {
       if (a.check_result == "pass") ++t.gold_pass;
       if (a.check_result == "fail") ++t.gold_fail;
     }
-    if (a.kind == "unit" && a.status == "completed") ++t.units_done;
-    if (a.kind == "onboarding" && a.status == "passed") ++t.onboarding_passed;
-    if (a.kind == "onboarding" && a.status == "failed") ++t.onboarding_failed;
+    if (a.kind == AgentKind::kUnit && a.status == AgentStatus::kCompleted) ++t.units_done;
+    if (a.kind == AgentKind::kOnboarding && a.status == AgentStatus::kPassed) ++t.onboarding_passed;
+    if (a.kind == AgentKind::kOnboarding && a.status == AgentStatus::kFailed) ++t.onboarding_failed;
   }
   int64_t scored_golds = 0;
   for (const auto& [worker, t] : tally) {
@@ -409,7 +409,7 @@ TEST_P(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
   ASSERT_TRUE(record.ok());
   int64_t live_golds = 0;
   for (const auto& a : agents) {
-    if (a.kind == "gold" && a.status != "timeout" && a.status != "returned") ++live_golds;
+    if (a.kind == AgentKind::kGold && a.status != AgentStatus::kTimeout && a.status != AgentStatus::kReturned) ++live_golds;
   }
   EXPECT_LE(record->gold_served, kMaxGoldUnits);
   EXPECT_EQ(record->gold_served, live_golds);
@@ -417,7 +417,7 @@ TEST_P(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
   // 5. The leases of the killed servers expired: nothing open, nothing assigned, every unit launched or done.
   int64_t open = 0;
   for (const auto& a : agents) {
-    if (a.status == "in_task" || a.status == "onboarding") {
+    if (a.status == AgentStatus::kInTask || a.status == AgentStatus::kOnboarding) {
       ++open;
       ADD_FAILURE() << "agent " << a.id << " still " << a.status << ", deadline "
                     << (a.deadline - stopped_at) / 1000 << " ms after the crowd stopped";
@@ -429,11 +429,11 @@ TEST_P(CrashSafetyTest, KillNineAtRandomMomentsLosesNothingAndBreaksNoInvariant)
   for (const auto& [status, n] : *counts) {  // real units only (kind unit)
     EXPECT_TRUE(status == "launched" || status == "completed") << status << "=" << n;
     real_units += n;
-    if (status == "launched") launched = n;
+    if (status == ToString(UnitStatus::kLaunched)) launched = n;
   }
   EXPECT_EQ(real_units, kItems * kUnitsPerItem) << "units lost or invented";
   int64_t timeouts = 0;
-  for (const auto& a : agents) timeouts += a.status == "timeout" ? 1 : 0;
+  for (const auto& a : agents) timeouts += a.status == AgentStatus::kTimeout ? 1 : 0;
 
   std::cerr << "crash safety (" << GetParam() << ", seed " << Seed() << "): " << kills << " kills survived, " << ledger.requests
             << " requests, " << ledger.accepted.size() << " submissions answered 200 (" << checked << " checked), "

@@ -477,7 +477,7 @@ TEST_P(MultiServerTest, ThreeServersOneDatabaseKeepEveryInvariant) {
       continue;
     }
     const AgentRecord& a = *it->second;
-    EXPECT_EQ(a.status, "completed") << a.id;
+    EXPECT_EQ(a.status, AgentStatus::kCompleted) << a.id;
     EXPECT_EQ(json::parse(a.data_json, nullptr, false), acc.data) << a.id;
     EXPECT_EQ(a.worker.ToString(), "local:" + acc.worker) << a.id;
     EXPECT_EQ(nonce_count[acc.data["nonce"].get<std::string>()], 1) << "stored more than once: " << acc.data;
@@ -493,14 +493,14 @@ TEST_P(MultiServerTest, ThreeServersOneDatabaseKeepEveryInvariant) {
     std::sort(list.begin(), list.end(), [](const auto* x, const auto* y) { return x->created_at < y->created_at; });
     int completed = 0;
     for (size_t i = 0; i < list.size(); ++i) {
-      completed += list[i]->status == "completed" ? 1 : 0;
+      completed += list[i]->status == AgentStatus::kCompleted ? 1 : 0;
       if (i + 1 == list.size()) break;
       const AgentRecord& prev = *list[i];
       const AgentRecord& next = *list[i + 1];
-      EXPECT_TRUE(prev.status == "returned" || prev.status == "timeout")
+      EXPECT_TRUE(prev.status == AgentStatus::kReturned || prev.status == AgentStatus::kTimeout)
           << "unit " << unit << " given to " << next.id << " (" << next.worker.ToString() << ") while " << prev.id
           << " (" << prev.worker.ToString() << ") is " << prev.status;
-      if (prev.status == "timeout") {
+      if (prev.status == AgentStatus::kTimeout) {
         EXPECT_GE(next.created_at, prev.deadline) << "unit " << unit;
       }
     }
@@ -509,20 +509,20 @@ TEST_P(MultiServerTest, ThreeServersOneDatabaseKeepEveryInvariant) {
   std::set<std::pair<int64_t, int64_t>> worker_items;
   std::set<std::pair<int64_t, int64_t>> worker_golds;
   for (const auto& a : agents) {
-    if (a.kind == "unit" && a.status != "returned" && a.status != "timeout") {
+    if (a.kind == AgentKind::kUnit && a.status != AgentStatus::kReturned && a.status != AgentStatus::kTimeout) {
       EXPECT_TRUE(worker_items.emplace(a.worker_id, a.item_index).second)
           << a.worker.ToString() << " got item " << a.item_index << " twice";
     }
-    if (a.kind == "gold") {
+    if (a.kind == AgentKind::kGold) {
       EXPECT_TRUE(worker_golds.emplace(a.worker_id, a.item_index).second)
           << a.worker.ToString() << " was served gold " << a.item_index << " twice";
     }
   }
   int64_t open_units = 0, completed_units = 0;
   for (const auto& a : agents) {
-    if (a.kind != "unit") continue;
-    if (a.status == "in_task") ++open_units;
-    if (a.status == "completed") ++completed_units;
+    if (a.kind != AgentKind::kUnit) continue;
+    if (a.status == AgentStatus::kInTask) ++open_units;
+    if (a.status == AgentStatus::kCompleted) ++completed_units;
   }
   auto counts = store.UnitStatusCounts(run_);
   ASSERT_TRUE(counts.ok()) << counts.status().ToString();
@@ -545,7 +545,7 @@ TEST_P(MultiServerTest, ThreeServersOneDatabaseKeepEveryInvariant) {
       ADD_FAILURE() << "walked-away agent " << w.agent_id << " is not in the database";
       continue;
     }
-    EXPECT_EQ(it->second->status, "timeout") << w.agent_id << " of " << w.worker;
+    EXPECT_EQ(it->second->status, AgentStatus::kTimeout) << w.agent_id << " of " << w.worker;
     walked_golds += w.gold ? 1 : 0;
     if (!w.gold && it->second->unit_id && by_unit[*it->second->unit_id].size() > 1) ++walked_units_reused;
   }
@@ -555,15 +555,15 @@ TEST_P(MultiServerTest, ThreeServersOneDatabaseKeepEveryInvariant) {
   ASSERT_TRUE(record.ok()) << record.status().ToString();
   int64_t live_golds = 0;
   for (const auto& a : agents) {
-    if (a.kind == "gold" && a.status != "timeout" && a.status != "returned") ++live_golds;
+    if (a.kind == AgentKind::kGold && a.status != AgentStatus::kTimeout && a.status != AgentStatus::kReturned) ++live_golds;
   }
   EXPECT_LE(record->gold_served, kMaxGoldUnits);
   EXPECT_EQ(record->gold_served, live_golds);
   EXPECT_EQ(record->gold_served, kMaxGoldUnits) << "1,000 workers each needed a gold: the cap should be used up";
   int64_t gold_agents = 0, gold_timeouts = 0;
   for (const auto& a : agents) {
-    gold_agents += a.kind == "gold" ? 1 : 0;
-    gold_timeouts += a.kind == "gold" && a.status == "timeout" ? 1 : 0;
+    gold_agents += a.kind == AgentKind::kGold ? 1 : 0;
+    gold_timeouts += a.kind == AgentKind::kGold && a.status == AgentStatus::kTimeout ? 1 : 0;
   }
   EXPECT_GE(gold_timeouts, walked_golds);
   EXPECT_EQ(gold_agents, kMaxGoldUnits + gold_timeouts) << "each expired gold gave back exactly one slot";
@@ -577,11 +577,11 @@ TEST_P(MultiServerTest, ThreeServersOneDatabaseKeepEveryInvariant) {
   for (const auto& a : agents) {
     Tally& t = tally[a.worker_id];
     t.ref = a.worker;
-    if (a.kind == "gold" && a.status == "completed") {
+    if (a.kind == AgentKind::kGold && a.status == AgentStatus::kCompleted) {
       if (a.check_result == "pass") ++t.gold_pass;
       if (a.check_result == "fail") ++t.gold_fail;
     }
-    if (a.kind == "unit" && a.status == "completed") ++t.units_done;
+    if (a.kind == AgentKind::kUnit && a.status == AgentStatus::kCompleted) ++t.units_done;
   }
   for (const auto& [worker, t] : tally) {
     auto grants = store.GrantsForWorker(worker);
@@ -603,8 +603,8 @@ TEST_P(MultiServerTest, ThreeServersOneDatabaseKeepEveryInvariant) {
     if (it == blocked_at.end()) continue;
     EXPECT_LT(a.created_at, it->second) << a.worker.ToString() << " got agent " << a.id << " "
                                         << (a.created_at - it->second) / 1000 << " ms after the block was granted";
-    if (a.kind == "unit") {
-      EXPECT_NE(a.status, "in_task") << a.id << " of a blocked worker is still open";
+    if (a.kind == AgentKind::kUnit) {
+      EXPECT_NE(a.status, AgentStatus::kInTask) << a.id << " of a blocked worker is still open";
     }
   }
   auto block_qual = store.GetQualification(kBlockQual);

@@ -252,25 +252,25 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
       EXPECT_EQ(a.worker.ToString(), "local:" + it->second) << a.id;
       Tally& t = tally[it->second];
       auto sub = told.submitted.find(a.id);
-      const bool open = a.status == "in_task" || a.status == "onboarding";
+      const bool open = a.status == AgentStatus::kInTask || a.status == AgentStatus::kOnboarding;
       if (sub != told.submitted.end()) {
-        EXPECT_TRUE(a.status == "completed" || a.status == "passed") << a.id << " answered OK but " << a.status;
+        EXPECT_TRUE(a.status == AgentStatus::kCompleted || a.status == AgentStatus::kPassed) << a.id << " answered OK but " << a.status;
         EXPECT_EQ(json::parse(a.data_json, nullptr, false), sub->second) << a.id;
       } else {
         EXPECT_TRUE(open) << a.id << " (" << a.kind << ") is " << a.status << " but no submit was answered OK";
         EXPECT_EQ(a.data_json, "") << a.id;
       }
       if (open) ++t.open;
-      if (a.kind == "unit") {
+      if (a.kind == AgentKind::kUnit) {
         ++t.units;
         EXPECT_TRUE(t.items.insert(a.item_index).second) << it->second << " holds item " << a.item_index << " twice";
       }
-      if (a.kind == "gold") {
+      if (a.kind == AgentKind::kGold) {
         ++gold_agents;
         t.golds.insert(a.item_index);
-        if (a.status == "completed" && a.check_result == "pass") ++t.gold_pass;
+        if (a.status == AgentStatus::kCompleted && a.check_result == "pass") ++t.gold_pass;
       }
-      if (a.kind == "onboarding" && a.status == "passed") ++t.onb_passed;
+      if (a.kind == AgentKind::kOnboarding && a.status == AgentStatus::kPassed) ++t.onb_passed;
     }
     for (const auto& [id, worker] : told.agent_worker) {
       EXPECT_TRUE(stored.count(id) != 0) << "agent " << id << " told to " << worker << " is not stored";
@@ -298,7 +298,7 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
       EXPECT_EQ(value[task_ + "-g-wrong-golds"], 0) << w.name;
       int64_t done = 0;
       for (const AgentRecord& a : *agents_or) {
-        done += a.kind == "unit" && a.status == "completed" && a.worker.ToString() == "local:" + w.name ? 1 : 0;
+        done += a.kind == AgentKind::kUnit && a.status == AgentStatus::kCompleted && a.worker.ToString() == "local:" + w.name ? 1 : 0;
       }
       completed_units += done;
       EXPECT_EQ(value[task_ + "-g-completed-count"], done) << w.name;
@@ -314,7 +314,7 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
     // the worker reached maximum_units_per_worker, or already did the item, or never got past the gold cap.
     std::map<int64_t, int64_t> done_copies;
     for (const AgentRecord& a : *agents_or) {
-      if (a.kind == "unit" && a.status == "completed") ++done_copies[a.item_index];
+      if (a.kind == AgentKind::kUnit && a.status == AgentStatus::kCompleted) ++done_copies[a.item_index];
     }
     for (int64_t item = 0; item < kItems; ++item) {
       if (done_copies[item] >= kUnitsPerItem) continue;
@@ -392,7 +392,7 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
     const json answer = {{"label", "secret-pos"}};
     ASSERT_FALSE(d_->Submit(again->agent_id, again->token, answer).ok());
     ASSERT_EQ(faulty_->fired(), "FinishAgent");
-    EXPECT_EQ(stored_agents()[0].status, "passed");
+    EXPECT_EQ(stored_agents()[0].status, AgentStatus::kPassed);
     auto resubmit = d_->Submit(again->agent_id, again->token, answer);
     EXPECT_TRUE(resubmit.status().IsConflict()) << resubmit.status().ToString();
     auto next = d_->RequestWork(req);
@@ -400,7 +400,7 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
     EXPECT_EQ(next->outcome, "unit") << "onboarding passed, yet: " << next->outcome << " " << next->reason;
     auto agents = stored_agents();
     ASSERT_EQ(agents.size(), 2u);
-    EXPECT_EQ(agents[1].kind, "gold");
+    EXPECT_EQ(agents[1].kind, AgentKind::kGold);
 
     // 3. A batch whose commit was acknowledged lost: the gold's submission is stored, once.
     faulty_->Arm({.fail_call = 1, .method = "EndBatch", .when = FaultPlan::When::kAfter,
@@ -410,14 +410,14 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
       ASSERT_FALSE(batch.ok());
       ASSERT_EQ(faulty_->fired(), "EndBatch");
     }
-    EXPECT_EQ(stored_agents()[1].status, "completed");
+    EXPECT_EQ(stored_agents()[1].status, AgentStatus::kCompleted);
     EXPECT_TRUE(d_->Submit(next->agent_id, next->token, {{"label", "pos"}}).status().IsConflict());
     auto unit = d_->RequestWork(req);
     ASSERT_TRUE(unit.ok()) << unit.status().ToString();
     EXPECT_EQ(unit->outcome, "unit");
     agents = stored_agents();
     ASSERT_EQ(agents.size(), 3u);
-    EXPECT_EQ(agents[2].kind, "unit") << "the gold counts as done: the next is a real unit";
+    EXPECT_EQ(agents[2].kind, AgentKind::kUnit) << "the gold counts as done: the next is a real unit";
     auto worker = observer_->GetWorker(req.worker);
     ASSERT_TRUE(worker.ok());
     auto grants = observer_->GrantsForWorker(worker->id);
@@ -542,12 +542,10 @@ TEST_P(DispatcherFaultTest, LostCommitAcknowledgementsAreSeenOnTheNextRequest) {
 }
 
 // The same when the connection survives: a submission stored, then answered with an error (the write committed but
-// something after it failed, e.g. reading the change feed back in AfterWrite). Disabled: the Dispatcher keeps its
-// grant index after a failed FinishAgent, so the worker who passed onboarding is given onboarding again (and here,
-// answering it as a unit, fails it and is disqualified). Fix (src/engine/dispatcher_submit.cpp, SubmitImpl): call
-// DropCachesLocked() when FinishAgent fails with anything but Conflict, and when the AfterWrite after it fails, as
-// RequestWork and Batch do after a failed decision or commit.
-TEST_P(DispatcherFaultTest, DISABLED_SubmitStoredButAnsweredWithAnErrorIsSeenOnTheNextRequest) {
+// something after it failed, e.g. reading the change feed back in AfterWrite). The Dispatcher drops its caches after
+// such a failure (as after a failed decision or commit), so the worker who passed onboarding is not given onboarding
+// again.
+TEST_P(DispatcherFaultTest, SubmitStoredButAnsweredWithAnErrorIsSeenOnTheNextRequest) {
   Start("lost");
   ASSERT_FALSE(HasFatalFailure());
   LostAcknowledgements(/*connection_lost=*/false);

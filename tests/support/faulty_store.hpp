@@ -133,6 +133,11 @@ class FaultyStore : public Store {
     return Call("EndDecision", [&] { return inner_->EndDecision(commit); });
   }
   bool BatchExcludesOtherWriters() const override { return inner_->BatchExcludesOtherWriters(); }
+  bool LastBatchMayBeRetried() const override { return inner_->LastBatchMayBeRetried(); }
+  Status BoundLockWaitsInBatch() override {
+    return Call("BoundLockWaitsInBatch", [&] { return inner_->BoundLockWaitsInBatch(); });
+  }
+  size_t PreferredBatchLimit() const override { return inner_->PreferredBatchLimit(); }
   // ---- runs
   Status CreateRun(const RunRecord& run, const std::vector<std::string>& items, int units_per_item,
                    const std::function<void(size_t)>& progress) override {
@@ -144,7 +149,7 @@ class FaultyStore : public Store {
   Result<std::vector<RunRecord>> ListRuns() override {
     return Call("ListRuns", [&] { return inner_->ListRuns(); });
   }
-  Status SetRunStatus(const std::string& run_id, const std::string& status) override {
+  Status SetRunStatus(const std::string& run_id, RunStatus status) override {
     return Call("SetRunStatus", [&] { return inner_->SetRunStatus(run_id, status); });
   }
   Result<std::string> GetItem(const std::string& run_id, int64_t item_index) override {
@@ -207,7 +212,7 @@ class FaultyStore : public Store {
     return Call("UnitStatusCounts", [&] { return inner_->UnitStatusCounts(run_id); });
   }
   Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                              const std::string& new_status, const std::vector<OutboxRow>& outbox) override {
+                              UnitStatus new_status, const std::vector<OutboxRow>& outbox) override {
     return Call("ReviewUnits", [&] { return inner_->ReviewUnits(run_id, unit_ids, new_status, outbox); });
   }
   Status SetRunProviderState(const std::string& run_id, const std::string& state_json) override {

@@ -379,7 +379,7 @@ Delivery ProlificProvider::DeliverGrantSync(const OutboxRow& row, const json& pa
   if (!client.ok()) return Failed(client.status().message(), 0);
   int64_t calls = 0;
   for (const auto& run : ctx_.runs()) {
-    if (run->status != "open" || Str(run->state, "study_id").empty() || run->state.value("stopped", false)) continue;
+    if (run->status != RunStatus::kOpen || Str(run->state, "study_id").empty() || run->state.value("stopped", false)) continue;
     const json allow = run->state.value("allow", json::array());
     const json block = run->state.value("block", json::array());
     auto uses = [&](const json& list) { return std::find(list.begin(), list.end(), qualification) != list.end(); };
@@ -516,7 +516,7 @@ Status ProlificProvider::Poll(
   const int64_t now = ctx_.env->NowMicros();
   for (const auto& run : ctx_.runs()) {
     const std::string study = Str(run->state, "study_id");
-    if (run->status != "open" || study.empty() || !run->state.value("published", false)) continue;
+    if (run->status != RunStatus::kOpen || study.empty() || !run->state.value("published", false)) continue;
     constexpr int kPageSize = 200;
     for (int page = 1;; ++page) {
       CallResult r = (*client)->ListSubmissions(study, page, kPageSize);

@@ -124,7 +124,7 @@ class PgStore final : public Store {
                    const std::function<void(size_t)>& progress = {}) override;
   Result<RunRecord> GetRun(const std::string& run_id) override;
   Result<std::vector<RunRecord>> ListRuns() override;
-  Status SetRunStatus(const std::string& run_id, const std::string& status) override;
+  Status SetRunStatus(const std::string& run_id, RunStatus status) override;
   Result<std::string> GetItem(const std::string& run_id, int64_t item_index) override;
 
   Result<std::optional<AgentRecord>> ReserveUnit(const std::string& run_id, AgentRecord agent) override;
@@ -150,7 +150,7 @@ class PgStore final : public Store {
   Result<std::vector<std::pair<int64_t, int64_t>>> RunThroughput(const std::string& run_id, int64_t bucket_micros,
                                                                  int64_t since) override;
   Result<int64_t> ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                              const std::string& new_status, const std::vector<OutboxRow>& outbox = {}) override;
+                              UnitStatus new_status, const std::vector<OutboxRow>& outbox = {}) override;
   Status SetRunProviderState(const std::string& run_id, const std::string& state_json) override;
   Result<int64_t> CountSessionSubmissions(const std::string& run_id, WorkerId worker,
                                           const std::string& session) override;

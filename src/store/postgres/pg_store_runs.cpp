@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "store/outbox_rows.hpp"
+#include "store/record_words.hpp"
 #include "store/postgres/pg_internal.hpp"
 #include "store/postgres/pg_store.hpp"
 
@@ -169,7 +170,7 @@ RunRecord ReadRun(const pqxx::row& r) {
   run.id = Text(r[0]);
   run.task_name = Text(r[1]);
   run.config_json = Text(r[2]);
-  run.status = Text(r[3]);
+  run.status = store_words::FromColumnOrThrow(&ParseRunStatus, "runs.status", Text(r[3]));
   run.created_at = Int(r[4]);
   run.num_items = Int(r[5]);
   run.num_units = Int(r[6]);
@@ -187,8 +188,8 @@ AgentRecord ReadAgent(const pqxx::row& r) {
   a.unit_id = OptInt(r[3]);
   a.worker_id = Int(r[4]);
   a.worker = WorkerRef{Text(r[5]), Text(r[6])};
-  a.kind = Text(r[7]);
-  a.status = Text(r[8]);
+  a.kind = store_words::FromColumnOrThrow(&ParseAgentKind, "agents.kind", Text(r[7]));
+  a.status = store_words::FromColumnOrThrow(&ParseAgentStatus, "agents.status", Text(r[8]));
   a.item_index = Int(r[9]);
   a.session = Text(r[10]);
   a.eval_set = Text(r[11]);
@@ -235,7 +236,7 @@ Status PgStore::CheckWorkerExists(Tx& tx, WorkerId worker, WorkerRef* ref) {
 
 Status PgStore::InsertAgent(Tx& tx, const AgentRecord& a, int64_t run_rowid) {
   try {
-    tx.Run(kAgentInsert, Args(a.id, a.token_hash, run_rowid, a.unit_id, a.worker_id, a.kind, a.status, a.item_index,
+    tx.Run(kAgentInsert, Args(a.id, a.token_hash, run_rowid, a.unit_id, a.worker_id, ToString(a.kind), ToString(a.status), a.item_index,
                               a.session, a.eval_set, a.created_at, a.deadline, a.submitted_at, a.data_json,
                               a.check_result));
   } catch (const pqxx::unique_violation&) {
@@ -251,12 +252,9 @@ Status PgStore::CreateRun(const RunRecord& run, const std::vector<std::string>& 
   if (units_per_item < 1) {
     return Status::InvalidArgument("units_per_item must be at least 1, got " + std::to_string(units_per_item));
   }
-  if (run.status != "open" && run.status != "closed") {
-    return Status::InvalidArgument("run status must be open or closed, got '" + run.status + "'");
-  }
   return Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
     const int64_t num_items = static_cast<int64_t>(items_json.size());
-    pqxx::result r = tx.Run(kRunInsert, Args(run.id, run.task_name, run.config_json, run.status,
+    pqxx::result r = tx.Run(kRunInsert, Args(run.id, run.task_name, run.config_json, ToString(run.status),
                                              run.created_at != 0 ? run.created_at : env_->NowMicros(), num_items,
                                              num_items * units_per_item, run.gold_served, run.screening_served,
                                              run.provider_state_json.empty() ? std::string("{}")
@@ -307,13 +305,10 @@ Result<std::vector<RunRecord>> PgStore::ListRuns() {
   return out;
 }
 
-Status PgStore::SetRunStatus(const std::string& run_id, const std::string& status) {
-  if (status != "open" && status != "closed") {
-    return Status::InvalidArgument("run status must be open or closed, got '" + status + "'");
-  }
+Status PgStore::SetRunStatus(const std::string& run_id, RunStatus status) {
   return Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
-    tx.Run(kRunSetStatus, Args(rid, status));
+    tx.Run(kRunSetStatus, Args(rid, ToString(status)));
     Notify(tx);  // another process may be serving the run
     return Status::Ok();
   });
@@ -343,7 +338,7 @@ Result<std::optional<AgentRecord>> PgStore::ReserveUnitWithItem(const std::strin
 
 Result<std::optional<AgentRecord>> PgStore::Reserve(const std::string& run_id, AgentRecord agent,
                                                     std::string* item_json) {
-  if (agent.kind != "unit") return Status::InvalidArgument("ReserveUnit needs an agent of kind unit");
+  if (agent.kind != AgentKind::kUnit) return Status::InvalidArgument("ReserveUnit needs an agent of kind unit");
   std::optional<AgentRecord> out;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
     out.reset();
@@ -357,7 +352,7 @@ Result<std::optional<AgentRecord>> PgStore::Reserve(const std::string& run_id, A
     }
     pqxx::result r;
     try {
-      r = tx.Run(kReserveUnit, Args(rid, agent.worker_id, agent.id, agent.token_hash, agent.status, agent.session,
+      r = tx.Run(kReserveUnit, Args(rid, agent.worker_id, agent.id, agent.token_hash, ToString(agent.status), agent.session,
                                     agent.eval_set, agent.created_at, agent.deadline, agent.submitted_at,
                                     agent.data_json, agent.check_result));
     } catch (const pqxx::unique_violation&) {
@@ -376,9 +371,10 @@ Result<std::optional<AgentRecord>> PgStore::Reserve(const std::string& run_id, A
 
 Result<bool> PgStore::CreateEvalUnit(const std::string& run_id, AgentRecord agent, int64_t cap,
                                      const std::string& gold_set) {
-  const bool gold = agent.kind == "gold";
-  if (!gold && agent.kind != "screening") {
-    return Status::InvalidArgument("CreateEvalUnit needs an agent of kind gold or screening, got '" + agent.kind + "'");
+  const bool gold = agent.kind == AgentKind::kGold;
+  if (!gold && agent.kind != AgentKind::kScreening) {
+    return Status::InvalidArgument("CreateEvalUnit needs an agent of kind gold or screening, got '" +
+                                   ToString(agent.kind) + "'");
   }
   bool created = false;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
@@ -390,8 +386,8 @@ Result<bool> PgStore::CreateEvalUnit(const std::string& run_id, AgentRecord agen
     if (tx.Run(gold ? kCountGold : kCountScreening, Args(rid, cap)).empty()) return Status::Ok();  // cap reached
     pqxx::result r;
     try {
-      r = tx.Run(kEvalUnitInsert, Args(rid, agent.kind, agent.item_index, agent.worker_id, agent.id,
-                                       agent.token_hash, agent.status, agent.session, agent.eval_set,
+      r = tx.Run(kEvalUnitInsert, Args(rid, ToString(agent.kind), agent.item_index, agent.worker_id, agent.id,
+                                       agent.token_hash, ToString(agent.status), agent.session, agent.eval_set,
                                        agent.created_at, agent.deadline, agent.submitted_at, agent.data_json,
                                        agent.check_result));
     } catch (const pqxx::unique_violation&) {
@@ -452,14 +448,15 @@ Result<std::vector<AuditEntry>> PgStore::FinishAgent(const AgentFinish& finish) 
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&](Tx& tx) -> Status {
     out.clear();
     std::optional<std::string> unit_status;
-    if (!finish.release_unit && finish.unit_status) unit_status = *finish.unit_status;
-    pqxx::result r = tx.Run(kFinishAgent, Args(finish.agent_id, finish.new_status, finish.data_json,
-                                               finish.submitted_at, finish.check_result, finish.expect_status,
-                                               unit_status));
+    if (!finish.release_unit && finish.unit_status) unit_status = std::string(ToString(*finish.unit_status));
+    pqxx::result r = tx.Run(kFinishAgent, Args(finish.agent_id, ToString(finish.new_status), finish.data_json,
+                                               finish.submitted_at, finish.check_result,
+                                               ToString(finish.expect_status), unit_status));
     if (r.empty()) {
       pqxx::result s = tx.Run(kAgentStatus, Args(finish.agent_id));
       if (s.empty()) return Status::NotFound("agent '" + finish.agent_id + "' does not exist");
-      return Status::Conflict("agent '" + finish.agent_id + "' is " + Text(s[0][0]) + ", not " + finish.expect_status);
+      return Status::Conflict("agent '" + finish.agent_id + "' is " + Text(s[0][0]) + ", not " +
+                              ToString(finish.expect_status));
     }
     const int64_t rid = Int(r[0][0]);
     const std::optional<int64_t> unit_id = OptInt(r[0][1]);
@@ -541,10 +538,11 @@ Result<std::vector<std::pair<std::string, int64_t>>> PgStore::UnitStatusCounts(c
 }
 
 Result<int64_t> PgStore::ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                                     const std::string& new_status, const std::vector<OutboxRow>& outbox) {
-  if (new_status != "accepted" && new_status != "rejected" && new_status != "soft_rejected") {
-    return Status::InvalidArgument("review status must be accepted, rejected or soft_rejected, got '" + new_status +
-                                   "'");
+                                     UnitStatus new_status, const std::vector<OutboxRow>& outbox) {
+  const std::optional<AgentStatus> agent_status = AgentStatusAfterReview(new_status);
+  if (!agent_status) {
+    return Status::InvalidArgument("review status must be accepted, rejected or soft_rejected, got '" +
+                                   ToString(new_status) + "'");
   }
   for (const OutboxRow& row : outbox) CG_RETURN_IF_ERROR(store_outbox::CheckNewOutboxRow(row));
   int64_t changed = 0;
@@ -552,8 +550,7 @@ Result<int64_t> PgStore::ReviewUnits(const std::string& run_id, const std::vecto
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));
     PgArray ids;
     for (int64_t id : unit_ids) ids.Add(id);
-    const std::string agent_status = new_status == "accepted" ? "approved" : new_status;
-    changed = Int(tx.Run(kReviewUnits, Args(ids, rid, new_status, agent_status))[0][0]);
+    changed = Int(tx.Run(kReviewUnits, Args(ids, rid, ToString(new_status), ToString(*agent_status)))[0][0]);
     InsertOutbox(tx, outbox);
     return Status::Ok();
   }));

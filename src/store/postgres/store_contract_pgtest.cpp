@@ -142,14 +142,14 @@ class PgStoreTest : public ::testing::Test {
     EXPECT_TRUE(w.ok()) << w.status().ToString();
     return w.ok() ? w->id : 0;
   }
-  AgentRecord NewAgent(const std::string& run_id, WorkerId worker, const std::string& kind = "unit") {
+  AgentRecord NewAgent(const std::string& run_id, WorkerId worker, AgentKind kind = AgentKind::kUnit) {
     AgentRecord a;
     a.id = "ag_" + env_.RandomHex128();
     a.token_hash = "tok";
     a.run_id = run_id;
     a.worker_id = worker;
     a.kind = kind;
-    a.status = "in_task";
+    a.status = AgentStatus::kInTask;
     a.created_at = env_.NowMicros();
     a.deadline = a.created_at + 60 * kSec;
     return a;
@@ -222,11 +222,11 @@ TEST_F(PgStoreTest, EvalUnitCapIsNeverOverrun) {
   std::atomic<int> screened{0};
   Race(4, [&](int t, Store& s) {
     for (int i = 0; i < 30; ++i) {
-      AgentRecord g = NewAgent("run_a", w[t], i % 2 == 0 ? "gold" : "screening");
+      AgentRecord g = NewAgent("run_a", w[t], i % 2 == 0 ? AgentKind::kGold : AgentKind::kScreening);
       g.item_index = i;
       Result<bool> r = s.CreateEvalUnit("run_a", g, 25, "golds");
       ASSERT_TRUE(r.ok()) << r.status().ToString();
-      if (*r) ++(g.kind == "gold" ? created : screened);
+      if (*r) ++(g.kind == AgentKind::kGold ? created : screened);
     }
   });
   EXPECT_EQ(created.load(), 25);
@@ -267,7 +267,7 @@ TEST_F(PgStoreTest, AGrantThroughOneConnectionReachesTheOther) {
   // A's own write is not an external change for A; B's own write is not one for B.
   EXPECT_EQ(*store_->ExternalChangeToken(), *a0);
   ASSERT_TRUE(b->ApplyGrantOps({Op(GrantOp::Kind::kSet, "bob", q->id, 1)}).ok());
-  ASSERT_TRUE(b->SetRunStatus("run_nope", "closed").IsNotFound());
+  ASSERT_TRUE(b->SetRunStatus("run_nope", RunStatus::kClosed).IsNotFound());
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(*b->ExternalChangeToken(), b1);
   // ... but it is one for A, and so is a run's status changing.
@@ -276,7 +276,7 @@ TEST_F(PgStoreTest, AGrantThroughOneConnectionReachesTheOther) {
   MakeRun("run_a", 1, 1);
   EXPECT_NE(*b->ExternalChangeToken(), b1);
   const int64_t b2 = *b->ExternalChangeToken();
-  ASSERT_TRUE(store_->SetRunStatus("run_a", "closed").ok());
+  ASSERT_TRUE(store_->SetRunStatus("run_a", RunStatus::kClosed).ok());
   EXPECT_NE(*b->ExternalChangeToken(), b2);
 }
 
@@ -461,9 +461,9 @@ TEST_F(PgStoreTest, ASubmitRacingOnTwoConnectionsCountsOnce) {
     ASSERT_TRUE(a.ok() && a->has_value());
     AgentFinish f;
     f.agent_id = (*a)->id;
-    f.expect_status = "in_task";
-    f.new_status = "completed";
-    f.unit_status = "completed";
+    f.expect_status = AgentStatus::kInTask;
+    f.new_status = AgentStatus::kCompleted;
+    f.unit_status = UnitStatus::kCompleted;
     f.data_json = "{}";
     f.grant_ops = {Op(GrantOp::Kind::kAdd, "alice", done->id, 1)};
     std::atomic<int> ok{0};
@@ -538,12 +538,12 @@ TEST_F(PgStoreTest, ReconnectsAfterLosingTheConnection) {
 TEST_F(PgStoreTest, ConstraintViolationsAreConflicts) {
   MakeRun("run_a", 2, 1);
   const WorkerId alice = WorkerNamed("alice");
-  AgentRecord a = NewAgent("run_a", alice, "onboarding");
-  a.status = "onboarding";
+  AgentRecord a = NewAgent("run_a", alice, AgentKind::kOnboarding);
+  a.status = AgentStatus::kOnboarding;
   ASSERT_TRUE(store_->CreateOnboardingAgent(a).ok());
   Status again = store_->CreateOnboardingAgent(a);
   EXPECT_TRUE(again.IsConflict()) << again.ToString();
-  AgentRecord bad = NewAgent("run_a", alice, "weird_kind");
+  AgentRecord bad = NewAgent("run_a", alice, static_cast<AgentKind>(99));  // no word: stored as "?"
   Status weird = store_->CreateOnboardingAgent(bad);  // CHECK (kind IN ...), as SQLite
   EXPECT_TRUE(weird.IsConflict()) << weird.ToString();
 }
@@ -626,9 +626,9 @@ TEST_F(PgStoreTest, DISABLED_TimingHotPathAndBulk) {
   for (const AgentRecord& a : agents) {
     AgentFinish f;
     f.agent_id = a.id;
-    f.expect_status = "in_task";
-    f.new_status = "completed";
-    f.unit_status = "completed";
+    f.expect_status = AgentStatus::kInTask;
+    f.new_status = AgentStatus::kCompleted;
+    f.unit_status = UnitStatus::kCompleted;
     f.data_json = "{}";
     f.grant_ops = {Op(GrantOp::Kind::kAdd, "reserver", q->id, 1)};
     ASSERT_TRUE(store_->FinishAgent(f).ok());

@@ -142,7 +142,7 @@ class SqliteQuery {
 namespace sqlite_internal {
 
 // Reads the columns of CG_AGENT_SELECT (and of the queries that start with them).
-AgentRecord ReadAgent(const SqliteQuery& q);
+Result<AgentRecord> ReadAgent(const SqliteQuery& q);
 
 }  // namespace sqlite_internal
 

@@ -17,11 +17,14 @@ using sqlite_internal::ReadAgent;
 
 // ---- reviews, provider state and sessions ---------------------------------------------------------
 Result<int64_t> SqliteStore::ReviewUnits(const std::string& run_id, const std::vector<int64_t>& unit_ids,
-                                         const std::string& new_status, const std::vector<OutboxRow>& outbox) {
-  if (new_status != "accepted" && new_status != "rejected" && new_status != "soft_rejected") {
-    return Status::InvalidArgument("review status must be accepted, rejected or soft_rejected, got '" + new_status +
-                                   "'");
+                                         UnitStatus new_status, const std::vector<OutboxRow>& outbox) {
+  const std::optional<AgentStatus> agent_status = AgentStatusAfterReview(new_status);
+  if (!agent_status) {
+    return Status::InvalidArgument("review status must be accepted, rejected or soft_rejected, got '" +
+                                   ToString(new_status) + "'");
   }
+  const std::string unit_word = ToString(new_status);
+  const std::string agent_word = ToString(*agent_status);
   for (const OutboxRow& row : outbox) CG_RETURN_IF_ERROR(store_outbox::CheckNewOutboxRow(row));
   int64_t changed = 0;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
@@ -33,14 +36,13 @@ Result<int64_t> SqliteStore::ReviewUnits(const std::string& run_id, const std::v
     CG_ASSIGN_OR_RETURN(SqliteQuery a, Query("UPDATE agents SET status = ?2 WHERE id = (SELECT agent_id FROM units "
                                              "WHERE id = ?1) AND status IN ('completed', 'approved', 'rejected', "
                                              "'soft_rejected')"));
-    const std::string agent_status = new_status == "accepted" ? "approved" : new_status;
     for (int64_t id : unit_ids) {
-      CG_RETURN_IF_ERROR(q.Bind(1, id).Bind(2, rid).Bind(3, new_status).Run());
+      CG_RETURN_IF_ERROR(q.Bind(1, id).Bind(2, rid).Bind(3, unit_word).Run());
       const int64_t n = q.Changes();
       changed += n;
       q.ResetKeepBindings();
       if (n > 0) {
-        CG_RETURN_IF_ERROR(a.Bind(1, id).Bind(2, agent_status).Run());
+        CG_RETURN_IF_ERROR(a.Bind(1, id).Bind(2, agent_word).Run());
         a.ResetKeepBindings();
       }
     }
@@ -124,7 +126,8 @@ Result<AgentPage> SqliteStore::ListRunAgents(const std::string& run_id, const Ag
     while (true) {
       CG_ASSIGN_OR_RETURN(bool row, q.Next());
       if (!row) break;
-      page.agents.push_back(ReadAgent(q));
+      CG_ASSIGN_OR_RETURN(AgentRecord a, ReadAgent(q));
+      page.agents.push_back(std::move(a));
       last = q.Int(17);
     }
     if (static_cast<int64_t>(page.agents.size()) == limit) page.next_cursor = last;

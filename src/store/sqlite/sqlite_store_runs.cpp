@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/record_words.hpp"
 #include "store/sqlite/sqlite_internal.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 
@@ -29,12 +30,12 @@ std::string_view ItemBatchSql() {
   return sql;
 }
 
-RunRecord ReadRun(const SqliteQuery& q) {
+Result<RunRecord> ReadRun(const SqliteQuery& q) {
   RunRecord r;
   r.id = q.Text(0);
   r.task_name = q.Text(1);
   r.config_json = q.Text(2);
-  r.status = q.Text(3);
+  CG_ASSIGN_OR_RETURN(r.status, store_words::FromColumn(&ParseRunStatus, "runs.status", q.Text(3)));
   r.created_at = q.Int(4);
   r.num_items = q.Int(5);
   r.num_units = q.Int(6);
@@ -46,7 +47,7 @@ RunRecord ReadRun(const SqliteQuery& q) {
 
 }  // namespace
 
-AgentRecord sqlite_internal::ReadAgent(const SqliteQuery& q) {
+Result<AgentRecord> sqlite_internal::ReadAgent(const SqliteQuery& q) {
   AgentRecord a;
   a.id = q.Text(0);
   a.token_hash = q.Text(1);
@@ -54,8 +55,8 @@ AgentRecord sqlite_internal::ReadAgent(const SqliteQuery& q) {
   a.unit_id = q.OptInt(3);
   a.worker_id = q.Int(4);
   a.worker = WorkerRef{q.Text(5), q.Text(6)};
-  a.kind = q.Text(7);
-  a.status = q.Text(8);
+  CG_ASSIGN_OR_RETURN(a.kind, store_words::FromColumn(&ParseAgentKind, "agents.kind", q.Text(7)));
+  CG_ASSIGN_OR_RETURN(a.status, store_words::FromColumn(&ParseAgentStatus, "agents.status", q.Text(8)));
   a.item_index = q.Int(9);
   a.session = q.Text(10);
   a.eval_set = q.Text(11);
@@ -74,9 +75,6 @@ Status SqliteStore::CreateRun(const RunRecord& run, const std::vector<std::strin
   if (units_per_item < 1) {
     return Status::InvalidArgument("units_per_item must be at least 1, got " + std::to_string(units_per_item));
   }
-  if (run.status != "open" && run.status != "closed") {
-    return Status::InvalidArgument("run status must be open or closed, got '" + run.status + "'");
-  }
   return Transact(TxKind::kWrite, [&]() -> Status {
     {
       CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("SELECT 1 FROM runs WHERE id = ?1"));
@@ -90,7 +88,7 @@ Status SqliteStore::CreateRun(const RunRecord& run, const std::vector<std::strin
       CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO runs (id, task_name, config_json, status, created_at, "
                                                "num_items, num_units, gold_served, screening_served, provider_state) "
                                                "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"));
-      q.Bind(1, run.id).Bind(2, run.task_name).Bind(3, run.config_json).Bind(4, run.status);
+      q.Bind(1, run.id).Bind(2, run.task_name).Bind(3, run.config_json).Bind(4, ToString(run.status));
       q.Bind(5, run.created_at != 0 ? run.created_at : env_->NowMicros()).Bind(6, num_items);
       q.Bind(7, num_items * units_per_item).Bind(8, run.gold_served).Bind(9, run.screening_served);
       q.Bind(10, run.provider_state_json.empty() ? std::string_view("{}") : std::string_view(run.provider_state_json));
@@ -140,7 +138,7 @@ Result<RunRecord> SqliteStore::GetRun(const std::string& run_id) {
     q.Bind(1, run_id);
     CG_ASSIGN_OR_RETURN(bool row, q.Next());
     if (!row) return Status::NotFound("run '" + run_id + "' does not exist");
-    out = ReadRun(q);
+    CG_ASSIGN_OR_RETURN(out, ReadRun(q));
     return Status::Ok();
   }));
   return out;
@@ -153,20 +151,18 @@ Result<std::vector<RunRecord>> SqliteStore::ListRuns() {
     while (true) {
       CG_ASSIGN_OR_RETURN(bool row, q.Next());
       if (!row) return Status::Ok();
-      out.push_back(ReadRun(q));
+      CG_ASSIGN_OR_RETURN(RunRecord r, ReadRun(q));
+      out.push_back(std::move(r));
     }
   }));
   return out;
 }
 
-Status SqliteStore::SetRunStatus(const std::string& run_id, const std::string& status) {
-  if (status != "open" && status != "closed") {
-    return Status::InvalidArgument("run status must be open or closed, got '" + status + "'");
-  }
+Status SqliteStore::SetRunStatus(const std::string& run_id, RunStatus status) {
   return Transact(TxKind::kWrite, [&]() -> Status {
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
     CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE runs SET status = ?2 WHERE rid = ?1"));
-    return q.Bind(1, rid).Bind(2, status).Run();
+    return q.Bind(1, rid).Bind(2, ToString(status)).Run();
   });
 }
 
@@ -192,7 +188,7 @@ Status SqliteStore::InsertAgent(const AgentRecord& a, int64_t run_rowid) {
                                            "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
                                            "?15)"));
   q.Bind(1, a.id).Bind(2, a.token_hash).Bind(3, run_rowid).Bind(4, a.unit_id).Bind(5, a.worker_id);
-  q.Bind(6, a.kind).Bind(7, a.status).Bind(8, a.item_index).Bind(9, a.session).Bind(10, a.eval_set);
+  q.Bind(6, ToString(a.kind)).Bind(7, ToString(a.status)).Bind(8, a.item_index).Bind(9, a.session).Bind(10, a.eval_set);
   q.Bind(11, a.created_at).Bind(12, a.deadline).Bind(13, a.submitted_at).Bind(14, a.data_json);
   q.Bind(15, a.check_result);
   Status s = q.Run();
@@ -205,7 +201,8 @@ Result<std::vector<AgentRecord>> SqliteStore::ReadAgents(SqliteQuery& q) {
   while (true) {
     CG_ASSIGN_OR_RETURN(bool row, q.Next());
     if (!row) return out;
-    out.push_back(ReadAgent(q));
+    CG_ASSIGN_OR_RETURN(AgentRecord a, ReadAgent(q));
+    out.push_back(std::move(a));
   }
 }
 
@@ -220,7 +217,7 @@ Result<std::optional<AgentRecord>> SqliteStore::ReserveUnitWithItem(const std::s
 
 Result<std::optional<AgentRecord>> SqliteStore::Reserve(const std::string& run_id, AgentRecord agent,
                                                         std::string* item_json) {
-  if (agent.kind != "unit") return Status::InvalidArgument("ReserveUnit needs an agent of kind unit");
+  if (agent.kind != AgentKind::kUnit) return Status::InvalidArgument("ReserveUnit needs an agent of kind unit");
   std::optional<AgentRecord> out;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(run_id));
@@ -262,9 +259,10 @@ Result<std::optional<AgentRecord>> SqliteStore::Reserve(const std::string& run_i
 
 Result<bool> SqliteStore::CreateEvalUnit(const std::string& run_id, AgentRecord agent, int64_t cap,
                                          const std::string& gold_set) {
-  const bool gold = agent.kind == "gold";
-  if (!gold && agent.kind != "screening") {
-    return Status::InvalidArgument("CreateEvalUnit needs an agent of kind gold or screening, got '" + agent.kind + "'");
+  const bool gold = agent.kind == AgentKind::kGold;
+  if (!gold && agent.kind != AgentKind::kScreening) {
+    return Status::InvalidArgument("CreateEvalUnit needs an agent of kind gold or screening, got '" +
+                                   ToString(agent.kind) + "'");
   }
   bool created = false;
   CG_RETURN_IF_ERROR(Transact(TxKind::kWrite, [&]() -> Status {
@@ -286,7 +284,7 @@ Result<bool> SqliteStore::CreateEvalUnit(const std::string& run_id, AgentRecord 
     {
       CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("INSERT INTO units (run, kind, item_index, copy_index, status, "
                                                "worker_id, agent_id) VALUES (?1, ?2, ?3, 0, 'assigned', ?4, ?5)"));
-      q.Bind(1, rid).Bind(2, agent.kind).Bind(3, agent.item_index).Bind(4, agent.worker_id).Bind(5, agent.id);
+      q.Bind(1, rid).Bind(2, ToString(agent.kind)).Bind(3, agent.item_index).Bind(4, agent.worker_id).Bind(5, agent.id);
       CG_RETURN_IF_ERROR(q.Run());
       agent.unit_id = sqlite3_last_insert_rowid(db_);
     }
@@ -319,7 +317,7 @@ Result<AgentRecord> SqliteStore::GetAgent(const std::string& agent_id) {
     q.Bind(1, agent_id);
     CG_ASSIGN_OR_RETURN(bool row, q.Next());
     if (!row) return Status::NotFound("agent '" + agent_id + "' does not exist");
-    out = ReadAgent(q);
+    CG_ASSIGN_OR_RETURN(out, ReadAgent(q));
     return Status::Ok();
   }));
   return out;
@@ -366,8 +364,9 @@ Result<std::vector<AuditEntry>> SqliteStore::FinishAgent(const AgentFinish& fini
       if (!row) return Status::NotFound("agent '" + finish.agent_id + "' does not exist");
       std::string status = q.Text(0);
       // The check-and-set that makes a double submit (or a submit racing a timeout) impossible.
-      if (status != finish.expect_status) {
-        return Status::Conflict("agent '" + finish.agent_id + "' is " + status + ", not " + finish.expect_status);
+      if (status != ToString(finish.expect_status)) {
+        return Status::Conflict("agent '" + finish.agent_id + "' is " + status + ", not " +
+                                ToString(finish.expect_status));
       }
       rid = q.Int(1);
       unit_id = q.OptInt(2);
@@ -376,7 +375,7 @@ Result<std::vector<AuditEntry>> SqliteStore::FinishAgent(const AgentFinish& fini
       CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE agents SET status = ?2, data_json = COALESCE(?3, data_json), "
                                                "submitted_at = COALESCE(?4, submitted_at), check_result = ?5 "
                                                "WHERE id = ?1"));
-      q.Bind(1, finish.agent_id).Bind(2, finish.new_status);
+      q.Bind(1, finish.agent_id).Bind(2, ToString(finish.new_status));
       if (finish.data_json) {
         q.Bind(3, *finish.data_json);
       } else {
@@ -390,7 +389,7 @@ Result<std::vector<AuditEntry>> SqliteStore::FinishAgent(const AgentFinish& fini
       CG_RETURN_IF_ERROR(q.Bind(1, *unit_id).Bind(2, finish.agent_id).Run());
     } else if (unit_id && finish.unit_status) {
       CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE units SET status = ?2 WHERE id = ?1"));
-      CG_RETURN_IF_ERROR(q.Bind(1, *unit_id).Bind(2, *finish.unit_status).Run());
+      CG_RETURN_IF_ERROR(q.Bind(1, *unit_id).Bind(2, ToString(*finish.unit_status)).Run());
     }
     if (finish.refund_gold_slot) {
       CG_ASSIGN_OR_RETURN(SqliteQuery q, Query("UPDATE runs SET gold_served = MAX(gold_served - 1, 0) WHERE rid = ?1"));
