@@ -1,7 +1,7 @@
 // Group commit on PostgreSQL, across servers: two dispatchers (two "servers") on one database run
 // batches that touch the same rows.
 //  - Submits that cross (A submits X then Y, B submits Y then X) deadlock (the test database checks
-//    for deadlocks after 10 ms, before a batch's bounded lock wait runs out); PostgreSQL picks a
+//    for deadlocks after 10 ms, long before a batch's lock wait runs out); PostgreSQL picks a
 //    victim, whose batch is rolled back and decided again from scratch: every submission is
 //    accepted exactly once, the other attempt answered Conflict, nothing doubled, and the victim's
 //    memory agrees with the store afterwards.
@@ -65,10 +65,14 @@ class PgBatchTest : public ::testing::Test {
     }
     admin_ = admin;
     ::setenv("CROWDGATE_PG_GROUP_COMMIT", "on", 1);  // off by default
+    // A batch gives up waiting for a lock after this long (50 ms by default): long enough here that
+    // PostgreSQL's deadlock check (10 ms on this database, below) always comes first, however
+    // loaded the machine.
+    ::setenv("CROWDGATE_PG_BATCH_LOCK_WAIT_MS", "5000", 1);
     db_ = "cg_batch_" + std::to_string(::getpid()) + "_" + std::to_string(std::random_device{}() % 1000000);
     ASSERT_EQ(pg_scratch::Exec(admin_, "CREATE DATABASE " + db_), "");
-    // Detect a deadlock within 10 ms, before a batch's bounded lock wait (50 ms) gives up on its own:
-    // the crossing batches below then really deadlock.
+    // Detect a deadlock within 10 ms, before a batch's bounded lock wait gives up on its own: the
+    // crossing batches below then really deadlock.
     ASSERT_EQ(pg_scratch::Exec(admin_, "ALTER DATABASE " + db_ + " SET deadlock_timeout = '10ms'"), "");
     uri_ = pg_scratch::WithDatabase(admin_, db_);
     engine_a_ = OpenTestEngine(&env_, uri_);
@@ -231,6 +235,23 @@ TEST_F(PgBatchTest, AWorkRequestInsideABatchDoesNotWaitForAnotherServersDecision
   ASSERT_TRUE(alone.ok()) << alone.status().ToString();
   EXPECT_TRUE(alone->reconnected);
   EXPECT_EQ(alone->agent_id, (*from_a)->agent_id);
+}
+
+// The batch settings come from the environment; a value that means nothing is refused at open,
+// naming the variable, rather than silently replaced by the default.
+TEST_F(PgBatchTest, BadBatchSettingsAreRefusedAtOpen) {
+  ::setenv("CROWDGATE_PG_GROUP_COMMIT", "yes", 1);
+  auto bad_switch = Store::Open(uri_, &env_);
+  ::setenv("CROWDGATE_PG_GROUP_COMMIT", "on", 1);
+  ::setenv("CROWDGATE_PG_BATCH_LOCK_WAIT_MS", "0", 1);
+  auto bad_wait = Store::Open(uri_, &env_);
+  ::setenv("CROWDGATE_PG_BATCH_LOCK_WAIT_MS", "5000", 1);
+  ASSERT_FALSE(bad_switch.ok());
+  EXPECT_TRUE(bad_switch.status().IsInvalidArgument());
+  EXPECT_NE(bad_switch.status().message().find("CROWDGATE_PG_GROUP_COMMIT"), std::string::npos);
+  ASSERT_FALSE(bad_wait.ok());
+  EXPECT_NE(bad_wait.status().message().find("CROWDGATE_PG_BATCH_LOCK_WAIT_MS"), std::string::npos);
+  EXPECT_TRUE(Store::Open(uri_, &env_).ok());
 }
 
 }  // namespace

@@ -329,7 +329,7 @@ Result<std::unique_ptr<PgStore>> PgStore::Open(const std::string& uri, Env* env)
   CG_ASSIGN_OR_RETURN(UriParts parts, ParseUri(uri));
   std::unique_ptr<PgStore> store(new PgStore(uri, parts.where, env));
   store->password_ = parts.password;
-  CG_ASSIGN_OR_RETURN(store->group_commit_, GroupCommitFromEnvironment());
+  CG_RETURN_IF_ERROR(store->BatchSettingsFromEnvironment());
   CG_RETURN_IF_ERROR(store->EnsureConnected());
   CG_RETURN_IF_ERROR(store->Migrate());
   return store;

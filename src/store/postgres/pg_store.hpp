@@ -23,7 +23,8 @@
 //    batch behind a savepoint. Calls inside run without savepoints of their own: after a failed
 //    write the decision only accepts EndDecision, which undoes all of it. Lock order: worker row,
 //    then the audit lock, then the outbox lock.
-//  - BoundLockWaitsInBatch: the rest of the batch waits at most 50 ms for a lock (lock_timeout), and
+//  - BoundLockWaitsInBatch: the rest of the batch waits at most 50 ms for a lock (lock_timeout;
+//    CROWDGATE_PG_BATCH_LOCK_WAIT_MS changes it), and
 //    a decision inside it does not wait for the worker's row at all (NOWAIT): such a call fails with
 //    Busy, having changed nothing, and the caller decides that request outside the batch.
 //  - Inside a batch or a decision the change token does not move: the server holds notifications
@@ -183,7 +184,6 @@ class PgStore final : public Store {
   // round trips, not the commits, are the cost) and several servers' batches, holding their rows
   // until they commit, make each other's unit picks skip and wait (README, "Scale-out on PostgreSQL").
   static constexpr bool kGroupCommitByDefault = false;
-  static Result<bool> GroupCommitFromEnvironment();
 
   // Test-only: the server process id behind the current connection (0 when disconnected).
   int TEST_backend_pid() const;
@@ -247,6 +247,13 @@ class PgStore final : public Store {
   std::unique_ptr<pg_internal::OpenTx> open_;
   // Whether BeginBatch opens a transaction (CROWDGATE_PG_GROUP_COMMIT; see GroupCommitFromEnvironment).
   bool group_commit_ = kGroupCommitByDefault;
+  // How long a call inside a batch waits for a lock before it fails with Busy
+  // (CROWDGATE_PG_BATCH_LOCK_WAIT_MS, 1..60000). Long enough for another server's batch to commit
+  // in the common case, short enough that two batches waiting for each other give up long before
+  // PostgreSQL's deadlock check (deadlock_timeout, 1 s by default) runs.
+  int batch_lock_wait_ms_ = 50;
+  // Reads CROWDGATE_PG_GROUP_COMMIT and CROWDGATE_PG_BATCH_LOCK_WAIT_MS; InvalidArgument names a bad value.
+  Status BatchSettingsFromEnvironment();
   bool in_batch_ = false;         // BeginBatch .. EndBatch
   bool bounded_waits_ = false;    // BoundLockWaitsInBatch was called for the open batch
   Status batch_failure_;          // why the open batch can no longer commit (OK while it can)

@@ -44,9 +44,8 @@ constexpr const char* kDecisionSavepoint = "SAVEPOINT cg_decision";
 constexpr const char* kDecisionRollback = "ROLLBACK TO SAVEPOINT cg_decision";
 constexpr const char* kCallSavepoint = "SAVEPOINT cg_call";
 constexpr const char* kCallRollback = "ROLLBACK TO SAVEPOINT cg_call";
-// Long enough for another server's batch to commit in the common case, short enough that two
-// batches waiting for each other give up long before PostgreSQL's deadlock check (1 s) would run.
-constexpr const char* kBoundLockWaits = "SET LOCAL lock_timeout = '50ms'";
+// The batch's lock_timeout (for the rest of its transaction): see PgStore::BatchLockWaitMs.
+constexpr Sql kBoundLockWaits{"cg_bound_lock_waits", "SELECT set_config('lock_timeout', $1, true)"};
 
 }  // namespace
 
@@ -159,13 +158,25 @@ bool PgStore::LastBatchMayBeRetried() const { return last_batch_retryable_; }
 
 size_t PgStore::PreferredBatchLimit() const { return group_commit_ ? 48 : 0; }
 
-Result<bool> PgStore::GroupCommitFromEnvironment() {
-  const char* v = std::getenv("CROWDGATE_PG_GROUP_COMMIT");
-  if (v == nullptr || *v == '\0') return kGroupCommitByDefault;
-  const std::string value(v);
-  if (value == "on") return true;
-  if (value == "off") return false;
-  return Status::InvalidArgument("CROWDGATE_PG_GROUP_COMMIT must be \"on\" or \"off\", not \"" + value + "\"");
+Status PgStore::BatchSettingsFromEnvironment() {
+  if (const char* v = std::getenv("CROWDGATE_PG_GROUP_COMMIT"); v != nullptr && *v != '\0') {
+    const std::string value(v);
+    if (value != "on" && value != "off") {
+      return Status::InvalidArgument("CROWDGATE_PG_GROUP_COMMIT must be \"on\" or \"off\", not \"" + value + "\"");
+    }
+    group_commit_ = value == "on";
+  }
+  if (const char* v = std::getenv("CROWDGATE_PG_BATCH_LOCK_WAIT_MS"); v != nullptr && *v != '\0') {
+    const std::string value(v);
+    char* end = nullptr;
+    const long ms = std::strtol(value.c_str(), &end, 10);
+    if (end == value.c_str() || *end != '\0' || ms < 1 || ms > 60000) {
+      return Status::InvalidArgument("CROWDGATE_PG_BATCH_LOCK_WAIT_MS must be a whole number of milliseconds from 1 "
+                                     "to 60000, not \"" + value + "\"");
+    }
+    batch_lock_wait_ms_ = static_cast<int>(ms);
+  }
+  return Status::Ok();
 }
 
 Status PgStore::BoundLockWaitsInBatch() {
@@ -175,7 +186,7 @@ Status PgStore::BoundLockWaitsInBatch() {
   if (!open_) return Status::Unavailable("lost the connection to PostgreSQL at " + where_ + " during a batch");
   try {
     Tx tx(open_->work(), *session_);
-    tx.ExecLiteral(kBoundLockWaits);
+    tx.Run(kBoundLockWaits, Args(std::to_string(batch_lock_wait_ms_) + "ms"));
     bounded_waits_ = true;
     return Status::Ok();
   } catch (...) {
