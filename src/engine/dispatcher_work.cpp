@@ -1,6 +1,7 @@
 // The work-request path: who gets what (requirements, onboarding, screening, golds, limits).
 #include <algorithm>
 
+#include "core/agent_id.hpp"
 #include "core/gold_schedule.hpp"
 #include "engine/dispatcher_impl.hpp"
 
@@ -66,7 +67,8 @@ AgentRecord DispatcherImpl::NewAgent(const RunState& run, const WorkerRef& ref, 
                                      AgentKind kind, const std::string& session) {
   Env& env = core_.env();
   AgentRecord a;
-  a.id = "ag_" + env.RandomHex128();
+  a.created_at = env.NowMicros();
+  a.id = NewAgentId(a.created_at, env.RandomHex128());
   a.token_hash = env.RandomHex128();
   a.run_id = run.record.id;
   a.worker_id = worker;
@@ -74,7 +76,6 @@ AgentRecord DispatcherImpl::NewAgent(const RunState& run, const WorkerRef& ref, 
   a.kind = kind;
   a.status = kind == AgentKind::kOnboarding ? AgentStatus::kOnboarding : AgentStatus::kInTask;
   a.session = session;
-  a.created_at = env.NowMicros();
   a.deadline = a.created_at + run.config->task.assignment_duration_in_seconds * kMicrosPerSecond;
   return a;
 }

@@ -1,5 +1,7 @@
 #include "server/batch_queue.hpp"
 
+#include <time.h>
+
 #include <chrono>
 #include <string>
 #include <utility>
@@ -7,6 +9,12 @@
 namespace crowdgate {
 
 namespace {
+
+double ThreadCpuSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 // A job that threw: the same answer the HTTP server gives a throwing handler.
 HttpResponse Crashed() { return ErrorResponse(Status::Internal("internal server error")); }
@@ -110,6 +118,7 @@ void BatchQueue::RunBatch(std::vector<Pending>* batch) {
   std::vector<bool> deferred(batch->size(), false);
   Status committed;
   const auto started = std::chrono::steady_clock::now();
+  const double cpu_started = ThreadCpuSeconds();
   try {
     committed = dispatcher_->Batch([&] {
       for (size_t i = 0; i < batch->size(); ++i) {
@@ -130,6 +139,7 @@ void BatchQueue::RunBatch(std::vector<Pending>* batch) {
     ++stats_.batches;
     stats_.jobs += batch->size();
     stats_.batch_seconds_total += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    stats_.batch_cpu_seconds_total += ThreadCpuSeconds() - cpu_started;
     if (batch->size() > stats_.largest_batch) stats_.largest_batch = batch->size();
     if (committed.ok()) {
       for (size_t i = 0; i < batch->size(); ++i) {

@@ -68,6 +68,7 @@ class BatchQueue {
     uint64_t shed = 0;        // jobs refused with 503 because max_queue jobs were waiting
     size_t queued = 0;        // jobs waiting now (a gauge)
     double batch_seconds_total = 0;  // decide + commit time of every batch (for /metrics)
+    double batch_cpu_seconds_total = 0;  // CPU time the batch thread spent on them (without waits for the disk or a core)
   };
   Stats stats() const;
 

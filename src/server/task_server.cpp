@@ -356,6 +356,10 @@ std::vector<ServerMetrics::Sample> TaskServer::MetricSamples() const {
                  static_cast<double>(b.largest_batch)});
   out.push_back({"crowdgate_commit_batch_seconds_total", "counter", "Time spent deciding and committing batches.",
                  "", b.batch_seconds_total});
+  out.push_back({"crowdgate_commit_batch_cpu_seconds_total", "counter",
+                 "CPU time the deciding thread spent on batches (the rest of the batch time is waiting for the disk "
+                 "or for a core).",
+                 "", b.batch_cpu_seconds_total});
   out.push_back({"crowdgate_commit_batches_retried_total", "counter",
                  "Batches decided again after losing a conflict with another server (PostgreSQL deadlock).", "",
                  static_cast<double>(dispatcher_->BatchesRetried())});

@@ -381,6 +381,10 @@ TEST_F(RequesterApiE2eTest, MetricsParseAsPrometheusText) {
   EXPECT_EQ((values["crowdgate_http_requests_total{route=\"POST /api/v1/runs/{run_id}/work\",status=\"400\"}"]), 1);
   EXPECT_EQ((values["crowdgate_http_requests_total{route=\"POST /api/v1/agents/{agent_id}/submit\",status=\"200\"}"]), 2);
   EXPECT_GE((values["crowdgate_commit_batches_total"]), 1);
+  // The deciding thread's CPU time is part of the batch time (never more), and not nothing.
+  ASSERT_EQ(values.count("crowdgate_commit_batch_cpu_seconds_total"), 1u);
+  EXPECT_GT((values["crowdgate_commit_batch_cpu_seconds_total"]), 0);
+  EXPECT_LE((values["crowdgate_commit_batch_cpu_seconds_total"]), values["crowdgate_commit_batch_seconds_total"] * 1.01 + 1e-3);
   // Load shedding: nothing refused at this load, nothing waiting once answered.
   ASSERT_EQ(values.count("crowdgate_requests_shed_total"), 1u);
   EXPECT_EQ((values["crowdgate_requests_shed_total"]), 0);

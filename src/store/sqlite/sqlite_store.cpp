@@ -95,9 +95,12 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
                                    sync + "\"");
   }
   const bool full_sync = sync != "normal";
+  // temp_store = MEMORY: every decision of a group commit is a savepoint, and a savepoint copies each
+  // page before its first change into a statement journal. In a temporary file that is a write
+  // system call per page; in memory it is a copy (about a tenth of a request's CPU in http-work).
   for (const char* pragma : {"PRAGMA journal_mode = WAL",
                              full_sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
-                             "PRAGMA foreign_keys = ON", "PRAGMA cache_size = -32768"}) {
+                             "PRAGMA foreign_keys = ON", "PRAGMA cache_size = -32768", "PRAGMA temp_store = MEMORY"}) {
     rc = ExecText(db, pragma);
     if (rc != SQLITE_OK) return OpenError(db, rc, path).WithContext(pragma);
   }
