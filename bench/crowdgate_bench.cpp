@@ -7,6 +7,7 @@
 //   gold-decision  Dispatcher::RequestWork + Submit in process on SQLite, a run with golds (no HTTP)
 //   http-work      1,000 keep-alive connections doing work + submit against the TaskServer on SQLite,
 //                  paced at 10,000 requests/s offered: throughput, p50/p99/p999, errors
+//   http-latency   http-work at 2,500 / 5,000 / 7,500 / 10,000 requests/s offered: p50 and p99 at each
 //   http-saturate  the same crowd with no think time: the most requests/s the server gives
 //   group-commit   http-saturate with one commit per request vs group commit, alternating: the ratio
 //   grant-import   `qual import` of 1 million CSV rows (read + parse + Engine::Import), own process
@@ -520,6 +521,23 @@ void Scaling(const Args& a) {
   }
 }
 
+// Latency against offered load: the http-work crowd at a quarter, half, three quarters and all of
+// 10,000 requests/s, in one run, so the curve shows where queueing starts on this machine.
+void HttpLatency(const Args& a) {
+  for (const double rate : {2'500.0, 5'000.0, 7'500.0, 10'000.0}) {
+    const std::string name = "http-latency/" + std::to_string(static_cast<int>(rate));
+    const HttpFigures f = HttpWork(a, name, 1000, rate, false);
+    Row row{name, "p99 ms", f.p99, "ms", "-", true, ""};
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(2) << "offered " << (a.smoke ? 400 : static_cast<int>(rate)) << "/s: " << f.throughput.median
+       << " req/s, p50 " << f.p50.median << " ms, p99 " << f.p99.median << " ms, errors " << f.errors;
+    row.note = os.str();
+    Report(a, row,
+           {{"offered_rate", rate}, {"throughput", f.throughput.median}, {"p50_ms", f.p50.median},
+            {"p99_ms", f.p99.median}, {"p999_ms", f.p999.median}, {"errors", f.errors}});
+  }
+}
+
 void Aggregate(const Args& a) {
   const int64_t items = a.smoke ? 2000 : 100'000;
   const AggregateFigures f = RunAggregateWorkload(items, 10, 3, a.runs, CROWDGATE_BENCH_CROWDGATE_BIN);
@@ -662,7 +680,7 @@ int Main(int argc, char** argv) {
       a.json_only = true;
     } else if (arg == "-h" || arg == "--help") {
       std::cout << "usage: crowdgate_bench [--smoke] [--runs N] [--json-only] [WORKLOAD...]\n"
-                   "workloads: eligibility gold-decision http-work http-saturate group-commit grant-import launch memory "
+                   "workloads: eligibility gold-decision http-work http-latency http-saturate group-commit grant-import launch memory "
                    "scaling http-work-pg overload aggregate provider-sync dashboard quality fsync\n";
       return 0;
     } else {
@@ -670,7 +688,7 @@ int Main(int argc, char** argv) {
     }
   }
   if (a.smoke && a.runs == 5) a.runs = 1;
-  const std::vector<std::string> all = {"eligibility",  "gold-decision", "http-work", "http-saturate",
+  const std::vector<std::string> all = {"eligibility",  "gold-decision", "http-work", "http-latency", "http-saturate",
                                         "group-commit", "grant-import",  "launch",    "memory",
                                         "scaling",      "http-work-pg",  "aggregate", "provider-sync",
                                         "dashboard",    "overload",      "quality",   "fsync"};
@@ -686,6 +704,7 @@ int Main(int argc, char** argv) {
     if (w == "eligibility") Eligibility(a, a.smoke ? 2000 : 100'000, "eligibility");
     if (w == "gold-decision") GoldDecision(a);
     if (w == "http-work") HttpWork(a, "http-work", 1000, 10'000, true);
+    if (w == "http-latency") HttpLatency(a);
     if (w == "http-saturate") HttpWork(a, "http-saturate", 1000, 0, true);
     if (w == "group-commit") GroupCommit(a);
     if (w == "grant-import") GrantImport(a);

@@ -10,11 +10,13 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "store/sqlite/sqlite_store.hpp"
+#include "store/sqlite/wal_checkpointer.hpp"
 
 #include "store/store_contract_fixture.hpp"
 
@@ -290,6 +292,61 @@ TEST_F(SqliteStoreTest, ConnectionSettings) {
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
   EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "wal");
   sqlite3_finalize(stmt);
+}
+
+// A commit that takes the log past 1,000 pages used to copy them into the database file itself,
+// on the thread that decides worker requests. Now the checkpointer's thread does it while the
+// store stays open, and what it copied is in the database file.
+TEST_F(SqliteStoreTest, TheWalIsCheckpointedByItsOwnThreadNotByTheCommit) {
+  const std::string path = Path();
+  Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(path, &env_);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_NE((*s)->TEST_checkpointer(), nullptr);
+  EXPECT_EQ((*s)->TEST_checkpointer()->checkpoints(), 0);
+  const auto file_bytes = [&] {
+    std::ifstream f(path, std::ios::binary | std::ios::ate);
+    return static_cast<int64_t>(f.tellg());
+  };
+  const int64_t before = file_bytes();
+  // ~6 MB of items in one commit: about 1,500 pages of log.
+  std::vector<std::string> items(1500, "{\"text\": \"" + std::string(4000, 'x') + "\"}");
+  ASSERT_TRUE((*s)->CreateRun(RunRecord{"run_big", "task", "{}"}, items, 1).ok());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((*s)->TEST_checkpointer()->checkpoints() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ((*s)->TEST_checkpointer()->last_error(), "");
+  ASSERT_GE((*s)->TEST_checkpointer()->checkpoints(), 1);
+  EXPECT_GE(file_bytes(), before + 1500 * 4000) << "the log's pages are in the database file";
+  // And the data reads back through the store.
+  EXPECT_TRUE((*s)->GetItem("run_big", 1499).ok());
+}
+
+TEST_F(SqliteStoreTest, AnInMemoryDatabaseHasNoCheckpointer) {
+  Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(":memory:", &env_);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ((*s)->TEST_checkpointer(), nullptr);
+}
+
+TEST(WalCheckpointerTest, BelowTheThresholdNothingStarts) {
+  WalCheckpointer c("/nonexistent/dir/x.db", 100);
+  EXPECT_FALSE(c.OnCommit(99));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(c.checkpoints(), 0);
+  EXPECT_EQ(c.last_error(), "");
+}
+
+TEST(WalCheckpointerTest, AFailingCheckpointIsReportedAndTheWriterTakesOverPastTheBound) {
+  WalCheckpointer c("/nonexistent/dir/x.db", 100);
+  EXPECT_FALSE(c.OnCommit(100));  // wakes the thread; the log is still far below the fallback bound
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (c.last_error().empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_NE(c.last_error().find("/nonexistent/dir/x.db"), std::string::npos) << c.last_error();
+  EXPECT_EQ(c.checkpoints(), 0);
+  EXPECT_FALSE(c.OnCommit(64 * 100 - 1));
+  EXPECT_TRUE(c.OnCommit(64 * 100)) << "past 64 thresholds the writer checkpoints itself";
 }
 
 TEST_F(SqliteStoreTest, BusyIsUnavailableAndChangesNothing) {

@@ -60,6 +60,9 @@ const int SqliteStore::kSchemaVersion = static_cast<int>(std::size(kMigrations))
 SqliteStore::SqliteStore(sqlite3* db, Env* env, std::string path) : db_(db), env_(env), path_(std::move(path)) {}
 
 SqliteStore::~SqliteStore() {
+  // The checkpointer's connection closes first, so that ours is the last one and SQLite's
+  // closing checkpoint (and removal of the -wal file) happens here, as without a checkpointer.
+  checkpointer_.reset();
   for (auto& [sql, stmt] : stmts_) sqlite3_finalize(stmt);
   sqlite3_close_v2(db_);
 }
@@ -104,8 +107,22 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
     rc = ExecText(db, pragma);
     if (rc != SQLITE_OK) return OpenError(db, rc, path).WithContext(pragma);
   }
+  if (path != ":memory:") {
+    // Our commits never checkpoint: the checkpointer does, on its own thread (replacing the hook
+    // replaces SQLite's automatic checkpoint).
+    store->checkpointer_ = std::make_unique<WalCheckpointer>(path);
+    sqlite3_wal_hook(db, &SqliteStore::OnWalCommit, store->checkpointer_.get());
+  }
   CG_RETURN_IF_ERROR(store->Migrate());
   return store;
+}
+
+int SqliteStore::OnWalCommit(void* checkpointer, sqlite3* db, const char* schema, int wal_pages) {
+  if (static_cast<WalCheckpointer*>(checkpointer)->OnCommit(wal_pages)) {
+    // The log reached the fallback bound: checkpoint here, as SQLite's own hook would.
+    sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+  }
+  return SQLITE_OK;
 }
 
 Status SqliteStore::Migrate() {

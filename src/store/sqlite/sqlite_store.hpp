@@ -5,7 +5,9 @@
 //  - Thread-safety: a SqliteStore is used by one thread at a time (the connection is opened
 //    SQLITE_OPEN_NOMUTEX). Several SqliteStore objects, in one process or many, may open the same
 //    file; SQLite serialises their writers and each sees the others' commits.
-//  - Connection settings: WAL, synchronous=FULL, busy_timeout=5000 ms, foreign_keys=ON. With
+//  - Connection settings: WAL, synchronous=FULL, busy_timeout=5000 ms, foreign_keys=ON,
+//    temp_store=MEMORY; the WAL is checkpointed by a thread of its own (WalCheckpointer), never by
+//    a commit. With
 //    FULL every commit is fsynced before it returns, so what we answered survives a kill -9 and
 //    a power cut alike. CROWDGATE_SQLITE_SYNC=normal selects synchronous=NORMAL (the commit is
 //    in the WAL, not yet on the platter: a kill -9 loses nothing, a power cut may lose the last
@@ -65,6 +67,7 @@
 #include <vector>
 
 #include "crowdgate/store.hpp"
+#include "store/sqlite/wal_checkpointer.hpp"
 
 namespace crowdgate {
 
@@ -155,11 +158,15 @@ class SqliteStore final : public Store {
   // Test-only: the raw connection (to check pragmas, or to end a transaction behind the store's
   // back as SQLite itself does after SQLITE_FULL or an I/O error).
   sqlite3* TEST_db() { return db_; }
+  // Test-only: the background checkpointer of a file database (null for ":memory:").
+  const WalCheckpointer* TEST_checkpointer() const { return checkpointer_.get(); }
 
  private:
   enum class TxKind { kRead, kWrite };
 
   SqliteStore(sqlite3* db, Env* env, std::string path);
+  // sqlite3_wal_hook: after each commit of this connection.
+  static int OnWalCommit(void* checkpointer, sqlite3* db, const char* schema, int wal_pages);
 
   // Returns a handle on the cached statement for `sql`, preparing it on first use. `sql` must
   // have static storage duration (a literal): it is the cache key.
@@ -194,6 +201,8 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   Env* env_;
   std::string path_;
+  // Checkpoints the WAL off this connection's thread (see wal_checkpointer.hpp); file databases only.
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   // True while this store's own transaction is open (a batch, or a decision outside one).
   bool InTransaction() const { return in_batch_ || own_decision_tx_; }
   // Fails once SQLite has ended the open transaction on its own (after SQLITE_FULL, an I/O error,
