@@ -27,8 +27,8 @@
 #include <gtest/gtest.h>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "engine/engine_test_util.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "store/postgres/pg_scratch_db.hpp"
 
 namespace crowdgate {
@@ -78,8 +78,8 @@ class PgBatchTest : public ::testing::Test {
     engine_a_ = OpenTestEngine(&env_, uri_);
     engine_b_ = OpenTestEngine(&env_, uri_);
     ASSERT_TRUE(engine_a_ && engine_b_);
-    auto a = Dispatcher::Create(engine_a_.get());
-    auto b = Dispatcher::Create(engine_b_.get());
+    auto a = engine_a_->NewRunDispatcher();
+    auto b = engine_b_->NewRunDispatcher();
     ASSERT_TRUE(a.ok() && b.ok());
     a_ = std::move(a).value();
     b_ = std::move(b).value();
@@ -117,8 +117,8 @@ class PgBatchTest : public ::testing::Test {
   FakeEnv env_;
   TempDir dir_;
   std::string admin_, db_, uri_;
-  std::unique_ptr<Engine> engine_a_, engine_b_;
-  std::unique_ptr<Dispatcher> a_, b_;
+  std::unique_ptr<EngineImpl> engine_a_, engine_b_;
+  std::unique_ptr<RunDispatcher> a_, b_;
 };
 
 // Runs `first` on A's batch thread and `second` on B's, each inside one Batch.

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "engine/engine_test_util.hpp"
+#include "engine/run_dispatcher.hpp"
 
 namespace crowdgate::dispatcher_test {
 
@@ -38,7 +38,7 @@ class DispatcherTest : public ::testing::Test {
     d_.reset();
     engine_.reset();
     engine_ = OpenTestEngine(&env_, uri);
-    auto d = Dispatcher::Create(engine_.get());
+    auto d = engine_->NewRunDispatcher();
     ASSERT_TRUE(d.ok()) << d.status().ToString();
     d_ = std::move(d).value();
   }
@@ -139,8 +139,8 @@ class DispatcherTest : public ::testing::Test {
 
   FakeEnv env_;
   TempDir dir_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Dispatcher> d_;
+  std::unique_ptr<EngineImpl> engine_;
+  std::unique_ptr<RunDispatcher> d_;
   int configs_ = 0;
 };
 

@@ -1,5 +1,5 @@
 // Helpers for engine tests: an engine over SQLite (in memory or on a temp file) with a
-// fake clock.
+// fake clock. The concrete EngineImpl, so that tests can make a RunDispatcher (NewRunDispatcher).
 #pragma once
 
 #include <unistd.h>
@@ -13,17 +13,18 @@
 #include "crowdgate/engine.hpp"
 #include "crowdgate/env.hpp"
 #include "crowdgate/store.hpp"
+#include "engine/engine_impl.hpp"
 
 namespace crowdgate::testing {
 
-inline std::unique_ptr<Engine> OpenTestEngine(Env* env, const std::string& uri = ":memory:",
+inline std::unique_ptr<EngineImpl> OpenTestEngine(Env* env, const std::string& uri = ":memory:",
                                               const std::string& actor = "test") {
   auto store = Store::Open(uri, env);
   EXPECT_TRUE(store.ok()) << store.status().ToString();
   EngineOptions options;
   options.env = env;
   options.actor = actor;
-  auto engine = Engine::Open(std::move(store).value(), options);
+  auto engine = OpenEngineImpl(std::move(store).value(), options);
   EXPECT_TRUE(engine.ok()) << engine.status().ToString();
   return std::move(engine).value();
 }

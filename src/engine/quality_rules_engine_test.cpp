@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "engine/engine_test_util.hpp"
+#include "engine/run_dispatcher.hpp"
 
 namespace crowdgate {
 namespace {
@@ -31,7 +31,7 @@ class QualityRulesTest : public ::testing::Test {
     d_.reset();
     engine_.reset();
     engine_ = OpenTestEngine(&env_, uri);
-    auto d = Dispatcher::Create(engine_.get());
+    auto d = engine_->NewRunDispatcher();
     ASSERT_TRUE(d.ok()) << d.status().ToString();
     d_ = std::move(d).value();
   }
@@ -108,8 +108,8 @@ class QualityRulesTest : public ::testing::Test {
 
   FakeEnv env_;
   TempDir dir_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Dispatcher> d_;
+  std::unique_ptr<EngineImpl> engine_;
+  std::unique_ptr<RunDispatcher> d_;
 };
 
 const char* kFastBan = "[{rule: fast_submissions, min_seconds: 3, count: 3, window: 10, action: {block: 1d}}]";
