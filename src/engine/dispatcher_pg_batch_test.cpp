@@ -34,7 +34,7 @@
 namespace crowdgate {
 namespace {
 
-using testing::OpenTestEngine;
+using testing::OpenTestDispatcher;
 using testing::TempDir;
 
 // One side of a test: a latch that opens once.
@@ -75,14 +75,9 @@ class PgBatchTest : public ::testing::Test {
     // crossing batches below then really deadlock.
     ASSERT_EQ(pg_scratch::Exec(admin_, "ALTER DATABASE " + db_ + " SET deadlock_timeout = '10ms'"), "");
     uri_ = pg_scratch::WithDatabase(admin_, db_);
-    engine_a_ = OpenTestEngine(&env_, uri_);
-    engine_b_ = OpenTestEngine(&env_, uri_);
-    ASSERT_TRUE(engine_a_ && engine_b_);
-    auto a = engine_a_->NewRunDispatcher();
-    auto b = engine_b_->NewRunDispatcher();
-    ASSERT_TRUE(a.ok() && b.ok());
-    a_ = std::move(a).value();
-    b_ = std::move(b).value();
+    OpenTestDispatcher(&env_, uri_, engine_a_, a_);
+    OpenTestDispatcher(&env_, uri_, engine_b_, b_);
+    ASSERT_TRUE(a_ && b_);
   }
 
   void TearDown() override {

@@ -29,6 +29,18 @@ inline std::unique_ptr<EngineImpl> OpenTestEngine(Env* env, const std::string& u
   return std::move(engine).value();
 }
 
+// (Re)opens `engine` over `uri` and `dispatcher` over it, as a restarted server would: the old
+// dispatcher is closed before the old engine it uses.
+inline void OpenTestDispatcher(Env* env, const std::string& uri, std::unique_ptr<EngineImpl>& engine,
+                               std::unique_ptr<RunDispatcher>& dispatcher) {
+  dispatcher.reset();
+  engine.reset();
+  engine = OpenTestEngine(env, uri);
+  auto d = engine->NewRunDispatcher();
+  ASSERT_TRUE(d.ok()) << d.status().ToString();
+  dispatcher = std::move(d).value();
+}
+
 // A fresh temporary directory removed at destruction.
 class TempDir {
  public:

@@ -20,21 +20,14 @@ namespace crowdgate {
 namespace {
 
 using nlohmann::json;
-using testing::OpenTestEngine;
+using testing::OpenTestDispatcher;
 using testing::TempDir;
 
 class QualityRulesTest : public ::testing::Test {
  protected:
   void SetUp() override { OpenAt(":memory:"); }
 
-  void OpenAt(const std::string& uri) {
-    d_.reset();
-    engine_.reset();
-    engine_ = OpenTestEngine(&env_, uri);
-    auto d = engine_->NewRunDispatcher();
-    ASSERT_TRUE(d.ok()) << d.status().ToString();
-    d_ = std::move(d).value();
-  }
+  void OpenAt(const std::string& uri) { OpenTestDispatcher(&env_, uri, engine_, d_); }
 
   // A run of `items` items with `units_per_item` copies and the given rules (YAML flow list).
   std::string Launch(const std::string& rules, int items = 20, int units_per_item = 1, int concurrent = 1) {
