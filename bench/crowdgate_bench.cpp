@@ -11,7 +11,7 @@
 //   http-saturate  the same crowd with no think time: the most requests/s the server gives
 //   group-commit   http-saturate with one commit per request vs group commit, alternating: the ratio
 //   grant-import   `qual import` of 1 million CSV rows (read + parse + Engine::Import), own process
-//   launch         Dispatcher::Launch of a run of 1 million units, own process
+//   launch         RunDispatcher::Launch of a run of 1 million units, own process
 //   memory         resident size of an Engine holding 1 million workers x 5 grants, own process
 //   scaling        eligibility and http-work at 1k / 10k / 100k / 1M workers
 //   http-work-pg   http-work against 1 and 3 `crowdgate serve` processes on PostgreSQL ($CROWDGATE_TEST_PG) and 1 on SQLite
@@ -60,11 +60,11 @@
 #include "bench_util.hpp"
 #include "cli/import_file.hpp"
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
 #include "crowdgate/store.hpp"
 #include "engine/engine_impl.hpp"
 #include "engine/grant_index.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "http_load.hpp"
 #include "http_multi.hpp"
 #include "providers/provider_hub.hpp"
@@ -185,8 +185,8 @@ Stats Eligibility(const Args& a, int64_t workers, const std::string& name) {
 
 struct Served {
   std::unique_ptr<ScratchDir> dir;
-  std::unique_ptr<Engine> engine;
-  std::unique_ptr<Dispatcher> dispatcher;
+  std::unique_ptr<EngineImpl> engine;
+  std::unique_ptr<RunDispatcher> dispatcher;
   std::unique_ptr<ProviderHub> providers;  // after the dispatcher: destroyed first
   std::string run_id;
 };
@@ -202,8 +202,8 @@ Served ServeRun(const std::string& tag, int64_t workers, int64_t items, bool gol
   auto store = Must(Store::Open(db, Env::Default()), "open");
   EngineOptions eo;
   eo.actor = "bench";
-  s.engine = Must(Engine::Open(std::move(store), eo), "engine");
-  s.dispatcher = Must(Dispatcher::Create(s.engine.get()), "dispatcher");
+  s.engine = Must(OpenEngineImpl(std::move(store), eo), "engine");
+  s.dispatcher = Must(s.engine->NewRunDispatcher(), "dispatcher");
   RunConfig config = Must(LoadRunConfig(config_path, {}), "config");
   s.run_id = Must(s.dispatcher->Launch(config, {}), "launch").run_id;
   ProviderHubOptions po;
@@ -415,8 +415,8 @@ Json ChildLaunch(int64_t units) {
   ScratchDir dir("launch");
   const std::string config_path = WriteRunConfig(dir.path(), units, false, 0);
   auto store = Must(Store::Open(dir.File("bench.db"), Env::Default()), "open");
-  auto engine = Must(Engine::Open(std::move(store), {}), "engine");
-  auto dispatcher = Must(Dispatcher::Create(engine.get()), "dispatcher");
+  auto engine = Must(OpenEngineImpl(std::move(store), {}), "engine");
+  auto dispatcher = Must(engine->NewRunDispatcher(), "dispatcher");
   RunConfig config = Must(LoadRunConfig(config_path, {}), "config");
   const double t0 = NowSeconds();
   LaunchResult r = Must(dispatcher->Launch(config, {}), "launch");

@@ -12,9 +12,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
 #include "crowdgate/store.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "providers/provider_hub.hpp"
 #include "server/http_client.hpp"
 #include "server/task_server.hpp"
@@ -62,10 +63,10 @@ DashboardFigures RunDashboardWorkload(int64_t units, int64_t workers, int repeat
   {
     auto store = Store::Open(db, Env::Default());
     if (!store.ok()) return f.errors.push_back(store.status().ToString()), f;
-    auto engine = Engine::Open(std::move(store).value(), {});
+    auto engine = OpenEngineImpl(std::move(store).value(), {});
     if (!engine.ok()) return f.errors.push_back(engine.status().ToString()), f;
     (void)(*engine)->CreateQualification("dash-blocked", "");
-    auto d = Dispatcher::Create(engine->get());
+    auto d = (*engine)->NewRunDispatcher();
     auto config = LoadRunConfig((dir / "config.yaml").string(), {});
     if (!d.ok() || !config.ok()) return f.errors.push_back("dispatcher or config"), f;
     auto launched = (*d)->Launch(*config, {});
@@ -109,8 +110,8 @@ DashboardFigures RunDashboardWorkload(int64_t units, int64_t workers, int repeat
   f.fill_s = (NowMs() - t0) / 1000;
 
   auto store = Store::Open(db, Env::Default());
-  auto engine = Engine::Open(std::move(store).value(), {});
-  auto d = Dispatcher::Create(engine->get());
+  auto engine = OpenEngineImpl(std::move(store).value(), {});
+  auto d = (*engine)->NewRunDispatcher();
   ProviderHubOptions po;
   po.db_uri = db;
   auto hub = ProviderHub::Open(std::move(po), engine->get(), d->get());

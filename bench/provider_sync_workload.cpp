@@ -13,9 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
 #include "crowdgate/store.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "providers/prolific/prolific_client.hpp"
 #include "providers/provider_hub.hpp"
 
@@ -91,8 +92,8 @@ Result<OneRun> RunOnce(Fake& fake, const std::string& dir, int64_t workers, int 
   CG_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(db, Env::Default()));
   EngineOptions eo;
   eo.actor = "bench";
-  CG_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(std::move(store), eo));
-  CG_ASSIGN_OR_RETURN(std::unique_ptr<Dispatcher> dispatcher, Dispatcher::Create(engine.get()));
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<EngineImpl> engine, OpenEngineImpl(std::move(store), eo));
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<RunDispatcher> dispatcher, engine->NewRunDispatcher());
   CG_RETURN_IF_ERROR(engine->CreateQualification("blocked", "provider-sync bench").status());
   CG_ASSIGN_OR_RETURN(RunConfig config, LoadRunConfig(WriteConfig(dir), {}));
   CG_ASSIGN_OR_RETURN(LaunchResult launched, dispatcher->Launch(config, {}));

@@ -13,9 +13,10 @@
 
 #include "core/aggregation.hpp"
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
 #include "crowdgate/env.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "engine/run_judgments.hpp"
 
 namespace crowdgate::bench {
@@ -112,14 +113,15 @@ QualityFigures RunQualityWorkload(int64_t items, int workers, bool rules, uint64
   EngineOptions eo;
   eo.env = &env;
   eo.actor = "bench";
-  auto engine = Engine::Open(std::move(store).value(), eo);
-  auto dispatcher = engine.ok() ? Dispatcher::Create(engine->get()) : Result<std::unique_ptr<Dispatcher>>(engine.status());
+  auto engine = OpenEngineImpl(std::move(store).value(), eo);
+  auto dispatcher =
+      engine.ok() ? (*engine)->NewRunDispatcher() : Result<std::unique_ptr<RunDispatcher>>(engine.status());
   auto config = LoadRunConfig((dir / "config.yaml").string(), {});
   if (!dispatcher.ok() || !config.ok()) {
     f.errors.push_back((dispatcher.ok() ? config.status() : dispatcher.status()).ToString());
     return f;
   }
-  Dispatcher& d = **dispatcher;
+  RunDispatcher& d = **dispatcher;
   auto launched = d.Launch(*config, {});
   if (!launched.ok()) {
     f.errors.push_back(launched.status().ToString());

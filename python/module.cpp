@@ -1,7 +1,8 @@
 // The Python module `crowdgate`: crowdgate's engine for notebooks and scripts, with the
 // names Mephisto users know (find_or_create_qualification, grant_qualification,
 // make_qualification_dict, worker_is_qualified). Built with pybind11 over the public C++
-// API (include/crowdgate/) only.
+// API (include/crowdgate/), except `aggregate`, which needs the run's config and so the
+// engine's own RunDispatcher (engine/run_dispatcher.hpp).
 //
 // Every call that touches the database releases the GIL. A Database is safe to use while
 // `crowdgate serve` runs on the same database: the engine re-reads what other processes
@@ -14,11 +15,12 @@
 #include <mutex>
 
 #include "convert.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
 #include "crowdgate/env.hpp"
 #include "crowdgate/store.hpp"
 #include "core/run_config.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "engine/run_judgments.hpp"
 
 namespace crowdgate::python {
@@ -114,7 +116,7 @@ class Database {
     EngineOptions options;
     const char* user = std::getenv("USER");
     options.actor = std::string("python:") + (user != nullptr && *user != '\0' ? user : "unknown");
-    engine_ = Check(Engine::Open(std::move(store), options));
+    engine_ = Check(OpenEngineImpl(std::move(store), options));
   }
 
   py::dict FindOrCreateQualification(const std::string& name, py::object description) {
@@ -232,16 +234,17 @@ class Database {
     return *engine_;
   }
   // The task-server side (runs, export), made on first use.
-  Dispatcher& D() {
+  RunDispatcher& D() {
     std::lock_guard<std::mutex> l(mu_);
-    if (!dispatcher_) dispatcher_ = Check(Dispatcher::Create(&E()));
+    if (!engine_) throw StatusError(Status::InvalidArgument("the database is closed"));
+    if (!dispatcher_) dispatcher_ = Check(engine_->NewRunDispatcher());
     return *dispatcher_;
   }
 
   std::string uri_;
   std::mutex mu_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<EngineImpl> engine_;
+  std::unique_ptr<RunDispatcher> dispatcher_;
 };
 
 }  // namespace

@@ -30,8 +30,6 @@
 
 namespace crowdgate {
 
-struct RunConfig;
-
 struct WorkRequest {
   std::string run_id;
   WorkerRef worker;
@@ -71,13 +69,6 @@ struct LaunchResult {
   // Things that may let workers spot gold or screening units (their values look unlike the
   // units'); the launch went ahead. The CLI prints them on stderr.
   std::vector<std::string> warnings;
-};
-
-// What the server needs to render a run's pages.
-struct RunView {
-  std::shared_ptr<const RunConfig> config;
-  std::string task_html;        // static_html task template
-  std::string onboarding_html;  // "" = generic onboarding page
 };
 
 struct RunSummary {
@@ -148,10 +139,6 @@ class Dispatcher {
   Dispatcher(const Dispatcher&) = delete;
   Dispatcher& operator=(const Dispatcher&) = delete;
 
-  // Creates the derived qualifications, compiles the requirements (fail closed), reads
-  // the data file and stores the run with units_per_item units per item.
-  virtual Result<LaunchResult> Launch(const RunConfig& config,
-                                      const std::function<void(size_t done, size_t total)>& progress) = 0;
   virtual Result<WorkResponse> RequestWork(const WorkRequest& request) = 0;
   virtual Result<SubmitResponse> Submit(const std::string& agent_id, const std::string& token,
                                         const nlohmann::json& body_data) = 0;
@@ -217,8 +204,6 @@ class Dispatcher {
   virtual Result<int64_t> SessionSubmissions(const std::string& run_id, const WorkerRef& worker,
                                              const std::string& session) = 0;
   virtual Status CloseRun(const std::string& run_id) = 0;
-  // The resolved config and templates of a run (for rendering pages).
-  virtual Result<std::shared_ptr<const RunView>> RunViewOf(const std::string& run_id) = 0;
 
  protected:
   Dispatcher() = default;

@@ -18,7 +18,7 @@
 #include "cli/cli_context.hpp"
 #include "core/aggregation.hpp"
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
+#include "engine/run_dispatcher.hpp"
 
 namespace crowdgate::cli {
 
@@ -206,8 +206,8 @@ Result<GoldReport> CompareWithGold(const std::string& path, const LoadedJudgment
 }
 
 Result<std::unique_ptr<LoadedJudgments>> LoadRun(const CliContext& ctx, const AggregateArgs& a) {
-  CG_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, ctx.OpenEngine());
-  CG_ASSIGN_OR_RETURN(std::unique_ptr<Dispatcher> dispatcher, Dispatcher::Create(engine.get()));
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<EngineImpl> engine, ctx.OpenEngine());
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<RunDispatcher> dispatcher, engine->NewRunDispatcher());
   CG_ASSIGN_OR_RETURN(std::vector<ExportRow> rows, dispatcher->Export(a.run));
   CG_ASSIGN_OR_RETURN(std::shared_ptr<const RunView> view, dispatcher->RunViewOf(a.run));
   return LoadRunJudgments(rows, *view->config, a.field);

@@ -18,11 +18,11 @@ std::string CliContext::ResolvedDb() const {
   return "crowdgate.db";
 }
 
-Result<std::unique_ptr<Engine>> CliContext::OpenEngine() const {
+Result<std::unique_ptr<EngineImpl>> CliContext::OpenEngine() const {
   CG_ASSIGN_OR_RETURN(std::unique_ptr<Store> store, Store::Open(ResolvedDb(), Env::Default()));
   EngineOptions options;
   options.actor = CliActor();
-  return Engine::Open(std::move(store), options);
+  return OpenEngineImpl(std::move(store), options);
 }
 
 int Fail(const Status& status) {

@@ -12,6 +12,7 @@
 
 #include "crowdgate/engine.hpp"
 #include "crowdgate/status.hpp"
+#include "engine/engine_impl.hpp"
 
 namespace crowdgate::cli {
 
@@ -22,8 +23,9 @@ struct CliContext {
 
   // The database URI after applying the defaults.
   std::string ResolvedDb() const;
-  // Opens the store named by ResolvedDb() and an engine over it.
-  Result<std::unique_ptr<Engine>> OpenEngine() const;
+  // Opens the store named by ResolvedDb() and an engine over it. The concrete engine, so that the
+  // commands that launch runs or read run configs get a RunDispatcher (NewRunDispatcher).
+  Result<std::unique_ptr<EngineImpl>> OpenEngine() const;
 };
 
 // Prints "crowdgate: <message>" on stderr and returns the exit code for the status.

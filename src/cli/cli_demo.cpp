@@ -16,8 +16,9 @@
 #include "cli/demo_report.hpp"
 #include "cli/simulate.hpp"
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "crowdgate/store.hpp"
+#include "engine/engine_impl.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "server/http_client.hpp"
 #include "server/task_server.hpp"
 
@@ -85,8 +86,8 @@ Status RunDemo(const DemoArgs& a) {
   EngineOptions eo;
   eo.env = &env;
   eo.actor = "demo";
-  CG_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Open(std::move(store), eo));
-  CG_ASSIGN_OR_RETURN(std::unique_ptr<Dispatcher> dispatcher, Dispatcher::Create(engine.get()));
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<EngineImpl> engine, OpenEngineImpl(std::move(store), eo));
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<RunDispatcher> dispatcher, engine->NewRunDispatcher());
 
   // A block list with one worker we already know to be a spammer.
   CG_ASSIGN_OR_RETURN(Qualification blocked,

@@ -5,7 +5,7 @@ namespace crowdgate::cli {
 Result<Opened> OpenAll(const CliContext& ctx, bool with_providers, const std::string& public_url) {
   Opened o;
   CG_ASSIGN_OR_RETURN(o.engine, ctx.OpenEngine());
-  CG_ASSIGN_OR_RETURN(o.dispatcher, Dispatcher::Create(o.engine.get()));
+  CG_ASSIGN_OR_RETURN(o.dispatcher, o.engine->NewRunDispatcher());
   if (with_providers) {
     ProviderHubOptions options;
     options.db_uri = ctx.ResolvedDb();

@@ -6,14 +6,14 @@
 #include <string>
 
 #include "cli/cli_context.hpp"
-#include "crowdgate/dispatcher.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "providers/provider_hub.hpp"
 
 namespace crowdgate::cli {
 
 struct Opened {
-  std::unique_ptr<Engine> engine;
-  std::unique_ptr<Dispatcher> dispatcher;
+  std::unique_ptr<EngineImpl> engine;
+  std::unique_ptr<RunDispatcher> dispatcher;
   std::unique_ptr<ProviderHub> providers;  // only when asked for (OpenAll(ctx, true))
 };
 

@@ -1,4 +1,4 @@
-// DispatcherImpl: the Dispatcher over the engine's shared core. Internal.
+// DispatcherImpl: the (Run)Dispatcher over the engine's shared core. Internal.
 //
 // Thread-safety: every public method takes the core lock; external check commands run
 // with the lock released, and the submission then commits only if the agent is still
@@ -12,8 +12,8 @@
 #include <string>
 #include <unordered_map>
 
-#include "crowdgate/dispatcher.hpp"
 #include "engine/engine_impl.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "engine/run_state.hpp"
 
 namespace crowdgate {
@@ -21,7 +21,7 @@ namespace crowdgate {
 // An agent as `crowdgate export` shows it.
 ExportRow ToExportRow(const AgentRecord& a);
 
-class DispatcherImpl : public Dispatcher {
+class DispatcherImpl : public RunDispatcher {
  public:
   explicit DispatcherImpl(EngineImpl* engine) : engine_(engine), core_(engine->core()) {}
 

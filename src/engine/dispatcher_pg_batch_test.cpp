@@ -27,14 +27,14 @@
 #include <gtest/gtest.h>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "engine/engine_test_util.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "store/postgres/pg_scratch_db.hpp"
 
 namespace crowdgate {
 namespace {
 
-using testing::OpenTestEngine;
+using testing::OpenTestDispatcher;
 using testing::TempDir;
 
 // One side of a test: a latch that opens once.
@@ -75,14 +75,9 @@ class PgBatchTest : public ::testing::Test {
     // crossing batches below then really deadlock.
     ASSERT_EQ(pg_scratch::Exec(admin_, "ALTER DATABASE " + db_ + " SET deadlock_timeout = '10ms'"), "");
     uri_ = pg_scratch::WithDatabase(admin_, db_);
-    engine_a_ = OpenTestEngine(&env_, uri_);
-    engine_b_ = OpenTestEngine(&env_, uri_);
-    ASSERT_TRUE(engine_a_ && engine_b_);
-    auto a = Dispatcher::Create(engine_a_.get());
-    auto b = Dispatcher::Create(engine_b_.get());
-    ASSERT_TRUE(a.ok() && b.ok());
-    a_ = std::move(a).value();
-    b_ = std::move(b).value();
+    OpenTestDispatcher(&env_, uri_, engine_a_, a_);
+    OpenTestDispatcher(&env_, uri_, engine_b_, b_);
+    ASSERT_TRUE(a_ && b_);
   }
 
   void TearDown() override {
@@ -117,8 +112,8 @@ class PgBatchTest : public ::testing::Test {
   FakeEnv env_;
   TempDir dir_;
   std::string admin_, db_, uri_;
-  std::unique_ptr<Engine> engine_a_, engine_b_;
-  std::unique_ptr<Dispatcher> a_, b_;
+  std::unique_ptr<EngineImpl> engine_a_, engine_b_;
+  std::unique_ptr<RunDispatcher> a_, b_;
 };
 
 // Runs `first` on A's batch thread and `second` on B's, each inside one Batch.

@@ -11,13 +11,13 @@
 #include <nlohmann/json.hpp>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "engine/engine_test_util.hpp"
+#include "engine/run_dispatcher.hpp"
 
 namespace crowdgate::dispatcher_test {
 
 using nlohmann::json;
-using testing::OpenTestEngine;
+using testing::OpenTestDispatcher;
 using testing::TempDir;
 
 // A run config assembled from YAML fragments; blueprint.type json so no template is needed.
@@ -34,14 +34,7 @@ class DispatcherTest : public ::testing::Test {
  protected:
   void SetUp() override { OpenAt(":memory:"); }
 
-  void OpenAt(const std::string& uri) {
-    d_.reset();
-    engine_.reset();
-    engine_ = OpenTestEngine(&env_, uri);
-    auto d = Dispatcher::Create(engine_.get());
-    ASSERT_TRUE(d.ok()) << d.status().ToString();
-    d_ = std::move(d).value();
-  }
+  void OpenAt(const std::string& uri) { OpenTestDispatcher(&env_, uri, engine_, d_); }
 
   std::string Write(const std::string& name, const std::string& text) {
     const std::string path = dir_.File(name);
@@ -139,8 +132,8 @@ class DispatcherTest : public ::testing::Test {
 
   FakeEnv env_;
   TempDir dir_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Dispatcher> d_;
+  std::unique_ptr<EngineImpl> engine_;
+  std::unique_ptr<RunDispatcher> d_;
   int configs_ = 0;
 };
 

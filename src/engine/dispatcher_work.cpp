@@ -33,7 +33,12 @@ Result<std::unique_ptr<Dispatcher>> Dispatcher::Create(Engine* engine) {
 }
 
 Result<std::unique_ptr<Dispatcher>> EngineImpl::NewDispatcher() {
-  return std::unique_ptr<Dispatcher>(new DispatcherImpl(this));
+  CG_ASSIGN_OR_RETURN(std::unique_ptr<RunDispatcher> d, NewRunDispatcher());
+  return std::unique_ptr<Dispatcher>(std::move(d));
+}
+
+Result<std::unique_ptr<RunDispatcher>> EngineImpl::NewRunDispatcher() {
+  return std::unique_ptr<RunDispatcher>(new DispatcherImpl(this));
 }
 
 Result<std::shared_ptr<RunState>> DispatcherImpl::RunLocked(const std::string& run_id) {

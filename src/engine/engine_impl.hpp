@@ -5,6 +5,7 @@
 
 #include "crowdgate/engine.hpp"
 #include "engine/engine_core.hpp"
+#include "engine/run_dispatcher.hpp"
 
 namespace crowdgate {
 
@@ -38,6 +39,9 @@ class EngineImpl : public Engine {
   Result<EligibilityVerdict> Check(const std::string& worker, const CompiledRequirements& reqs) override;
   Status CheckStore() override;
   Result<std::unique_ptr<Dispatcher>> NewDispatcher() override;
+  // The same dispatcher as NewDispatcher(), with the calls that take the internal run config
+  // (launch, page rendering): for crowdgate's own CLI, server and benchmarks.
+  Result<std::unique_ptr<RunDispatcher>> NewRunDispatcher();
 
   EngineCore& core() { return *core_; }
   std::shared_ptr<EngineCore> shared_core() { return core_; }

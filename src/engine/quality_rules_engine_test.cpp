@@ -13,28 +13,21 @@
 #include <nlohmann/json.hpp>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "engine/engine_test_util.hpp"
+#include "engine/run_dispatcher.hpp"
 
 namespace crowdgate {
 namespace {
 
 using nlohmann::json;
-using testing::OpenTestEngine;
+using testing::OpenTestDispatcher;
 using testing::TempDir;
 
 class QualityRulesTest : public ::testing::Test {
  protected:
   void SetUp() override { OpenAt(":memory:"); }
 
-  void OpenAt(const std::string& uri) {
-    d_.reset();
-    engine_.reset();
-    engine_ = OpenTestEngine(&env_, uri);
-    auto d = Dispatcher::Create(engine_.get());
-    ASSERT_TRUE(d.ok()) << d.status().ToString();
-    d_ = std::move(d).value();
-  }
+  void OpenAt(const std::string& uri) { OpenTestDispatcher(&env_, uri, engine_, d_); }
 
   // A run of `items` items with `units_per_item` copies and the given rules (YAML flow list).
   std::string Launch(const std::string& rules, int items = 20, int units_per_item = 1, int concurrent = 1) {
@@ -108,8 +101,8 @@ class QualityRulesTest : public ::testing::Test {
 
   FakeEnv env_;
   TempDir dir_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Dispatcher> d_;
+  std::unique_ptr<EngineImpl> engine_;
+  std::unique_ptr<RunDispatcher> d_;
 };
 
 const char* kFastBan = "[{rule: fast_submissions, min_seconds: 3, count: 3, window: 10, action: {block: 1d}}]";

@@ -103,7 +103,7 @@ Result<std::unique_ptr<LoadedJudgments>> LoadRunJudgments(const std::vector<Expo
   return l;
 }
 
-Result<AggregatedRun> AggregateRun(Dispatcher& dispatcher, const std::string& run_id, AggregationMethod method,
+Result<AggregatedRun> AggregateRun(RunDispatcher& dispatcher, const std::string& run_id, AggregationMethod method,
                                    const std::string& field) {
   AggregatedRun out;
   CG_ASSIGN_OR_RETURN(out.rows, dispatcher.Export(run_id));

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "core/aggregation.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "engine/interner.hpp"
+#include "engine/run_dispatcher.hpp"
 
 namespace crowdgate {
 
@@ -63,7 +63,7 @@ struct AggregatedRun {
   std::unique_ptr<LoadedJudgments> judgments;
   AggregateResult result;
 };
-Result<AggregatedRun> AggregateRun(Dispatcher& dispatcher, const std::string& run_id, AggregationMethod method,
+Result<AggregatedRun> AggregateRun(RunDispatcher& dispatcher, const std::string& run_id, AggregationMethod method,
                                    const std::string& field);
 
 // Output item `id` of `l` as {"item": N, "label": <the label's JSON value or null>, "confidence", "labels"}.

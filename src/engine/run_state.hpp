@@ -11,8 +11,8 @@
 
 #include "core/gold_schedule.hpp"
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "engine/engine_impl.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "engine/quality_tracker.hpp"
 
 namespace crowdgate {

@@ -13,8 +13,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "providers/provider_hub.hpp"
 #include "server/dashboard_sessions.hpp"
 #include "server/http_server.hpp"
@@ -23,7 +23,7 @@ namespace crowdgate {
 
 struct RequesterContext {
   Engine* engine = nullptr;
-  Dispatcher* dispatcher = nullptr;
+  RunDispatcher* dispatcher = nullptr;
   ProviderHub* hub = nullptr;
   std::string token;                         // the requester token
   DashboardSessions* sessions = nullptr;     // dashboard logins; not owned

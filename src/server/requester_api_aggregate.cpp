@@ -54,7 +54,7 @@ std::vector<double> MedianSecondsPerUnit(const std::vector<ExportRow>& rows, con
 class AggregateCache {
  public:
   // The run's aggregate, computed now when there is none for this version.
-  Result<std::shared_ptr<const Aggregated>> Get(Dispatcher* d, const std::string& run_id, AggregationMethod method,
+  Result<std::shared_ptr<const Aggregated>> Get(RunDispatcher* d, const std::string& run_id, AggregationMethod method,
                                                 const std::string& field) {
     CG_ASSIGN_OR_RETURN(RunSummary summary, d->Summarize(run_id));
     std::string version;

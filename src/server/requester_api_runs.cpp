@@ -49,7 +49,7 @@ std::map<std::string, WorkerState> StatesFromTimeline(const std::vector<AuditEnt
 }  // namespace
 
 void AddRequesterRunRoutes(Router& router, const RequesterContext& ctx) {
-  Dispatcher* d = ctx.dispatcher;
+  RunDispatcher* d = ctx.dispatcher;
 
   // ?status=open|closed&limit=&cursor= (cursor: the last run id of the page before).
   router.Add("GET", "/api/v1/requester/runs", Route(ctx, [d](const HttpRequest& req) -> Result<HttpResponse> {

@@ -18,7 +18,7 @@ constexpr const char* kPreviewCsp =
 }  // namespace
 
 void AddRequesterUnitRoutes(Router& router, const RequesterContext& ctx) {
-  Dispatcher* d = ctx.dispatcher;
+  RunDispatcher* d = ctx.dispatcher;
   ProviderHub* hub = ctx.hub;
 
   // ?status=&kind=&worker=&limit=&cursor=

@@ -8,7 +8,7 @@ using namespace requester;
 
 void AddRequesterWorkerRoutes(Router& router, const RequesterContext& ctx) {
   Engine* engine = ctx.engine;
-  Dispatcher* d = ctx.dispatcher;
+  RunDispatcher* d = ctx.dispatcher;
 
   router.Add("GET", "/api/v1/requester/workers/{worker}",
              Route(ctx, [engine, d](const HttpRequest& req) -> Result<HttpResponse> {

@@ -187,14 +187,14 @@ AsyncHttpHandler Batched(BatchQueue* queue, F prepare) {
 
 }  // namespace
 
-TaskServer::TaskServer(Engine* engine, Dispatcher* dispatcher, TaskServerOptions options)
+TaskServer::TaskServer(Engine* engine, RunDispatcher* dispatcher, TaskServerOptions options)
     : engine_(engine), dispatcher_(dispatcher), options_(std::move(options)) {}
 
 TaskServer::~TaskServer() { Stop(); }
 
 Router TaskServer::BuildRouter() {
   Router router;
-  Dispatcher* d = dispatcher_;
+  RunDispatcher* d = dispatcher_;
   BatchQueue* q = queue_.get();
   Engine* engine = engine_;
   ProviderHub* hub = options_.providers;

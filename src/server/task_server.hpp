@@ -1,6 +1,7 @@
 // TaskServer: crowdgate's HTTP face. The worker API and pages (README "HTTP API"), the
 // requester API (behind the requester token), and a lease-expiry timer, over one
-// Dispatcher. Every error leaves through ErrorResponse (the one Status -> HTTP table).
+// RunDispatcher (the pages need the run's config). Every error leaves through ErrorResponse
+// (the one Status -> HTTP table).
 //
 // Thread-safety: Start/Stop from one thread; handlers run on the HTTP io threads and
 // call the thread-safe Dispatcher and Engine. The requests that write (work, the task page,
@@ -13,8 +14,8 @@
 #include <string>
 #include <thread>
 
-#include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "providers/provider_hub.hpp"
 #include "server/batch_queue.hpp"
 #include "server/dashboard_sessions.hpp"
@@ -36,7 +37,7 @@ struct TaskServerOptions {
 
 class TaskServer {
  public:
-  TaskServer(Engine* engine, Dispatcher* dispatcher, TaskServerOptions options);
+  TaskServer(Engine* engine, RunDispatcher* dispatcher, TaskServerOptions options);
   ~TaskServer();
   Status Start();
   void Stop();
@@ -49,7 +50,7 @@ class TaskServer {
   std::vector<ServerMetrics::Sample> MetricSamples() const;
 
   Engine* engine_;
-  Dispatcher* dispatcher_;
+  RunDispatcher* dispatcher_;
   TaskServerOptions options_;
   std::unique_ptr<DashboardSessions> sessions_;
   std::unique_ptr<ServerMetrics> metrics_;

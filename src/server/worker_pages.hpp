@@ -5,7 +5,7 @@
 #include <string>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
+#include "engine/run_dispatcher.hpp"
 
 namespace crowdgate {
 

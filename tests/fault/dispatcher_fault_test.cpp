@@ -35,11 +35,12 @@
 #include <nlohmann/json.hpp>
 
 #include "core/run_config.hpp"
-#include "crowdgate/dispatcher.hpp"
 #include "crowdgate/engine.hpp"
 #include "crowdgate/env.hpp"
 #include "crowdgate/store.hpp"
+#include "engine/engine_impl.hpp"
 #include "engine/engine_test_util.hpp"
+#include "engine/run_dispatcher.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "tests/support/faulty_store.hpp"
 #include "tests/support/scratch_database.hpp"
@@ -122,10 +123,10 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
     EngineOptions options;
     options.env = &env_;
     options.actor = "test";
-    auto engine = Engine::Open(std::move(faulty), options);
+    auto engine = OpenEngineImpl(std::move(faulty), options);
     ASSERT_TRUE(engine.ok()) << engine.status().ToString();
     engine_ = std::move(engine).value();
-    auto d = Dispatcher::Create(engine_.get());
+    auto d = engine_->NewRunDispatcher();
     ASSERT_TRUE(d.ok()) << d.status().ToString();
     d_ = std::move(d).value();
     const std::string yaml =
@@ -434,8 +435,8 @@ class DispatcherFaultTest : public ::testing::TestWithParam<std::string> {
   std::string uri_;
   std::unique_ptr<Store> observer_;
   FaultyStore* faulty_ = nullptr;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<Dispatcher> d_;
+  std::unique_ptr<EngineImpl> engine_;
+  std::unique_ptr<RunDispatcher> d_;
   std::string run_, task_;
   int64_t last_completed_units_ = 0;
   std::string padding_;  // added to every answer (a "comment"), to fill pages
