@@ -287,6 +287,10 @@ Status DispatcherImpl::Batch(const std::function<void()>& work) {
     // What the batch changes in memory goes with it when it does not commit: the caches are
     // dropped (reloaded from the store) and the gold tally restored.
     const auto tally_before = gold_tally_;
+    const auto forget_batch = [&] {
+      DropCachesLocked();  // they may hold ids and grants that were rolled back
+      gold_tally_ = tally_before;
+    };
     CG_RETURN_IF_ERROR(core_.store().BeginBatch());
     // Never wait long inside the batch for another server's locks (see Store::BoundLockWaitsInBatch).
     if (Status bounded = core_.store().BoundLockWaitsInBatch(); !bounded.ok()) {
@@ -300,15 +304,13 @@ Status DispatcherImpl::Batch(const std::function<void()>& work) {
     } catch (...) {
       in_batch_ = false;
       (void)core_.store().EndBatch(/*commit=*/false);
-      DropCachesLocked();
-      gold_tally_ = tally_before;
+      forget_batch();
       throw;
     }
     in_batch_ = false;
     Status committed = core_.store().EndBatch(/*commit=*/true);
     if (committed.ok()) return committed;
-    DropCachesLocked();  // they may hold ids and grants that were rolled back
-    gold_tally_ = tally_before;
+    forget_batch();
     // Lost a conflict with another server (a deadlock): nothing was stored and nobody answered,
     // so the same requests may be decided again from scratch.
     if (!core_.store().LastBatchMayBeRetried() || attempt >= kBatchAttempts) return committed;
