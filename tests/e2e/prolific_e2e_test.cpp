@@ -232,6 +232,12 @@ TEST_F(ProlificE2eTest, LaunchWorkReviewAndClose) {
   EXPECT_EQ(fake_.State()["submissions"][a.session]["status"], "APPROVED");
   EXPECT_EQ(PaymentsFor("A"), 1);
   EXPECT_EQ(CallsTo("POST", "/pay/").size(), 1u);  // looked at the submission, never paid again
+  // The same review again (a retried command) owes Prolific nothing more: no second approval, no
+  // second bonus.
+  const json after_first = OutboxCounts();
+  Must("review " + run + " approve --worker prolific:A --bonus 0.5");
+  EXPECT_EQ(OutboxCounts(), after_first);
+  EXPECT_EQ(PaymentsFor("A"), 1);
 
   // ---- the same when the pay call's answer is lost ----
   fake_.Configure({{"slow_paths", json::object()}, {"drop_paths", {"/pay/"}}});
