@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <queue>
+#include <random>
 
 #include <nlohmann/json.hpp>
 
@@ -225,7 +226,7 @@ class Load {
     }
     const Phase phase = c.phase;
     c.phase = Phase::kIdle;
-    double next = std::max(now, c.sent_at + interval_);
+    double next = std::max(now, c.sent_at + ThinkTime());
     if (status != 200) {
       if (status == 503) {
         ++r_.shed_all;
@@ -273,6 +274,14 @@ class Load {
   double warm_ = 0;
   double end_ = 0;
   double interval_ = 0;
+  // A think time drawn around `interval_` (uniformly from half to one and a half of it; the mean
+  // keeps the offered rate). With the same think time for everyone, connections that were once
+  // answered late together stay together: the crowd turned into bursts (all of an interval's
+  // requests within half of it, then nothing), and the latency measured was the bursts' queue.
+  // Real workers do not think in step.
+  double ThinkTime() { return interval_ * think_jitter_(rng_); }
+  std::mt19937_64 rng_{20261129};
+  std::uniform_real_distribution<double> think_jitter_{0.5, 1.5};
   HttpLoadResult r_;
 };
 

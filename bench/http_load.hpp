@@ -1,7 +1,8 @@
 // HttpLoad: the bench's own load generator for workload `http-work`. Simulated workers, each on
 // its own keep-alive TCP connection over loopback, all driven from one epoll thread, repeat
 // "POST /work, then POST /agents/{id}/submit" with a think time that paces the whole crowd at
-// an offered rate. It records the latency of every request (send of the first byte to the
+// an offered rate (each think time drawn at random between half and one and a half of the mean,
+// so that the crowd does not fall into step). It records the latency of every request (send of the first byte to the
 // last byte of the response) and counts every non-200, closed connection or non-"unit" work
 // outcome as an error.
 #pragma once
