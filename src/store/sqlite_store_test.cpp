@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "store/sqlite/busy_wait.hpp"
 #include "store/sqlite/sqlite_store.hpp"
 #include "store/sqlite/wal_checkpointer.hpp"
 
@@ -286,7 +287,7 @@ TEST_F(SqliteStoreTest, ConnectionSettings) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   sqlite3* db = (*s)->TEST_db();
   EXPECT_EQ(PragmaInt(db, "PRAGMA foreign_keys"), 1);
-  EXPECT_EQ(PragmaInt(db, "PRAGMA busy_timeout"), 5000);
+  EXPECT_EQ(PragmaInt(db, "PRAGMA temp_store"), 2);  // MEMORY: the savepoints' statement journals
   sqlite3_stmt* stmt = nullptr;
   ASSERT_EQ(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &stmt, nullptr), SQLITE_OK);
   ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
@@ -347,6 +348,33 @@ TEST(WalCheckpointerTest, AFailingCheckpointIsReportedAndTheWriterTakesOverPastT
   EXPECT_EQ(c.checkpoints(), 0);
   EXPECT_FALSE(c.OnCommit(64 * 100 - 1));
   EXPECT_TRUE(c.OnCommit(64 * 100)) << "past 64 thresholds the writer checkpoints itself";
+}
+
+TEST(BusyWaitTest, TriesAgainWithinHalfAMillisecondAndGivesUpAfterFiveSeconds) {
+  EXPECT_EQ(BusyWait::PauseMicros(0, 0), 50);
+  EXPECT_EQ(BusyWait::PauseMicros(1, 50), 100);
+  EXPECT_EQ(BusyWait::PauseMicros(2, 150), 200);
+  EXPECT_EQ(BusyWait::PauseMicros(3, 350), 400);
+  EXPECT_EQ(BusyWait::PauseMicros(1000, 1'000'000), 400);  // never the 100 ms naps of SQLite's busy_timeout
+  EXPECT_EQ(BusyWait::PauseMicros(2000, 4'999'900), 100);  // the last pause ends at the budget
+  EXPECT_EQ(BusyWait::PauseMicros(2001, 5'000'000), -1);
+}
+
+TEST_F(SqliteStoreTest, AWriterWaitsForAnotherConnectionsWriteThenGoesOn) {
+  const std::string path = Path();
+  Result<std::unique_ptr<SqliteStore>> s = SqliteStore::Open(path, &env_);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    sqlite3_exec(other, "COMMIT", nullptr, nullptr, nullptr);
+  });
+  Result<Worker> w = (*s)->EnsureWorker(WorkerRef{"local", "alice"});
+  release.join();
+  sqlite3_close(other);
+  EXPECT_TRUE(w.ok()) << w.status().ToString();
 }
 
 TEST_F(SqliteStoreTest, BusyIsUnavailableAndChangesNothing) {

@@ -83,7 +83,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path, 
   if (sqlite3_db_readonly(db, "main") == 1) {
     return Status::InvalidArgument("cannot open database '" + path + "': the file is read-only");
   }
-  sqlite3_busy_timeout(db, 5000);
+  BusyWait::Install(db, &store->busy_wait_);  // up to 5 s for another writer, trying every 50-400 µs
   sqlite3_extended_result_codes(db, 1);
   // journal_mode is the first statement that reads the file, so it is where "not a database"
   // shows up. In-memory databases answer "memory"; that is fine.

@@ -5,7 +5,8 @@
 //  - Thread-safety: a SqliteStore is used by one thread at a time (the connection is opened
 //    SQLITE_OPEN_NOMUTEX). Several SqliteStore objects, in one process or many, may open the same
 //    file; SQLite serialises their writers and each sees the others' commits.
-//  - Connection settings: WAL, synchronous=FULL, busy_timeout=5000 ms, foreign_keys=ON,
+//  - Connection settings: WAL, synchronous=FULL, a wait of up to 5 s for another writer (BusyWait:
+//    tries every 50-400 µs, where SQLite's busy_timeout sleeps up to 100 ms), foreign_keys=ON,
 //    temp_store=MEMORY; the WAL is checkpointed by a thread of its own (WalCheckpointer), never by
 //    a commit. With
 //    FULL every commit is fsynced before it returns, so what we answered survives a kill -9 and
@@ -67,6 +68,7 @@
 #include <vector>
 
 #include "crowdgate/store.hpp"
+#include "store/sqlite/busy_wait.hpp"
 #include "store/sqlite/wal_checkpointer.hpp"
 
 namespace crowdgate {
@@ -201,6 +203,7 @@ class SqliteStore final : public Store {
   sqlite3* db_;
   Env* env_;
   std::string path_;
+  BusyWait busy_wait_;
   // Checkpoints the WAL off this connection's thread (see wal_checkpointer.hpp); file databases only.
   std::unique_ptr<WalCheckpointer> checkpointer_;
   // True while this store's own transaction is open (a batch, or a decision outside one).
