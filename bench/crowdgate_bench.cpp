@@ -36,7 +36,6 @@
 // the exit code is non-zero when a workload saw an error or a wrong count, never for slowness.
 #include <sqlite3.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -60,6 +59,7 @@
 #include "bench_util.hpp"
 #include "cli/import_file.hpp"
 #include "core/run_config.hpp"
+#include "core/thread_cpu_time.hpp"
 #include "crowdgate/engine.hpp"
 #include "crowdgate/store.hpp"
 #include "engine/engine_impl.hpp"
@@ -132,12 +132,6 @@ Json RunChild(const Args& a, const std::string& name, int64_t size) {
 
 using bench::BuildEligibilityIndex;
 using bench::FiveRequirements;
-
-double ThreadCpuSeconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 // Checks per CPU-second of one thread over `checks` random workers (order fixed by seed).
 double EligibilityOnce(const GrantIndex& index, int64_t workers, int64_t checks, int64_t* passed_out) {

@@ -1,20 +1,14 @@
 #include "server/batch_queue.hpp"
 
-#include <time.h>
-
 #include <chrono>
 #include <string>
 #include <utility>
 
+#include "core/thread_cpu_time.hpp"
+
 namespace crowdgate {
 
 namespace {
-
-double ThreadCpuSeconds() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
 
 // A job that threw: the same answer the HTTP server gives a throwing handler.
 HttpResponse Crashed() { return ErrorResponse(Status::Internal("internal server error")); }

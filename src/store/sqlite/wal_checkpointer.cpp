@@ -9,7 +9,7 @@ namespace crowdgate {
 WalCheckpointer::WalCheckpointer(std::string path, int threshold_pages)
     : path_(std::move(path)),
       threshold_pages_(threshold_pages < 1 ? 1 : threshold_pages),
-      writer_fallback_pages_(64 * (threshold_pages < 1 ? 1 : threshold_pages)) {}
+      writer_fallback_pages_(64 * threshold_pages_) {}
 
 WalCheckpointer::~WalCheckpointer() {
   {
