@@ -203,6 +203,9 @@ Failure Classify(const std::string& where, const std::string& password);
 // Sleeps before attempt `attempt` + 1 of a transaction that hit a conflict (jittered, growing).
 void Backoff(int attempt);
 
+// The reservation statement's text (pg_store_runs.cpp), for the test that checks its plan.
+const char* ReserveUnitSqlText();
+
 // ---- reading columns -----------------------------------------------------------------------------
 inline int64_t Int(const pqxx::field& f) { return f.is_null() ? 0 : f.as<int64_t>(); }
 inline std::optional<int64_t> OptInt(const pqxx::field& f) {

@@ -38,7 +38,8 @@ namespace {
 //  audit_by_worker           History with a worker filter
 //  units_by_run_status       ReserveUnit (run, 'launched', 'unit', lowest id), UnitStatusCounts
 //  units_by_worker           CountWorkerUnitsForTask (partial: only units someone holds)
-//  agents_by_run_worker      ReserveUnit's "never held this item" probe, OpenAgents
+//  agents_by_run_worker      RunAgents with a worker filter
+//  agents_unit_items         ReserveUnit's "never held this item" probe (partial: units only)
 //  agents_by_run             RunAgents (creation order)
 //  agents_open_by_deadline   OverdueAgents (partial: open agents only)
 //  agents_scored_gold        RecentGoldResults (partial: scored gold agents only)
@@ -184,7 +185,15 @@ constexpr const char* kMigration3 = R"sql(
 CREATE INDEX agents_submitted_by_run ON agents (run, submitted_at) WHERE submitted_at IS NOT NULL;
 )sql";
 
-constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3};
+// Migration 4: ReserveUnit's "never held this item" probe gets an index of its own. Without it a
+// prepared reservation planned while `agents` was still empty (PostgreSQL caches that generic plan
+// for the connection's life) probed agents_by_run and filtered every agent of the run: each
+// reservation cost time proportional to the run's agents so far.
+constexpr const char* kMigration4 = R"sql(
+CREATE INDEX agents_unit_items ON agents (worker_id, run, item_index) WHERE kind = 'unit';
+)sql";
+
+constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3, kMigration4};
 
 // Transaction-level advisory lock keys (bigint; ASCII "cgaudit1" / "cgmigrat"). Advisory locks are
 // per database, so these collide with nothing but other crowdgate processes on the same database.

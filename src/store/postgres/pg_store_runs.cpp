@@ -212,6 +212,8 @@ Status AgentExists(const std::string& id) { return Status::Conflict("agent '" + 
 
 }  // namespace
 
+const char* pg_internal::ReserveUnitSqlText() { return kReserveUnit.text; }
+
 // ---- helpers -------------------------------------------------------------------------------------
 Result<int64_t> PgStore::RunRowId(Tx& tx, const std::string& run_id) {
   auto it = run_rids_.find(run_id);

@@ -28,6 +28,7 @@
 #include <pqxx/pqxx>
 
 #include "crowdgate/store.hpp"
+#include "store/postgres/pg_internal.hpp"
 #include "store/postgres/pg_scratch_db.hpp"
 #include "store/postgres/pg_store.hpp"
 
@@ -546,6 +547,33 @@ TEST_F(PgStoreTest, ConstraintViolationsAreConflicts) {
   AgentRecord bad = NewAgent("run_a", alice, static_cast<AgentKind>(99));  // no word: stored as "?"
   Status weird = store_->CreateOnboardingAgent(bad);  // CHECK (kind IN ...), as SQLite
   EXPECT_TRUE(weird.IsConflict()) << weird.ToString();
+}
+
+// A connection keeps the plan of a prepared statement it made while `agents` was empty. The
+// reservation's "never held this item" probe must still look up the worker's own agents then, not
+// filter every agent of the run (which made each reservation slower as the run filled).
+TEST_F(PgStoreTest, ReservationPlannedOnAnEmptyRunStillProbesOnlyTheWorkersAgents) {
+  MakeRun("run_a", 600, 1);
+  pqxx::connection c(uri_);
+  pqxx::nontransaction t(c);
+  const std::string rid = t.exec1("SELECT rid FROM runs WHERE id = 'run_a'")[0].c_str();
+  t.exec("SET plan_cache_mode = force_generic_plan");  // the plan a long-lived connection ends up with
+  t.exec(std::string("PREPARE reserve AS ") + pg_internal::ReserveUnitSqlText());
+  const auto execute = [&](WorkerId worker, const std::string& agent) {
+    return "EXECUTE reserve(" + rid + ", " + std::to_string(worker) + ", '" + agent +
+           "', 'tok', 'in_task', '', '', 0, 0, NULL, '{}', '')";
+  };
+  const WorkerId first = WorkerNamed("first");
+  ASSERT_EQ(t.exec(execute(first, "ag_first")).size(), 1u);  // planned now, on an empty table
+  for (int i = 0; i < 500; ++i) {  // the run fills up through the store's own connection
+    Result<std::optional<AgentRecord>> r =
+        store_->ReserveUnit("run_a", NewAgent("run_a", WorkerNamed("w" + std::to_string(i % 50))));
+    ASSERT_TRUE(r.ok() && r->has_value()) << (r.ok() ? "no unit" : r.status().ToString());
+  }
+  std::string plan;
+  for (const pqxx::row& row : t.exec("EXPLAIN (COSTS OFF) " + execute(first, "ag_second"))) plan += row[0].c_str();
+  EXPECT_NE(plan.find("agents_unit_items"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("agents_by_run "), std::string::npos) << plan;
 }
 
 TEST_F(PgStoreTest, ReopenDoesNotMigrateAgainAndNewerSchemaIsUnavailable) {
