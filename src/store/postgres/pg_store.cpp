@@ -36,7 +36,8 @@ namespace {
 // Indexes, and the queries they serve:
 //  grants_by_qual            GrantsForQualification, CountGrants
 //  audit_by_worker           History with a worker filter
-//  units_by_run_status       ReserveUnit (run, 'launched', 'unit', lowest id), UnitStatusCounts
+//  units_by_run_status       UnitStatusCounts
+//  units_to_serve            ReserveUnit's pick (partial: launched units only; ordered by id + 0)
 //  units_by_worker           CountWorkerUnitsForTask (partial: only units someone holds)
 //  agents_by_run_worker      RunAgents with a worker filter
 //  agents_unit_items         ReserveUnit's "never held this item" probe (partial: units only)
@@ -185,12 +186,19 @@ constexpr const char* kMigration3 = R"sql(
 CREATE INDEX agents_submitted_by_run ON agents (run, submitted_at) WHERE submitted_at IS NOT NULL;
 )sql";
 
-// Migration 4: ReserveUnit's "never held this item" probe gets an index of its own. Without it a
-// prepared reservation planned while `agents` was still empty (PostgreSQL caches that generic plan
-// for the connection's life) probed agents_by_run and filtered every agent of the run: each
-// reservation cost time proportional to the run's agents so far.
+// Migration 4: ReserveUnit's pick stops depending on the planner's guesses. A connection keeps the
+// plan of a prepared statement; two plans it could keep made every reservation cost time
+// proportional to the run's progress:
+//  - planned while `agents` was empty, the "never held this item" probe walked agents_by_run and
+//    filtered every agent of the run. The probe now has an index of its own, agents_unit_items.
+//  - planned after an ANALYZE that saw every unit launched, the pick walked units_pkey in id order
+//    past every unit already taken (units_launched was there, but the planner may prefer the
+//    primary key for "ORDER BY id"). The pick now orders by `id + 0`, an order only
+//    units_to_serve provides.
 constexpr const char* kMigration4 = R"sql(
 CREATE INDEX agents_unit_items ON agents (worker_id, run, item_index) WHERE kind = 'unit';
+DROP INDEX units_launched;
+CREATE INDEX units_to_serve ON units (run, (id + 0)) WHERE status = 'launched' AND kind = 'unit';
 )sql";
 
 constexpr const char* kMigrations[] = {kMigration1, kMigration2, kMigration3, kMigration4};

@@ -67,12 +67,14 @@ constexpr Sql kAgentInsert{"cg_agent_insert",
                            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"};
 // Picks the oldest launched unit whose item this worker never held in this run, skipping units
 // another transaction is reserving right now, assigns it and inserts the agent: one statement.
+// "ORDER BY u.id + 0": only units_to_serve gives that order, so no plan walks units_pkey past the
+// units already taken (see migration 4).
 constexpr Sql kReserveUnit{
     "cg_reserve_unit",
     "WITH pick AS (SELECT u.id, u.item_index FROM units u "
     "WHERE u.run = $1::bigint AND u.status = 'launched' AND u.kind = 'unit' AND NOT EXISTS ("
     "SELECT 1 FROM agents a WHERE a.run = $1::bigint AND a.worker_id = $2::bigint AND a.kind = 'unit' "
-    "AND a.item_index = u.item_index) ORDER BY u.id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED), "
+    "AND a.item_index = u.item_index) ORDER BY u.id + 0 LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED), "
     "upd AS (UPDATE units u SET status = 'assigned', worker_id = $2::bigint, agent_id = $3::text FROM pick "
     "WHERE u.id = pick.id RETURNING u.id, u.item_index), "
     "ins AS (INSERT INTO agents (" CG_PG_AGENT_COLUMNS ") "

@@ -549,14 +549,20 @@ TEST_F(PgStoreTest, ConstraintViolationsAreConflicts) {
   EXPECT_TRUE(weird.IsConflict()) << weird.ToString();
 }
 
-// A connection keeps the plan of a prepared statement it made while `agents` was empty. The
-// reservation's "never held this item" probe must still look up the worker's own agents then, not
-// filter every agent of the run (which made each reservation slower as the run filled).
-TEST_F(PgStoreTest, ReservationPlannedOnAnEmptyRunStillProbesOnlyTheWorkersAgents) {
+// A connection keeps the plan of a prepared statement. Whatever the table statistics were when the
+// reservation was planned, it must keep finding a unit by the launched units' own index and probe
+// only the worker's own agents, not walk every unit already taken or filter every agent of the run
+// (either made each reservation slower as the run filled). Two plans: one made while `agents` was
+// empty and never analyzed, one made after an ANALYZE that saw every unit launched.
+class PgReservationPlanTest : public PgStoreTest, public ::testing::WithParamInterface<bool> {};
+
+TEST_P(PgReservationPlanTest, KeepsUsingTheLaunchedUnitsIndexAsTheRunFills) {
+  const bool analyzed = GetParam();
   MakeRun("run_a", 600, 1);
   pqxx::connection c(uri_);
   pqxx::nontransaction t(c);
   const std::string rid = t.exec1("SELECT rid FROM runs WHERE id = 'run_a'")[0].c_str();
+  if (analyzed) t.exec("ANALYZE units");
   t.exec("SET plan_cache_mode = force_generic_plan");  // the plan a long-lived connection ends up with
   t.exec(std::string("PREPARE reserve AS ") + pg_internal::ReserveUnitSqlText());
   const auto execute = [&](WorkerId worker, const std::string& agent) {
@@ -564,17 +570,25 @@ TEST_F(PgStoreTest, ReservationPlannedOnAnEmptyRunStillProbesOnlyTheWorkersAgent
            "', 'tok', 'in_task', '', '', 0, 0, NULL, '{}', '')";
   };
   const WorkerId first = WorkerNamed("first");
-  ASSERT_EQ(t.exec(execute(first, "ag_first")).size(), 1u);  // planned now, on an empty table
+  ASSERT_EQ(t.exec(execute(first, "ag_first")).size(), 1u);  // planned now
   for (int i = 0; i < 500; ++i) {  // the run fills up through the store's own connection
     Result<std::optional<AgentRecord>> r =
         store_->ReserveUnit("run_a", NewAgent("run_a", WorkerNamed("w" + std::to_string(i % 50))));
     ASSERT_TRUE(r.ok() && r->has_value()) << (r.ok() ? "no unit" : r.status().ToString());
   }
   std::string plan;
-  for (const pqxx::row& row : t.exec("EXPLAIN (COSTS OFF) " + execute(first, "ag_second"))) plan += row[0].c_str();
-  EXPECT_NE(plan.find("agents_unit_items"), std::string::npos) << plan;
-  EXPECT_EQ(plan.find("agents_by_run "), std::string::npos) << plan;
+  for (const pqxx::row& row : t.exec("EXPLAIN (COSTS OFF) " + execute(first, "ag_second"))) {
+    plan += std::string(row[0].c_str()) + "\n";
+  }
+  EXPECT_NE(plan.find("Index Scan using units_to_serve on units u"), std::string::npos) << plan;
+  EXPECT_EQ(plan.find("agents_by_run on agents"), std::string::npos) << plan;
+  EXPECT_EQ(t.exec(execute(first, "ag_second")).size(), 1u);  // and it still reserves
 }
+
+INSTANTIATE_TEST_SUITE_P(Statistics, PgReservationPlanTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return std::string(i.param ? "AnalyzedWithEveryUnitLaunched" : "NeverAnalyzed");
+                         });
 
 TEST_F(PgStoreTest, ReopenDoesNotMigrateAgainAndNewerSchemaIsUnavailable) {
   store_.reset();
