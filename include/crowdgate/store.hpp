@@ -247,6 +247,15 @@ class Store {
     (void)worker;
     return Status::Ok();
   }
+  // BeginDecision for a decision about the worker's work in run `run_id`, whose first read is
+  // OpenAgents(run_id, worker): a backend may read those in the same round trip as the lock and
+  // answer that OpenAgents from it (until the decision writes something). Such a backend returns
+  // NotFound for an unknown run, with no decision open; one that does not read ahead returns
+  // NotFound from OpenAgents.
+  virtual Status BeginRunDecision(WorkerId worker, const std::string& run_id) {
+    (void)run_id;
+    return BeginDecision(worker);
+  }
   virtual Status EndDecision(bool commit) {
     (void)commit;
     return Status::Ok();

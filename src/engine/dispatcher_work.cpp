@@ -142,7 +142,7 @@ Result<std::optional<WorkResponse>> DispatcherImpl::RequestWorkImpl(const WorkRe
   CG_ASSIGN_OR_RETURN(WorkerId worker, WorkerIdLocked(request.worker));
   // One decision: the limits read below still hold when its reservation commits (another server
   // deciding about this worker waits), and a decision that fails half-way leaves nothing behind.
-  Status begun = core_.store().BeginDecision(worker);
+  Status begun = core_.store().BeginRunDecision(worker, run->record.id);
   if (begun.IsBusy() && in_batch_) return std::optional<WorkResponse>();  // decided elsewhere now: decide it alone
   CG_RETURN_IF_ERROR(begun);
   undo_decision_ = false;

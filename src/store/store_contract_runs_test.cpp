@@ -732,31 +732,37 @@ TEST_P(StoreContractTest, ADecisionIsAllOrNothingInsideABatchAndOutside) {
   EXPECT_EQ(Counts("run_a")["assigned"], 2);
 }
 
+// Both ways to begin one: BeginDecision, and BeginRunDecision, whose read ahead (when the backend
+// takes it with the lock) must still come after the wait.
 TEST_P(StoreContractTest, ADecisionAboutAWorkerWaitsForAnotherConnectionsDecisionAboutThem) {
   if (!GetParam().shared) GTEST_SKIP() << "needs two connections to one database";
   MakeRun("run_a", "task", 4);
-  const WorkerId w = WorkerNamed("w");
   std::unique_ptr<Store> other = OpenAnother();
   ASSERT_NE(other, nullptr);
-  ASSERT_TRUE(store_->BeginDecision(w).ok());
-  ASSERT_EQ(store_->OpenAgents("run_a", w)->size(), 0u);
-  std::atomic<bool> first_committed{false};
-  size_t seen_by_second = 99;
-  std::thread second([&] {
-    Status began = other->BeginDecision(w);  // waits for the first decision to end
-    EXPECT_TRUE(began.ok()) << began.ToString();
-    EXPECT_TRUE(first_committed.load()) << "the second decision began while the first was still open";
-    Result<std::vector<AgentRecord>> open = other->OpenAgents("run_a", w);
-    EXPECT_TRUE(open.ok()) << open.status().ToString();
-    if (open.ok()) seen_by_second = open->size();
-    EXPECT_TRUE(other->EndDecision(/*commit=*/true).ok());
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  Reserve("run_a", w);
-  first_committed = true;
-  ASSERT_TRUE(store_->EndDecision(/*commit=*/true).ok());
-  second.join();
-  EXPECT_EQ(seen_by_second, 1u) << "the second decision must see the first one's reservation";
+  for (const bool run_decision : {false, true}) {
+    SCOPED_TRACE(run_decision ? "BeginRunDecision" : "BeginDecision");
+    const WorkerId w = WorkerNamed(run_decision ? "w2" : "w1");
+    ASSERT_TRUE(store_->BeginDecision(w).ok());
+    ASSERT_EQ(store_->OpenAgents("run_a", w)->size(), 0u);
+    std::atomic<bool> first_committed{false};
+    size_t seen_by_second = 99;
+    std::thread second([&] {
+      // Waits for the first decision to end.
+      Status began = run_decision ? other->BeginRunDecision(w, "run_a") : other->BeginDecision(w);
+      EXPECT_TRUE(began.ok()) << began.ToString();
+      EXPECT_TRUE(first_committed.load()) << "the second decision began while the first was still open";
+      Result<std::vector<AgentRecord>> open = other->OpenAgents("run_a", w);
+      EXPECT_TRUE(open.ok()) << open.status().ToString();
+      if (open.ok()) seen_by_second = open->size();
+      EXPECT_TRUE(other->EndDecision(/*commit=*/true).ok());
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    Reserve("run_a", w);
+    first_committed = true;
+    ASSERT_TRUE(store_->EndDecision(/*commit=*/true).ok());
+    second.join();
+    EXPECT_EQ(seen_by_second, 1u) << "the second decision must see the first one's reservation";
+  }
 }
 
 }  // namespace

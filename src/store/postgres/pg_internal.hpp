@@ -158,6 +158,10 @@ class Session {
   }
   // Executes `sql`, preparing it on this connection on first use.
   pqxx::result Run(pqxx::transaction_base& tx, const Sql& sql, const Args& args);
+  // The SQL text "EXECUTE name(literal, ...)" that runs prepared `sql` with `args` (quoted by the
+  // connection, NULL for nullopt), after making sure the server has it prepared now. Lets a
+  // prepared statement ride in one round trip with other statements (Tx::Prefix, BeginDecision).
+  std::string ExecuteText(pqxx::transaction_base& tx, const Sql& sql, const Args& args);
 
  private:
   // Destroyed in reverse order: the receiver and the handler before their connection.
@@ -171,25 +175,91 @@ class Session {
 // A transaction in progress, handed to the bodies of PgStore::Transact.
 class Tx {
  public:
-  Tx(pqxx::transaction_base& tx, Session& session) : tx_(tx), session_(session) {}
-  pqxx::result Run(const Sql& sql, const Args& args = Args()) { return session_.Run(tx_, sql, args); }
-  // Parameterless SQL text (migrations); may hold several statements.
-  pqxx::result ExecLiteral(const char* sql) { return tx_.exec(sql); }
+  // `pending`: statements still to send ahead of the next one (an open transaction's BEGIN); a Tx
+  // of its own starts with none.
+  Tx(pqxx::transaction_base& tx, Session& session, std::string* pending = nullptr)
+      : tx_(tx), session_(session), pending_(pending != nullptr ? pending : &own_) {}
+  Tx(const Tx&) = delete;
+  Tx& operator=(const Tx&) = delete;
+  pqxx::result Run(const Sql& sql, const Args& args = Args()) {
+    if (pending_->empty()) return session_.Run(tx_, sql, args);
+    return ExecLiteral(session_.ExecuteText(tx_, sql, args));
+  }
+  // SQL text; may hold several statements. The result is the last one's.
+  pqxx::result ExecLiteral(const std::string& sql) {
+    if (pending_->empty()) return tx_.exec(sql);
+    const std::string chained = *pending_ + "; " + sql;
+    pending_->clear();  // sent, whatever comes back: a statement that fails after them still ran them
+    prefix_at_ = std::string::npos;
+    return tx_.exec(chained);
+  }
+  // Sends `statement` (one whose result nobody reads, such as SAVEPOINT) in the same round trip as
+  // the next statement, ahead of it.
+  void Prefix(const char* statement) {
+    prefix_at_ = pending_->size();
+    if (!pending_->empty()) *pending_ += "; ";
+    *pending_ += statement;
+  }
+  // The statement given to Prefix has not been sent: nothing ran through this Tx since.
+  bool PrefixPending() const { return prefix_at_ != std::string::npos; }
+  // The text that runs prepared `sql` inside a chain of statements (Session::ExecuteText).
+  std::string ExecuteText(const Sql& sql, const Args& args) { return session_.ExecuteText(tx_, sql, args); }
+  // Takes back a Prefix that was never sent (what was pending before it stays).
+  void DropPrefix() {
+    if (!PrefixPending()) return;
+    pending_->resize(prefix_at_);
+    prefix_at_ = std::string::npos;
+  }
 
  private:
   pqxx::transaction_base& tx_;
   Session& session_;
+  std::string own_;
+  std::string* pending_;
+  size_t prefix_at_ = std::string::npos;
 };
 
 // The transaction a batch or a decision holds open across store calls (PgStore::BeginBatch /
-// BeginDecision .. EndBatch / EndDecision).
+// BeginDecision .. EndBatch / EndDecision). BEGIN, COMMIT and ROLLBACK are ours, sent through a
+// pqxx::nontransaction: libpqxx's transaction classes roll back the whole transaction on any failed
+// statement, which would undo a batch for one call that failed behind its savepoint (or one decision
+// that found its worker locked). BEGIN goes with the first statement (no round trip of its own), and
+// a transaction that ran nothing ends without one.
 class OpenTx {
  public:
-  explicit OpenTx(pqxx::connection& c) : work_(c) {}
-  pqxx::work& work() { return work_; }
+  OpenTx(pqxx::connection& c, Session& session) : tx_(c), session_(session) {}
+  ~OpenTx() {
+    if (!Untouched() && !ended_) {
+      try {
+        tx_.exec("ROLLBACK");
+      } catch (...) {  // a broken connection: the server rolls back by itself
+      }
+    }
+  }
+  OpenTx(const OpenTx&) = delete;
+  OpenTx& operator=(const OpenTx&) = delete;
+
+  // A Tx that runs its statements in this transaction.
+  Tx Statements() { return Tx(tx_, session_, &pending_); }
+  // Nothing was sent yet (BEGIN is still pending, perhaps with statements queued behind it).
+  bool Untouched() const { return pending_.rfind("BEGIN", 0) == 0; }
+  // Throws as a statement does. The SELECT ahead of COMMIT fails when the transaction had failed
+  // (a statement error nobody went back from): the server would answer a bare COMMIT then with a
+  // ROLLBACK and no error, and the batch would look stored.
+  void Commit() {
+    if (!Untouched()) tx_.exec("SELECT 1; COMMIT");
+    ended_ = true;  // not before: a failed COMMIT leaves the ROLLBACK to the destructor
+  }
+  void Rollback() {
+    ended_ = true;
+    if (!Untouched()) tx_.exec("ROLLBACK");
+  }
 
  private:
-  pqxx::work work_;
+  pqxx::nontransaction tx_;
+  Session& session_;
+  std::string pending_ = "BEGIN";
+  bool ended_ = false;
 };
 
 // What an exception means for the caller.
@@ -205,6 +275,15 @@ void Backoff(int attempt);
 
 // The reservation statement's text (pg_store_runs.cpp), for the test that checks its plan.
 const char* ReserveUnitSqlText();
+
+// A decision's first read (pg_store_runs.cpp): the worker's row and their open agents in one run,
+// $1 = the run's row id, $2 = the worker id. No row: no such worker.
+extern const Sql kDecisionOpenAgents;
+struct DecisionOpenAgents {
+  WorkerRef worker;
+  std::vector<AgentRecord> agents;  // oldest first, as PgStore::OpenAgents
+};
+std::optional<DecisionOpenAgents> ReadDecisionOpenAgents(const pqxx::result& r);
 
 // ---- reading columns -----------------------------------------------------------------------------
 inline int64_t Int(const pqxx::field& f) { return f.is_null() ? 0 : f.as<int64_t>(); }

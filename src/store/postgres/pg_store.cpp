@@ -311,6 +311,26 @@ Session::~Session() {
   conn_.reset();
 }
 
+std::string Session::ExecuteText(pqxx::transaction_base& tx, const Sql& sql, const Args& args) {
+  if (prepared_.count(sql.name) == 0) {
+    conn_->prepare(sql.name, sql.text);
+    prepared_.insert(sql.name);
+  }
+  conn_->prepare_now(sql.name);  // libpqxx prepares lazily (and again after a reconnect); EXECUTE needs it now
+  std::string text = "EXECUTE ";
+  text += sql.name;
+  if (args.values().empty()) return text;
+  text += '(';
+  bool first = true;
+  for (const std::optional<std::string>& v : args.values()) {
+    if (!first) text += ", ";
+    first = false;
+    text += v ? tx.quote(*v) : std::string("NULL");
+  }
+  text += ')';
+  return text;
+}
+
 pqxx::result Session::Run(pqxx::transaction_base& tx, const Sql& sql, const Args& args) {
   if (prepared_.count(sql.name) == 0) {
     conn_->prepare(sql.name, sql.text);

@@ -177,6 +177,8 @@ class PgStore final : public Store {
   // checks against the batch slow down (SubtransSLRU waits). 48 keeps well below that.
   size_t PreferredBatchLimit() const override;
   Status BeginDecision(WorkerId worker) override;
+  // The savepoint (in a batch), the worker's lock and their open agents in the run: one round trip.
+  Status BeginRunDecision(WorkerId worker, const std::string& run_id) override;
   Status EndDecision(bool commit) override;
 
   // Group commit is off unless CROWDGATE_PG_GROUP_COMMIT=on (on|off; anything else is refused).
@@ -263,6 +265,17 @@ class PgStore final : public Store {
   bool decision_failed_ = false;  // a write of the open decision failed
   // The open decision's worker and its ref, when its row exists (and is locked).
   std::optional<std::pair<WorkerId, WorkerRef>> decision_worker_;
+  // What BeginRunDecision read with the lock: the worker's open agents in one run. OpenAgents
+  // answers from it once; a write of the decision (which may change them) drops it.
+  struct PrefetchedOpenAgents {
+    std::string run_id;
+    WorkerId worker = 0;
+    std::vector<AgentRecord> agents;
+  };
+  std::optional<PrefetchedOpenAgents> prefetched_open_;
+  std::optional<std::vector<AgentRecord>> TakePrefetchedOpenAgents(const std::string& run_id, WorkerId worker);
+  // BeginDecision and BeginRunDecision (run_id: the run whose open agents to read with the lock).
+  Status OpenDecision(WorkerId worker, const std::string* run_id);
   bool ever_connected_ = false;
   // Notifications counted from other connections, plus reconnections (ExternalChangeToken).
   int64_t external_changes_ = 0;

@@ -216,6 +216,25 @@ Status AgentExists(const std::string& id) { return Status::Conflict("agent '" + 
 
 const char* pg_internal::ReserveUnitSqlText() { return kReserveUnit.text; }
 
+// The columns of CG_PG_AGENT_SELECT, from the worker's row outwards: a worker without open agents
+// still gives one row (its agent columns NULL), so one statement says who they are and what they hold.
+const Sql pg_internal::kDecisionOpenAgents{
+    "cg_decision_open_agents",
+    "SELECT a.id, a.token_hash, r.id, a.unit_id, w.id, w.provider, w.name, a.kind, a.status, a.item_index, "
+    "a.session, a.eval_set, a.created_at, a.deadline, a.submitted_at, a.data_json, a.check_result "
+    "FROM workers w LEFT JOIN agents a ON a.worker_id = w.id AND a.run = $1 AND "
+    "a.status IN ('in_task', 'onboarding') LEFT JOIN runs r ON r.rid = a.run WHERE w.id = $2 ORDER BY a.seq"};
+
+std::optional<pg_internal::DecisionOpenAgents> pg_internal::ReadDecisionOpenAgents(const pqxx::result& r) {
+  if (r.empty()) return std::nullopt;
+  DecisionOpenAgents out;
+  out.worker = WorkerRef{Text(r[0][5]), Text(r[0][6])};
+  for (const pqxx::row& row : r) {
+    if (!row[0].is_null()) out.agents.push_back(ReadAgent(row));
+  }
+  return out;
+}
+
 // ---- helpers -------------------------------------------------------------------------------------
 Result<int64_t> PgStore::RunRowId(Tx& tx, const std::string& run_id) {
   auto it = run_rids_.find(run_id);
@@ -427,6 +446,7 @@ Result<AgentRecord> PgStore::GetAgent(const std::string& agent_id) {
 }
 
 Result<std::vector<AgentRecord>> PgStore::OpenAgents(const std::string& run_id, WorkerId worker) {
+  if (std::optional<std::vector<AgentRecord>> read = TakePrefetchedOpenAgents(run_id, worker)) return std::move(*read);
   std::vector<AgentRecord> out;
   CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));

@@ -79,7 +79,7 @@ Status PgStore::OpenTransaction() {
   for (int attempt = 1;; ++attempt) {
     CG_RETURN_IF_ERROR(EnsureConnected());
     try {
-      open_ = std::make_unique<pg_internal::OpenTx>(session_->conn());
+      open_ = std::make_unique<pg_internal::OpenTx>(session_->conn(), *session_);
       return Status::Ok();
     } catch (...) {
       Failure f = pg_internal::Classify(where_, password_);
@@ -95,9 +95,9 @@ Status PgStore::OpenTransaction() {
 Status PgStore::FinishTransaction(bool commit) {
   try {
     if (commit) {
-      open_->work().commit();
+      open_->Commit();
     } else {
-      open_->work().abort();
+      open_->Rollback();
     }
     open_.reset();
     return Status::Ok();
@@ -185,7 +185,7 @@ Status PgStore::BoundLockWaitsInBatch() {
   if (!batch_failure_.ok()) return batch_failure_;
   if (!open_) return Status::Unavailable("lost the connection to PostgreSQL at " + where_ + " during a batch");
   try {
-    Tx tx(open_->work(), *session_);
+    Tx tx = open_->Statements();
     tx.Run(kBoundLockWaits, Args(std::to_string(batch_lock_wait_ms_) + "ms"));
     bounded_waits_ = true;
     return Status::Ok();
@@ -196,35 +196,33 @@ Status PgStore::BoundLockWaitsInBatch() {
   }
 }
 
-Status PgStore::BeginDecision(WorkerId worker) {
+Status PgStore::BeginDecision(WorkerId worker) { return OpenDecision(worker, nullptr); }
+
+Status PgStore::BeginRunDecision(WorkerId worker, const std::string& run_id) { return OpenDecision(worker, &run_id); }
+
+std::optional<std::vector<AgentRecord>> PgStore::TakePrefetchedOpenAgents(const std::string& run_id,
+                                                                          WorkerId worker) {
+  if (!prefetched_open_ || !in_decision_ || !batch_failure_.ok() || prefetched_open_->worker != worker ||
+      prefetched_open_->run_id != run_id) {
+    return std::nullopt;
+  }
+  std::vector<AgentRecord> agents = std::move(prefetched_open_->agents);
+  prefetched_open_.reset();
+  return agents;
+}
+
+Status PgStore::OpenDecision(WorkerId worker, const std::string* run_id) {
   if (in_decision_) return Status::Internal("BeginDecision: a decision is already open");
   decision_failed_ = false;
   decision_worker_.reset();
+  prefetched_open_.reset();
   if (in_batch_) {
     if (!batch_failure_.ok()) return batch_failure_;
     if (!open_) return Status::Unavailable("lost the connection to PostgreSQL at " + where_ + " during a batch");
   } else {
     CG_RETURN_IF_ERROR(OpenTransaction());
   }
-  try {
-    Tx tx(open_->work(), *session_);
-    if (in_batch_) tx.ExecLiteral(kDecisionSavepoint);
-    // Waits for any other server's decision about this worker to commit, so what this one reads
-    // next (open agents, units done) includes it; inside a batch, does not wait but says so.
-    pqxx::result r;
-    try {
-      r = tx.Run(bounded_waits_ ? kDecisionWorkerLockNowait : kDecisionWorkerLock, Args(worker));
-    } catch (const pqxx::sql_error& e) {
-      if (!bounded_waits_ || e.sqlstate() != "55P03") throw;
-      tx.ExecLiteral(kDecisionRollback);
-      return Status::Busy("another connection is deciding about worker id " + std::to_string(worker) +
-                          " right now: decide outside this batch");
-    }
-    if (!r.empty()) decision_worker_ = std::make_pair(worker, WorkerRef{Text(r[0][0]), Text(r[0][1])});
-    in_decision_ = true;
-    return Status::Ok();
-  } catch (...) {
-    Failure f = pg_internal::Classify(where_, password_);
+  const auto fail = [&](const Failure& f) {
     if (in_batch_) {
       BreakOpenTransaction(f);
     } else {
@@ -232,6 +230,46 @@ Status PgStore::BeginDecision(WorkerId worker) {
       if (f.broken) DropSession();
     }
     return f.status;
+  };
+  try {
+    Tx tx = open_->Statements();
+    std::optional<int64_t> rid;
+    if (run_id != nullptr) {
+      Result<int64_t> found = RunRowId(tx, *run_id);  // cached after the run's first request
+      if (!found.ok()) {
+        if (!in_batch_) open_.reset();
+        return found.status();
+      }
+      rid = *found;
+    }
+    // One round trip: [the decision's savepoint;] the worker's lock, which waits for any other
+    // server's decision about this worker to commit (inside a batch: does not wait but says so);
+    // [then, as a statement of its own so that it sees what such a decision committed, the worker's
+    // open agents in the run].
+    if (in_batch_) tx.Prefix(kDecisionSavepoint);
+    std::string statements = tx.ExecuteText(bounded_waits_ ? kDecisionWorkerLockNowait : kDecisionWorkerLock, Args(worker));
+    if (rid) statements += "; " + tx.ExecuteText(pg_internal::kDecisionOpenAgents, Args(*rid, worker));
+    pqxx::result r;
+    try {
+      r = tx.ExecLiteral(statements);
+    } catch (const pqxx::sql_error& e) {
+      if (!bounded_waits_ || e.sqlstate() != "55P03") throw;
+      tx.ExecLiteral(kDecisionRollback);
+      return Status::Busy("another connection is deciding about worker id " + std::to_string(worker) +
+                          " right now: decide outside this batch");
+    }
+    if (rid) {
+      if (std::optional<pg_internal::DecisionOpenAgents> read = pg_internal::ReadDecisionOpenAgents(r)) {
+        decision_worker_ = std::make_pair(worker, read->worker);
+        prefetched_open_ = PrefetchedOpenAgents{*run_id, worker, std::move(read->agents)};
+      }
+    } else if (!r.empty()) {
+      decision_worker_ = std::make_pair(worker, WorkerRef{Text(r[0][0]), Text(r[0][1])});
+    }
+    in_decision_ = true;
+    return Status::Ok();
+  } catch (...) {
+    return fail(pg_internal::Classify(where_, password_));
   }
 }
 
@@ -239,6 +277,7 @@ Status PgStore::EndDecision(bool commit) {
   if (!in_decision_) return Status::Internal("EndDecision without BeginDecision");
   in_decision_ = false;
   decision_worker_.reset();
+  prefetched_open_.reset();
   const bool failed = decision_failed_;
   decision_failed_ = false;
   const Status lost = Status::Unavailable("a statement of the decision failed: nothing of it is stored");
@@ -247,7 +286,7 @@ Status PgStore::EndDecision(bool commit) {
     if (!open_) return commit ? lost : Status::Ok();
     if (commit && !failed) return Status::Ok();  // the batch's commit stores it
     try {
-      Tx tx(open_->work(), *session_);
+      Tx tx = open_->Statements();
       tx.ExecLiteral(kDecisionRollback);
     } catch (...) {
       Failure f = pg_internal::Classify(where_, password_);
@@ -278,16 +317,27 @@ Status PgStore::TransactInOpen(TxKind kind, const Body& body) {
   if (!open_) return Status::Unavailable("lost the connection to PostgreSQL at " + where_ + ": nothing of it is stored");
   // A write of its own inside a batch: a savepoint lets it fail alone.
   const bool guarded = !in_decision_ && kind == TxKind::kWrite;
+  if (kind == TxKind::kWrite) prefetched_open_.reset();  // the write may change the agents read ahead
+  bool savepoint_sent = false;
   try {
-    Tx tx(open_->work(), *session_);
-    if (guarded) tx.ExecLiteral(kCallSavepoint);
+    Tx tx = open_->Statements();
+    if (guarded) tx.Prefix(kCallSavepoint);  // sent with the call's first statement: no round trip of its own
     // A snapshot read of several statements: with the audit lock held no grant writer commits
     // between them (every grant writer takes it first), so they all see one state.
     if (kind == TxKind::kSnapshot) LockAudit(tx);
-    Status s = body(tx);
+    Status s;
+    try {
+      s = body(tx);
+    } catch (...) {
+      savepoint_sent = guarded && !tx.PrefixPending();
+      tx.DropPrefix();
+      throw;
+    }
     if (!s.ok()) {
       if (in_decision_ && kind == TxKind::kWrite) {
         decision_failed_ = true;  // EndDecision undoes whatever the call wrote
+      } else if (guarded && tx.PrefixPending()) {  // nothing ran: nothing to undo
+        tx.DropPrefix();
       } else if (guarded) {
         tx.ExecLiteral(kCallRollback);
       }
@@ -307,8 +357,11 @@ Status PgStore::TransactInOpen(TxKind kind, const Body& body) {
       BreakOpenTransaction(f);
       return f.status;
     }
+    // Failed before its first statement went out: the transaction is untouched, and the most recent
+    // savepoint of that name is an earlier call's (going back to it would undo that call).
+    if (!savepoint_sent) return f.status;
     try {  // an ordinary error (a constraint, bad data, a lock not waited for): undo this call only
-      Tx tx(open_->work(), *session_);
+      Tx tx = open_->Statements();
       tx.ExecLiteral(kCallRollback);
     } catch (...) {
       BreakOpenTransaction(pg_internal::Classify(where_, password_));
