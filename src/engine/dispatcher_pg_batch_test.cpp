@@ -9,7 +9,8 @@
 //    (that is how crossing work requests would deadlock): TryRequestWorkWithoutBlocking says
 //    "decide it outside the batch" instead, and there the worker gets the agent the other server
 //    gave them.
-// Group commit is opt-in on PostgreSQL (CROWDGATE_PG_GROUP_COMMIT=on): this test turns it on.
+// Group commit is on by default on PostgreSQL (CROWDGATE_PG_GROUP_COMMIT=off turns it off): this test
+// says so explicitly, whatever the environment it runs in.
 // Needs CROWDGATE_TEST_PG (scripts/with_pg.sh).
 #include <unistd.h>
 
@@ -64,7 +65,7 @@ class PgBatchTest : public ::testing::Test {
       GTEST_SKIP() << "CROWDGATE_TEST_PG is not set: run through scripts/with_pg.sh";
     }
     admin_ = admin;
-    ::setenv("CROWDGATE_PG_GROUP_COMMIT", "on", 1);  // off by default
+    ::setenv("CROWDGATE_PG_GROUP_COMMIT", "on", 1);
     // A batch gives up waiting for a lock after this long (50 ms by default): long enough here that
     // PostgreSQL's deadlock check (10 ms on this database, below) always comes first, however
     // loaded the machine.
