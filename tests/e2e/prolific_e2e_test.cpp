@@ -2,7 +2,8 @@
 // the study (URL, reward, codes, allow and block groups from current grants), publish, participants land
 // from Prolific and work over the page and the JSON API, go back with the right completion code, grants
 // and revokes reach the groups, reviews approve / reject on Prolific, a bonus is paid exactly once even
-// when the pay call's answer is slow or lost, a returned submission frees its unit, close stops the study.
+// when the pay call's answer is slow or lost, a returned submission frees its unit, close stops the study,
+// a block that lapses by its expiry is taken out of the block group by serve's expiry sweep.
 // Also: launches crowdgate must refuse, and the fake going away for 30 s.
 #include <regex>
 
