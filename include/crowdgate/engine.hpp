@@ -144,6 +144,13 @@ class Engine {
                                         const std::function<void(size_t done, size_t total)>& progress) = 0;
   virtual Result<std::vector<AuditEntry>> History(const std::optional<std::string>& qualification,
                                                   const std::optional<std::string>& worker) = 0;
+  // The expiry sweep: revokes every stored grant whose expiry has passed, through the store's revoke
+  // path (actor "crowdgate:expiry", reason "expired": one audit entry and, for a worker whose provider
+  // keeps participant groups, one outbox row each), a batch at a time. Each revoke is conditional on
+  // the grant still being the expired one, so a grant renewed meanwhile is kept, and several servers
+  // sweeping one database remove each grant once. Returns how many grants this call removed; a sweep
+  // that finds nothing writes nothing.
+  virtual Result<int64_t> RevokeExpiredGrants() = 0;
 
   // ---- workers ----
   virtual Result<WorkerInfo> ShowWorker(const std::string& worker) = 0;

@@ -199,6 +199,10 @@ class Store {
   // Grants, including expired ones (callers filter with Grant::ExpiredAt).
   virtual Result<std::vector<Grant>> GrantsForQualification(QualId qual) = 0;
   virtual Result<std::vector<Grant>> GrantsForWorker(WorkerId worker) = 0;
+  // Stored grants whose expiry has passed (expires_at <= now), at most `limit`, by qualification id,
+  // then expiry, then worker id. What the expiry sweep removes (each with a kRevoke op carrying
+  // revoke_if_expires_at, so a grant renewed since this read is kept).
+  virtual Result<std::vector<Grant>> ExpiredGrants(int64_t now, int64_t limit) = 0;
   // Every grant, with the audit seq it is current as of (for loading a cache).
   virtual Status ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) = 0;
   // Audit entries with seq > after_seq, oldest first, at most `limit`.

@@ -99,6 +99,11 @@ struct GrantOp {
   std::string reason;
   // false = do not tell the worker's provider (`--no-sync`): no outbox row is written for this op.
   bool provider_sync = true;
+  // kRevoke only: revoke only a grant that still has exactly this expiry and whose expiry has passed
+  // when the op is applied; any other stored grant (renewed since it was read: a new expiry or none)
+  // is kept and nothing is logged. The expiry sweep's condition, so that a renewal made between its
+  // read and its write survives and two servers sweeping at once write one revoke, not two.
+  std::optional<int64_t> revoke_if_expires_at;
 };
 
 // True for providers whose participant lists crowdgate keeps in step with grants (Prolific's

@@ -1,5 +1,6 @@
 // `crowdgate launch | serve | run | status | export | review | simulate`: running tasks.
 #include <csignal>
+#include <cstdlib>
 #include <fstream>
 #include <pthread.h>
 
@@ -75,7 +76,24 @@ struct ServeArgs {
   int provider_poll_ms = 5000;    // how often the drainer reads providers (returned submissions)
   bool metrics_public = false;    // GET /metrics without the requester token
   size_t max_queue = BatchQueue::kDefaultMaxQueue;  // worker requests waiting before 503 + Retry-After
+  int grant_sweep_seconds = 60;   // CROWDGATE_GRANT_SWEEP_SECONDS
 };
+
+// How often `serve` revokes grants whose expiry has passed: CROWDGATE_GRANT_SWEEP_SECONDS, whole seconds
+// from 1 to 86400 (default 60). Read before anything is opened, so a bad value changes nothing (exit 2).
+Result<int> GrantSweepSecondsFromEnv() {
+  constexpr int kMax = 86400;
+  const char* v = std::getenv("CROWDGATE_GRANT_SWEEP_SECONDS");
+  if (v == nullptr || *v == '\0') return 60;
+  const std::string text(v);
+  const bool digits = text.size() <= 5 && text.find_first_not_of("0123456789") == std::string::npos;
+  const int n = digits ? std::stoi(text) : 0;
+  if (n < 1 || n > kMax) {
+    return Status::InvalidArgument("CROWDGATE_GRANT_SWEEP_SECONDS must be a whole number of seconds from 1 to " +
+                                   std::to_string(kMax) + ", got '" + text + "'");
+  }
+  return n;
+}
 
 void AddServeOptions(CLI::App* cmd, ServeArgs* a) {
   cmd->add_option("--host", a->host, "Address to listen on (default 127.0.0.1)");
@@ -114,6 +132,7 @@ int Serve(const CliContext& ctx, Opened& o, const ServeArgs& args, const std::st
   options.providers = o.providers.get();
   options.metrics_public = args.metrics_public;
   options.batching.max_queue = args.max_queue;
+  options.grant_sweep_interval_ms = args.grant_sweep_seconds * 1000;
   TaskServer server(o.engine.get(), o.dispatcher.get(), options);
   Status s = server.Start();
   if (!s.ok()) return Fail(s);
@@ -188,6 +207,9 @@ void AddServe(CLI::App& app, CliContext& ctx) {
   AddServeOptions(cmd, args.get());
   cmd->callback([&ctx, args] {
     ctx.action = [&ctx, args] {
+      auto sweep = GrantSweepSecondsFromEnv();
+      if (!sweep.ok()) return Fail(sweep.status());
+      args->grant_sweep_seconds = *sweep;
       auto o = OpenAll(ctx, true, args->public_url);
       if (!o.ok()) return Fail(o.status());
       return Serve(ctx, *o, *args, "");
@@ -205,6 +227,9 @@ void AddRun(CLI::App& app, CliContext& ctx) {
   AddServeOptions(cmd, args.get());
   cmd->callback([&ctx, config, overrides, args] {
     ctx.action = [&ctx, config, overrides, args] {
+      auto sweep = GrantSweepSecondsFromEnv();
+      if (!sweep.ok()) return Fail(sweep.status());
+      args->grant_sweep_seconds = *sweep;
       auto o = OpenAll(ctx, true, args->public_url);
       if (!o.ok()) return Fail(o.status());
       auto r = LaunchFromFile(*o, *config, *overrides);

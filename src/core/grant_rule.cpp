@@ -13,6 +13,10 @@ GrantStep DecideGrantStep(const GrantOp& op, const std::optional<StoredGrant>& s
   GrantStep step;
   if (op.kind == GrantOp::Kind::kRevoke) {
     if (!stored) return step;  // nothing to revoke: no change, no audit entry
+    if (op.revoke_if_expires_at &&
+        (stored->expires_at != op.revoke_if_expires_at || !stored->ExpiredAt(now))) {
+      return step;  // not the expired grant the op was about (renewed since): kept
+    }
     step.write = GrantStep::Write::kDelete;
     step.audit_kind = AuditEntry::Kind::kRevoke;
     step.old_value = stored->value;  // an expired grant's too: the row being deleted

@@ -12,6 +12,9 @@
 //    over no grant, kGrant. granted_at is kept from a current grant, `now` otherwise.
 //  - kRevoke deletes any stored row, expired or not, and logs kRevoke with the stored value. With
 //    no stored row it changes nothing and logs nothing.
+//  - kRevoke with revoke_if_expires_at deletes the stored row only when its expires_at equals that
+//    value and has passed (expires_at <= now); otherwise (no row, no expiry, another expiry, not yet
+//    expired) it changes nothing and logs nothing.
 #pragma once
 
 #include <cstdint>

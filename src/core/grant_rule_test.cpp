@@ -111,6 +111,27 @@ TEST(GrantRuleTest, RevokeDeletesAnExpiredGrantAndLogsItsValue) {
   EXPECT_FALSE(s.new_value.has_value());
 }
 
+// The expiry sweep's revoke: only the grant it read, still expired.
+TEST(GrantRuleTest, ConditionalRevokeDeletesOnlyTheStillExpiredGrant) {
+  GrantOp op = Op(GrantOp::Kind::kRevoke);
+  op.revoke_if_expires_at = kNow - 1;
+  GrantStep s = DecideGrantStep(op, Expired(5), kNow);  // expires_at kNow - 1: the one read
+  EXPECT_EQ(s.write, Write::kDelete);
+  EXPECT_EQ(s.audit_kind, Kind::kRevoke);
+  EXPECT_EQ(s.old_value, 5);
+  const StoredGrant at_now{5, kEarlier, kNow};  // expires at its expiry, not after
+  op.revoke_if_expires_at = kNow;
+  EXPECT_EQ(DecideGrantStep(op, at_now, kNow).write, Write::kDelete);
+
+  op.revoke_if_expires_at = kNow - 1;
+  EXPECT_EQ(DecideGrantStep(op, std::nullopt, kNow).write, Write::kNone);  // revoked already
+  EXPECT_EQ(DecideGrantStep(op, Current(5, kNow + 100), kNow).write, Write::kNone);  // renewed with a new expiry
+  EXPECT_EQ(DecideGrantStep(op, Current(5, std::nullopt), kNow).write, Write::kNone);  // renewed for good
+  EXPECT_EQ(DecideGrantStep(op, StoredGrant{5, kEarlier, kNow - 7}, kNow).write, Write::kNone);  // another expiry
+  op.revoke_if_expires_at = kNow + 100;  // asked about a grant that has not expired yet
+  EXPECT_EQ(DecideGrantStep(op, Current(5, kNow + 100), kNow).write, Write::kNone);
+}
+
 TEST(GrantRuleTest, AGrantExpiresAtItsExpiryNotAfter) {
   const StoredGrant at_now{5, kEarlier, kNow};
   EXPECT_EQ(DecideGrantStep(Op(GrantOp::Kind::kAdd, 1), at_now, kNow).audit_kind, Kind::kGrant);

@@ -26,6 +26,9 @@ inline constexpr const char* kOnboardingActor = "crowdgate:onboarding";
 inline constexpr const char* kScreeningActor = "crowdgate:screening";
 inline constexpr const char* kGoldActor = "crowdgate:gold";
 inline constexpr const char* kQualityActor = "crowdgate:quality";
+// The expiry sweep (Engine::RevokeExpiredGrants) revokes lapsed grants as this actor, reason kExpiredReason.
+inline constexpr const char* kExpiryActor = "crowdgate:expiry";
+inline constexpr const char* kExpiredReason = "expired";
 inline constexpr int32_t kFlagByScreening = 1;
 
 class EngineCore {

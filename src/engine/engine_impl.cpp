@@ -109,6 +109,39 @@ Result<bool> EngineImpl::Revoke(const std::string& qualification, const std::str
   return !entries.empty();
 }
 
+Result<int64_t> EngineImpl::RevokeExpiredGrants() {
+  // Grants per round: the engine lock is held for one round, so workers' requests interleave with a
+  // large backlog (a bulk grant that all lapsed at once).
+  constexpr int64_t kSweepBatch = 1000;
+  int64_t removed = 0;
+  while (true) {
+    Lock l(core_->mu());
+    CG_RETURN_IF_ERROR(core_->Refresh());  // so the index has other servers' sweeps too
+    const int64_t now = core_->env().NowMicros();
+    CG_ASSIGN_OR_RETURN(std::vector<crowdgate::Grant> expired, core_->store().ExpiredGrants(now, kSweepBatch));
+    if (expired.empty()) return removed;
+    std::vector<GrantOp> ops;
+    ops.reserve(expired.size());
+    for (const crowdgate::Grant& g : expired) {
+      GrantOp op;
+      op.kind = GrantOp::Kind::kRevoke;
+      op.worker = g.worker;
+      op.qual_id = g.qual_id;
+      op.actor = kExpiryActor;
+      op.reason = kExpiredReason;
+      // Only the grant read above: one renewed since (or revoked by another server) is left alone.
+      op.revoke_if_expires_at = g.expires_at;
+      ops.push_back(std::move(op));
+    }
+    CG_ASSIGN_OR_RETURN(std::vector<AuditEntry> entries, core_->store().ApplyGrantOps(ops));
+    CG_RETURN_IF_ERROR(core_->AfterWrite(entries));
+    removed += static_cast<int64_t>(entries.size());
+    // A short page is the last; a page that removed nothing (every grant renewed or taken by another
+    // server) is not read again in this call.
+    if (static_cast<int64_t>(expired.size()) < kSweepBatch || entries.empty()) return removed;
+  }
+}
+
 Result<ImportSummary> EngineImpl::Import(const std::string& qualification, const std::vector<ImportRow>& rows,
                                          const std::string& reason,
                                          const std::function<void(size_t, size_t)>& progress) {

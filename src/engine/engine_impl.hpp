@@ -33,6 +33,7 @@ class EngineImpl : public Engine {
                                 const std::function<void(size_t done, size_t total)>& progress) override;
   Result<std::vector<AuditEntry>> History(const std::optional<std::string>& qualification,
                                           const std::optional<std::string>& worker) override;
+  Result<int64_t> RevokeExpiredGrants() override;
   Result<WorkerInfo> ShowWorker(const std::string& worker) override;
   Status ResetOnboarding(const std::string& qualification, const std::string& worker) override;
   Result<std::shared_ptr<const CompiledRequirements>> Compile(const std::vector<Requirement>& reqs) override;

@@ -370,6 +370,9 @@ std::vector<ServerMetrics::Sample> TaskServer::MetricSamples() const {
                  static_cast<double>(b.shed)});
   out.push_back({"crowdgate_commit_queue_jobs", "gauge", "Worker requests waiting for a batch or the slow lane.", "",
                  static_cast<double>(b.queued)});
+  out.push_back({"crowdgate_grants_expired_total", "counter",
+                 "Grants whose expiry passed, revoked by this server's expiry sweep since start.", "",
+                 static_cast<double>(grants_expired_.load())});
   if (options_.providers != nullptr) {
     if (Result<OutboxCounts> c = options_.providers->CountOutbox(); c.ok()) {
       const std::pair<const char*, int64_t> states[] = {
@@ -430,12 +433,32 @@ Status TaskServer::Start() {
       if (!n.ok()) std::cerr << "crowdgate: lease expiry failed: " << n.status().ToString() << "\n";
     }
   });
+  grant_sweep_thread_ = std::thread([this] {
+    while (!stop_) {
+      SweepExpiredGrants();  // at start, then every interval
+      for (int waited = 0; waited < options_.grant_sweep_interval_ms && !stop_; waited += 50) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    }
+  });
   return Status::Ok();
+}
+
+void TaskServer::SweepExpiredGrants() {
+  Result<int64_t> n = engine_->RevokeExpiredGrants();
+  if (!n.ok()) {
+    std::cerr << "crowdgate: grant expiry sweep failed: " << n.status().ToString() << "\n";
+    return;
+  }
+  if (*n == 0) return;
+  grants_expired_ += *n;
+  std::cerr << "crowdgate: grant expiry sweep revoked " << *n << " expired grant" << (*n == 1 ? "" : "s") << "\n";
 }
 
 void TaskServer::Stop() {
   stop_ = true;
   if (expiry_thread_.joinable()) expiry_thread_.join();
+  if (grant_sweep_thread_.joinable()) grant_sweep_thread_.join();
   if (http_) http_->Stop();  // in-flight requests are still answered by the queue meanwhile
   if (queue_) queue_->Stop();
 }

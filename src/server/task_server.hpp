@@ -1,5 +1,5 @@
 // TaskServer: crowdgate's HTTP face. The worker API and pages (README "HTTP API"), the
-// requester API (behind the requester token), and a lease-expiry timer, over one
+// requester API (behind the requester token), a lease-expiry timer and the grant expiry sweep, over one
 // RunDispatcher (the pages need the run's config). Every error leaves through ErrorResponse
 // (the one Status -> HTTP table).
 //
@@ -28,6 +28,9 @@ struct TaskServerOptions {
   HttpServerOptions http;
   std::string requester_token;  // required for /api/v1/requester/...; empty = generated at Start
   int expiry_interval_ms = 1000;  // how often overdue agents are timed out
+  // How often grants whose expiry has passed are revoked (Engine::RevokeExpiredGrants), and once at
+  // Start; `serve` takes it from CROWDGATE_GRANT_SWEEP_SECONDS.
+  int grant_sweep_interval_ms = 60000;
   BatchQueue::Options batching;
   // Recognises landing workers (signed links, Prolific sessions) and says where finished sessions
   // go; required. Not owned.
@@ -56,8 +59,13 @@ class TaskServer {
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<BatchQueue> queue_;  // after http_: destroyed first, while the server's executors live
+  // One expiry sweep; adds what it removed to grants_expired_ and logs it.
+  void SweepExpiredGrants();
+
   std::atomic<bool> stop_{false};
   std::thread expiry_thread_;
+  std::thread grant_sweep_thread_;
+  std::atomic<int64_t> grants_expired_{0};  // grants revoked by this process's expiry sweeps
 };
 
 // Fills ${field} placeholders of a template with HTML-escaped values of `data`; unknown

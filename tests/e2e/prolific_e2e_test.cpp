@@ -2,7 +2,8 @@
 // the study (URL, reward, codes, allow and block groups from current grants), publish, participants land
 // from Prolific and work over the page and the JSON API, go back with the right completion code, grants
 // and revokes reach the groups, reviews approve / reject on Prolific, a bonus is paid exactly once even
-// when the pay call's answer is slow or lost, a returned submission frees its unit, close stops the study.
+// when the pay call's answer is slow or lost, a returned submission frees its unit, close stops the study,
+// a block that lapses by its expiry is taken out of the block group by serve's expiry sweep.
 // Also: launches crowdgate must refuse, and the fake going away for 30 s.
 #include <regex>
 
@@ -311,6 +312,97 @@ TEST_F(ProlificE2eTest, RefusedLaunchesStoreNothing) {
   EXPECT_EQ(MustJson("status").size(), 0u);
   EXPECT_TRUE(fake_.Calls().empty());
   EXPECT_EQ(OutboxCounts()["pending"], 0);
+}
+
+// A block with an expiry: the participant joins the run's block-list group while it holds, and once it
+// lapses the expiry sweep (every second here) revokes it and the fake receives exactly that removal.
+TEST_F(ProlificE2eTest, AnExpiredBlockLeavesTheBlockGroup) {
+  Must("qual create trusted");
+  Must("qual create blocked");
+  const std::string run = MustJson("launch " + ShellQuote(Config("prolific")) + " --public-url " + kPublicUrl)["run_id"];
+  Must("provider publish " + run);
+  const json study = fake_.State()["studies"].begin().value();
+  std::string block_group;
+  for (const auto& f : study["filters"]) {
+    if (f["filter_id"] == "participant_group_blocklist") block_group = f["selected_values"][0];
+  }
+  ASSERT_FALSE(block_group.empty()) << study;
+
+  // A bad sweep interval is refused before anything starts.
+  for (const char* bad : {"0", "-5", "abc", "1.5", "86401"}) {
+    CommandResult r = RunCrowdgate(dir_, "--db " + ShellQuote(db_) + " serve --port 0",
+                                   "timeout 30 " + EnvPrefix() + "CROWDGATE_GRANT_SWEEP_SECONDS=" + ShellQuote(bad));
+    EXPECT_EQ(r.exit_code, 2) << bad << ": " << r.err;
+    EXPECT_NE(r.err.find("CROWDGATE_GRANT_SWEEP_SECONDS"), std::string::npos) << r.err;
+  }
+
+  const std::string token = "expiry-test-token";
+  std::vector<std::string> env = Env();
+  env.push_back("CROWDGATE_GRANT_SWEEP_SECONDS=1");
+  env.push_back("CROWDGATE_REQUESTER_TOKEN=" + token);
+  ServerProcess server(dir_, db_, env, "server-stderr.txt",
+                       {"--public-url", kPublicUrl, "--provider-poll-ms", "200"});
+  ASSERT_NE(server.port(), 0);
+
+  Must("qual grant blocked prolific:KEEP --reason spam");  // no expiry: stays blocked
+  const double granted_wall =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto granted = std::chrono::steady_clock::now();
+  constexpr int kExpirySeconds = 8;
+  Must("qual grant blocked prolific:EXP1 --expires " + std::to_string(kExpirySeconds) + "s --reason 'cool off'");
+
+  // While the block holds, EXP1 is in the block group (the removal below must not be the grant's own
+  // row delivered after the expiry).
+  bool joined = false;
+  while (!joined && std::chrono::steady_clock::now() - granted < std::chrono::seconds(kExpirySeconds - 1)) {
+    joined = Members(block_group) == std::set<std::string>{"KEEP", "EXP1"};
+    if (!joined) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(joined) << "EXP1 did not join the block group before the block lapsed: " << fake_.State()["groups"];
+
+  // After the expiry and a sweep, the fake receives the removal.
+  bool removed = false;
+  for (int i = 0; i < 300 && !removed; ++i) {  // up to 30 s
+    removed = Members(block_group) == std::set<std::string>{"KEEP"};
+    if (!removed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(removed) << fake_.State()["groups"] << "\n" << server.StderrText();
+  EXPECT_GE(std::chrono::steady_clock::now() - granted, std::chrono::seconds(kExpirySeconds));
+
+  // Exactly one removal from the block group, of EXP1, after the add and after the expiry; none of KEEP.
+  const std::string members_path = "/api/v1/participant-groups/" + block_group + "/participants/";
+  std::vector<json> adds, deletes;
+  for (const auto& c : fake_.Calls()) {
+    if (c["path"] != members_path) continue;
+    if (c["method"] == "POST" && c["body"]["participant_ids"] == json::array({"EXP1"})) adds.push_back(c);
+    if (c["method"] == "DELETE") deletes.push_back(c);
+  }
+  ASSERT_EQ(adds.size(), 1u) << fake_.Calls();
+  ASSERT_EQ(deletes.size(), 1u) << fake_.Calls();
+  EXPECT_EQ(deletes[0]["body"], json({{"participant_ids", {"EXP1"}}}));
+  EXPECT_EQ(deletes[0]["status"], 200) << deletes[0];
+  EXPECT_GT(deletes[0]["time"].get<double>(), adds[0]["time"].get<double>());
+  EXPECT_GE(deletes[0]["time"].get<double>(), granted_wall + kExpirySeconds - 1) << "removed before the expiry";
+
+  // The audit log says what happened; the grant is gone from the store.
+  const json history = MustJson("qual history blocked --worker prolific:EXP1");
+  ASSERT_EQ(history.size(), 2u) << history;
+  EXPECT_EQ(history[1]["kind"], "revoke");
+  EXPECT_EQ(history[1]["actor"], "crowdgate:expiry");
+  EXPECT_EQ(history[1]["reason"], "expired");
+  EXPECT_EQ(history[1]["old_value"], 1);
+  EXPECT_EQ(MustJson("qual history blocked --worker prolific:KEEP").size(), 1u);
+  EXPECT_TRUE(MustJson("worker show prolific:EXP1")["grants"].empty());
+
+  // One line in the log, and the counter.
+  EXPECT_NE(server.StderrText().find("grant expiry sweep revoked 1 expired grant\n"), std::string::npos)
+      << server.StderrText();
+  HttpClient c("127.0.0.1", server.port());
+  auto metrics = c.Get("/metrics", {{"Authorization", "Bearer " + token}});
+  ASSERT_TRUE(metrics.ok()) << metrics.status().ToString();
+  EXPECT_NE(metrics->body.find("\ncrowdgate_grants_expired_total 1\n"), std::string::npos) << metrics->body;
+  EXPECT_TRUE(fake_.Violations().empty()) << fake_.Violations().dump(2);
+  server.Stop();
 }
 
 // The fake goes away for 30 s: grants made meanwhile wait in the outbox (provider status shows them

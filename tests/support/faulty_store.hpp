@@ -95,6 +95,9 @@ class FaultyStore : public Store {
   Result<std::vector<Grant>> GrantsForWorker(WorkerId worker) override {
     return Call("GrantsForWorker", [&] { return inner_->GrantsForWorker(worker); });
   }
+  Result<std::vector<Grant>> ExpiredGrants(int64_t now, int64_t limit) override {
+    return Call("ExpiredGrants", [&] { return inner_->ExpiredGrants(now, limit); });
+  }
   Status ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) override {
     return Call("ScanAllGrants", [&] { return inner_->ScanAllGrants(fn, as_of_seq); });
   }

@@ -116,6 +116,7 @@ class PgStore final : public Store {
                                                 const std::function<void(size_t)>& progress = {}) override;
   Result<std::vector<Grant>> GrantsForQualification(QualId qual) override;
   Result<std::vector<Grant>> GrantsForWorker(WorkerId worker) override;
+  Result<std::vector<Grant>> ExpiredGrants(int64_t now, int64_t limit) override;
   Status ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) override;
   Result<std::vector<AuditEntry>> ChangesSince(int64_t after_seq, int64_t limit) override;
   Result<std::vector<AuditEntry>> History(std::optional<QualId> qual, std::optional<WorkerId> worker) override;

@@ -90,6 +90,13 @@ constexpr Sql kGrantsForQual{"cg_grants_for_qual", CG_PG_GRANT_SELECT "WHERE g.q
 constexpr Sql kGrantsForWorker{"cg_grants_for_worker", CG_PG_GRANT_SELECT "WHERE g.worker_id = $1 ORDER BY g.qual_id"};
 constexpr Sql kGrantsPage{"cg_grants_page", CG_PG_GRANT_SELECT
                           "WHERE (g.worker_id, g.qual_id) > ($1, $2) ORDER BY g.worker_id, g.qual_id LIMIT $3"};
+// Per qualification, one range of grants_by_qual (qual_id, expires_at <= now); NULL expiries never match.
+constexpr Sql kExpiredGrants{"cg_expired_grants",
+                             "SELECT g.worker_id, w.provider, w.name, g.qual_id, q.name, g.value, g.granted_at, "
+                             "g.updated_at, g.expires_at, g.actor FROM qualifications q "
+                             "JOIN grants g ON g.qual_id = q.id AND g.expires_at <= $1 "
+                             "JOIN workers w ON w.id = g.worker_id "
+                             "ORDER BY q.id, g.expires_at, g.worker_id LIMIT $2"};
 constexpr Sql kMaxAuditSeq{"cg_max_audit_seq", "SELECT COALESCE(MAX(seq), 0) FROM audit"};
 constexpr Sql kChangesSince{"cg_changes_since", CG_PG_AUDIT_SELECT "WHERE a.seq > $1 ORDER BY a.seq LIMIT $2"};
 constexpr Sql kHistoryAll{"cg_history_all", CG_PG_AUDIT_SELECT "ORDER BY a.seq"};
@@ -368,6 +375,17 @@ Result<std::vector<Grant>> PgStore::GrantsForWorker(WorkerId worker) {
     out.clear();
     CG_RETURN_IF_ERROR(CheckWorkerExists(tx, worker, nullptr));
     for (const pqxx::row& row : tx.Run(kGrantsForWorker, Args(worker))) out.push_back(ReadGrant(row));
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<std::vector<Grant>> PgStore::ExpiredGrants(int64_t now, int64_t limit) {
+  std::vector<Grant> out;
+  if (limit <= 0) return out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
+    out.clear();
+    for (const pqxx::row& row : tx.Run(kExpiredGrants, Args(now, limit))) out.push_back(ReadGrant(row));
     return Status::Ok();
   }));
   return out;

@@ -503,6 +503,29 @@ Result<std::vector<Grant>> SqliteStore::GrantsForWorker(WorkerId worker) {
   return out;
 }
 
+Result<std::vector<Grant>> SqliteStore::ExpiredGrants(int64_t now, int64_t limit) {
+  std::vector<Grant> out;
+  if (limit <= 0) return out;
+  CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&]() -> Status {
+    // Qualification by qualification (CROSS JOIN keeps them the outer loop): each is one range of
+    // grants_by_qual (qual_id, expires_at <= now), already in the order asked, so a sweep that finds
+    // nothing reads no grant row rather than the whole table. NULL expiries sort first and never match.
+    CG_ASSIGN_OR_RETURN(
+        SqliteQuery q,
+        Query("SELECT g.worker_id, w.provider, w.name, g.qual_id, q.name, g.value, g.granted_at, g.updated_at, "
+              "g.expires_at, g.actor FROM qualifications q CROSS JOIN grants g ON g.qual_id = q.id "
+              "AND g.expires_at <= ?1 JOIN workers w ON w.id = g.worker_id "
+              "ORDER BY q.id, g.expires_at, g.worker_id LIMIT ?2"));
+    q.Bind(1, now).Bind(2, limit);
+    while (true) {
+      CG_ASSIGN_OR_RETURN(bool row, q.Next());
+      if (!row) return Status::Ok();
+      out.push_back(ReadGrant(q));
+    }
+  }));
+  return out;
+}
+
 Status SqliteStore::ScanAllGrants(const std::function<void(const Grant&)>& fn, int64_t* as_of_seq) {
   int64_t seq = 0;
   // One read transaction: the grants seen are exactly those as of `seq`, so a cache loaded from
