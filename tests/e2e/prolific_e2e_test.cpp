@@ -107,6 +107,13 @@ class ProlificE2eTest : public ProlificE2eFixture {
     }
     return "";
   }
+  // The participant group a study filter names ("participant_group_allowlist" / "..._blocklist"); "" if none.
+  static std::string GroupOf(const json& study, const std::string& filter_id) {
+    for (const auto& f : study["filters"]) {
+      if (f["filter_id"] == filter_id) return f["selected_values"][0];
+    }
+    return "";
+  }
   // The calls to the fake matching a method and a path fragment.
   std::vector<json> CallsTo(const std::string& method, const std::string& path_part) {
     std::vector<json> out;
@@ -148,11 +155,8 @@ TEST_F(ProlificE2eTest, LaunchWorkReviewAndClose) {
   ASSERT_FALSE(completed.empty()) << study;
   ASSERT_FALSE(screened_out.empty()) << study;
   EXPECT_NE(completed, screened_out);
-  std::string allow_group, block_group;
-  for (const auto& f : study["filters"]) {
-    if (f["filter_id"] == "participant_group_allowlist") allow_group = f["selected_values"][0];
-    if (f["filter_id"] == "participant_group_blocklist") block_group = f["selected_values"][0];
-  }
+  const std::string allow_group = GroupOf(study, "participant_group_allowlist");
+  const std::string block_group = GroupOf(study, "participant_group_blocklist");
   ASSERT_FALSE(allow_group.empty()) << study;
   ASSERT_FALSE(block_group.empty()) << study;
   EXPECT_EQ(Members(allow_group), (std::set<std::string>{"A", "B", "C", "D", "F", "G", "H"}));
@@ -322,10 +326,7 @@ TEST_F(ProlificE2eTest, AnExpiredBlockLeavesTheBlockGroup) {
   const std::string run = MustJson("launch " + ShellQuote(Config("prolific")) + " --public-url " + kPublicUrl)["run_id"];
   Must("provider publish " + run);
   const json study = fake_.State()["studies"].begin().value();
-  std::string block_group;
-  for (const auto& f : study["filters"]) {
-    if (f["filter_id"] == "participant_group_blocklist") block_group = f["selected_values"][0];
-  }
+  const std::string block_group = GroupOf(study, "participant_group_blocklist");
   ASSERT_FALSE(block_group.empty()) << study;
 
   // A bad sweep interval is refused before anything starts.
@@ -414,10 +415,7 @@ TEST_F(ProlificE2eTest, FakeDownThirtySecondsLosesNothing) {
   const std::string run = MustJson("launch " + ShellQuote(Config("prolific")) + " --public-url " + kPublicUrl)["run_id"];
   Must("provider publish " + run);
   const json study = fake_.State()["studies"].begin().value();
-  std::string block_group;
-  for (const auto& f : study["filters"]) {
-    if (f["filter_id"] == "participant_group_blocklist") block_group = f["selected_values"][0];
-  }
+  const std::string block_group = GroupOf(study, "participant_group_blocklist");
   auto server = Serve(500);
   // What was queued before (A's grant) is delivered first: a slow build must not count it below.
   ASSERT_TRUE(WaitOutboxEmpty(30)) << OutboxCounts();
