@@ -298,6 +298,13 @@ namespace pg_internal {
 
 Session::Session(const std::string& uri, int64_t* change_counter) {
   conn_ = std::make_unique<pqxx::connection>(uri);
+  // A lost connection must surface as an error, never be re-established behind our back: a batch's
+  // transaction is ours (OpenTx), and a silent reconnect would run its next statements outside it.
+  // PgStore drops the session on a broken connection and opens a new one itself.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  conn_->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
   errors_ = std::make_unique<QuietErrors>(*conn_);
   conn_->set_variable("client_min_messages", "warning");
   receiver_ = std::make_unique<ChangeReceiver>(*conn_, change_counter);  // LISTEN
