@@ -2,9 +2,9 @@
 // batches that touch the same rows.
 //  - Submits that cross (A submits X then Y, B submits Y then X) deadlock (the test database checks
 //    for deadlocks after 10 ms, long before a batch's lock wait runs out); PostgreSQL picks a
-//    victim, whose batch is rolled back and decided again from scratch: every submission is
-//    accepted exactly once, the other attempt answered Conflict, nothing doubled, and the victim's
-//    memory agrees with the store afterwards.
+//    victim, whose batch is rolled back and decided again from scratch (perhaps more than once):
+//    every submission is accepted exactly once, the other attempt answered Conflict, nothing
+//    doubled, and the victim's memory agrees with the store afterwards.
 //  - Work requests never wait inside a batch for another server's decision about the same worker
 //    (that is how crossing work requests would deadlock): TryRequestWorkWithoutBlocking says
 //    "decide it outside the batch" instead, and there the worker gets the agent the other server
@@ -165,12 +165,16 @@ TEST_F(PgBatchTest, CrossingSubmitsDeadlockAndTheLosingBatchIsDecidedAgain) {
 
   ASSERT_TRUE(a_done.ok()) << a_done.ToString();
   ASSERT_TRUE(b_done.ok()) << b_done.ToString();
-  // Exactly one of them lost the deadlock and ran its batch again.
-  EXPECT_EQ(a_->BatchesRetried() + b_->BatchesRetried(), 1);
-  EXPECT_EQ(a_runs + b_runs, 3);
+  // At least one of them lost the deadlock and ran its batch again; every run but the first of each
+  // is a retry. (Usually exactly one retry. But the loser's retry can take the row the winner was
+  // waiting for before the winner wakes up: PostgreSQL does not queue a row lock behind an aborted
+  // locker's waiters. Then the same crossing deadlocks again, and either side may lose it.)
+  const int64_t retries = a_->BatchesRetried() + b_->BatchesRetried();
+  EXPECT_GE(retries, 1);
+  EXPECT_EQ(a_runs + b_runs, 2 + retries);
   // Each submission was accepted once, by the batch that committed first; the other server's
-  // attempt, decided again after it, found it submitted.
-  const bool a_won = a_->BatchesRetried() == 0;
+  // attempt, decided again after it, found it submitted. The same batch won both.
+  const bool a_won = ax.ok() && ax->has_value() && (*ax)->outcome == "accepted";
   for (const auto& [winner, loser] : {std::pair{a_won ? &ax : &bx, a_won ? &bx : &ax},
                                       std::pair{a_won ? &ay : &by, a_won ? &by : &ay}}) {
     ASSERT_TRUE(winner->ok()) << winner->status().ToString();

@@ -446,7 +446,9 @@ Result<AgentRecord> PgStore::GetAgent(const std::string& agent_id) {
 }
 
 Result<std::vector<AgentRecord>> PgStore::OpenAgents(const std::string& run_id, WorkerId worker) {
-  if (std::optional<std::vector<AgentRecord>> read = TakePrefetchedOpenAgents(run_id, worker)) return std::move(*read);
+  if (std::optional<std::vector<AgentRecord>> read = TakePrefetchedOpenAgents(run_id, worker)) {
+    return std::move(*read);
+  }
   std::vector<AgentRecord> out;
   CG_RETURN_IF_ERROR(Transact(TxKind::kRead, [&](Tx& tx) -> Status {
     CG_ASSIGN_OR_RETURN(int64_t rid, RunRowId(tx, run_id));

@@ -247,7 +247,8 @@ Status PgStore::OpenDecision(WorkerId worker, const std::string* run_id) {
     // [then, as a statement of its own so that it sees what such a decision committed, the worker's
     // open agents in the run].
     if (in_batch_) tx.Prefix(kDecisionSavepoint);
-    std::string statements = tx.ExecuteText(bounded_waits_ ? kDecisionWorkerLockNowait : kDecisionWorkerLock, Args(worker));
+    std::string statements =
+        tx.ExecuteText(bounded_waits_ ? kDecisionWorkerLockNowait : kDecisionWorkerLock, Args(worker));
     if (rid) statements += "; " + tx.ExecuteText(pg_internal::kDecisionOpenAgents, Args(*rid, worker));
     pqxx::result r;
     try {
