@@ -164,6 +164,8 @@ class Session {
   std::string ExecuteText(pqxx::transaction_base& tx, const Sql& sql, const Args& args);
 
  private:
+  // Defines `sql` on this connection once (libpqxx prepares it on the server at first use).
+  void Declare(const Sql& sql);
   // Destroyed in reverse order: the receiver and the handler before their connection.
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<QuietErrors> errors_;

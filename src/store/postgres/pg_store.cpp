@@ -318,11 +318,14 @@ Session::~Session() {
   conn_.reset();
 }
 
+void Session::Declare(const Sql& sql) {
+  if (prepared_.count(sql.name) != 0) return;
+  conn_->prepare(sql.name, sql.text);
+  prepared_.insert(sql.name);
+}
+
 std::string Session::ExecuteText(pqxx::transaction_base& tx, const Sql& sql, const Args& args) {
-  if (prepared_.count(sql.name) == 0) {
-    conn_->prepare(sql.name, sql.text);
-    prepared_.insert(sql.name);
-  }
+  Declare(sql);
   conn_->prepare_now(sql.name);  // libpqxx prepares lazily (and again after a reconnect); EXECUTE needs it now
   std::string text = "EXECUTE ";
   text += sql.name;
@@ -339,10 +342,7 @@ std::string Session::ExecuteText(pqxx::transaction_base& tx, const Sql& sql, con
 }
 
 pqxx::result Session::Run(pqxx::transaction_base& tx, const Sql& sql, const Args& args) {
-  if (prepared_.count(sql.name) == 0) {
-    conn_->prepare(sql.name, sql.text);
-    prepared_.insert(sql.name);
-  }
+  Declare(sql);
   std::vector<const char*> values;
   values.reserve(args.values().size());
   for (const std::optional<std::string>& v : args.values()) values.push_back(v ? v->c_str() : nullptr);

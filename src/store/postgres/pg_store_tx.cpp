@@ -85,7 +85,9 @@ Status PgStore::OpenTransaction() {
       Failure f = pg_internal::Classify(where_, password_);
       open_.reset();
       if (f.broken) DropSession();
-      // A connection that died while idle shows up here: nothing was written yet, try once more.
+      // A connection libpqxx already knows is broken fails here (BEGIN itself waits for the first
+      // statement; a connection that died while idle is found by the ping before each batch or
+      // decision): nothing was written yet, try once more.
       if ((f.broken || f.retry) && attempt < 2) continue;
       return f.status;
     }
@@ -222,15 +224,6 @@ Status PgStore::OpenDecision(WorkerId worker, const std::string* run_id) {
   } else {
     CG_RETURN_IF_ERROR(OpenTransaction());
   }
-  const auto fail = [&](const Failure& f) {
-    if (in_batch_) {
-      BreakOpenTransaction(f);
-    } else {
-      open_.reset();
-      if (f.broken) DropSession();
-    }
-    return f.status;
-  };
   try {
     Tx tx = open_->Statements();
     std::optional<int64_t> rid;
@@ -270,7 +263,14 @@ Status PgStore::OpenDecision(WorkerId worker, const std::string* run_id) {
     in_decision_ = true;
     return Status::Ok();
   } catch (...) {
-    return fail(pg_internal::Classify(where_, password_));
+    Failure f = pg_internal::Classify(where_, password_);
+    if (in_batch_) {
+      BreakOpenTransaction(f);
+    } else {
+      open_.reset();
+      if (f.broken) DropSession();
+    }
+    return f.status;
   }
 }
 
